@@ -1,0 +1,28 @@
+# Two commands do all the setup on a fresh machine with Python 3.11:
+#   make demo   builds the bundled sample (creates .venv and installs on first use)
+#   make test   runs the test suite (same, plus the Debian tools the tests use)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edgec-installed
+
+.PHONY: demo test system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: $(STAMP)
+	$(BIN)/edgec build samples/digits/digits.keras --target cortex-m4 \
+	    --data samples/digits/digits.npz --out out/digits
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) out edgec_out *.egg-info

@@ -1,0 +1,5 @@
+"""``python -m edgec`` runs the CLI."""
+
+from edgec.cli import main
+
+main()

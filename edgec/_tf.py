@@ -1,0 +1,74 @@
+"""The one place that decides which Keras TensorFlow gives us.
+
+TFMOT only accepts tf_keras models, and importing tfmot flips
+``TF_USE_LEGACY_KERAS`` as a side effect. To keep behaviour independent of
+import order, edgec sets the flag itself before TensorFlow is first imported,
+so ``tf.keras`` is always tf_keras inside edgec. Keras 3 (the ``keras``
+package) is only used to read users' Keras 3 files, in :mod:`edgec.keras_bridge`.
+
+Import TensorFlow through :func:`tf` and tf_keras through :func:`tf_keras` so
+that commands which do not need TensorFlow (``edgec check``) never load it.
+"""
+
+import logging
+import os
+
+_log = logging.getLogger(__name__)
+_tf_module = None
+
+
+def _prepare_env() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+def tf():
+    """Return the ``tensorflow`` module, imported with tf_keras as tf.keras."""
+    global _tf_module
+    if _tf_module is not None:
+        return _tf_module
+    _prepare_env()
+    from edgec._capture import captured_fd2
+
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
+    # TF_CPP_MIN_LOG_LEVEL; keep them off the user's stderr, in the debug log.
+    with captured_fd2() as noise:
+        import tensorflow
+
+        tensorflow.get_logger().setLevel(logging.ERROR)
+        tensorflow.config.list_physical_devices()
+    _log.debug("TensorFlow start-up output: %s", noise[0].strip())
+    _tf_module = tensorflow
+    return tensorflow
+
+
+def tf_keras():
+    """Return the ``tf_keras`` module (Keras 2, the one TFMOT works with)."""
+    tf()
+    import tf_keras as k
+
+    return k
+
+
+def keras3():
+    """Return the Keras 3 ``keras`` module, used only to read Keras 3 files."""
+    tf()
+    import keras
+
+    return keras
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and ask TensorFlow for determinism."""
+    import random
+
+    import numpy as np
+
+    t = tf()
+    random.seed(seed)
+    np.random.seed(seed)
+    t.random.set_seed(seed)
+    try:
+        t.config.experimental.enable_op_determinism()
+    except Exception as exc:  # older TF or already-initialised context
+        _log.debug("op determinism not enabled: %s", exc)

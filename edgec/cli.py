@@ -1,0 +1,108 @@
+"""The ``edgec`` command: parse options, call one library function, render, exit.
+
+Exit codes are API: 0 every budget met, 1 a budget exceeded, 2 bad usage or
+input. stdout carries only the payload (``--json``); progress and the summary
+go to stderr. An :class:`EdgecError` is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from edgec import __version__
+from edgec.errors import EdgecError
+
+
+class _OneLineGroup(click.Group):
+    """Click group whose usage errors are one line on stderr with exit code 2."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            hint = f"; see `edgec {exc.ctx.command.name} --help`" if exc.ctx and exc.ctx.command else ""
+            msg = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"edgec: error: {msg}{hint}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("edgec: interrupted; nothing was written", err=True)
+            sys.exit(130)
+        except EdgecError as exc:
+            click.echo(f"edgec: error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    """Progress lines only on an interactive terminal (or with --verbose), so
+    that a failing run in CI prints exactly its one error line."""
+    if verbose:
+        level = logging.DEBUG
+    elif quiet or not sys.stderr.isatty():
+        level = logging.WARNING
+    else:
+        level = logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edgec: %(message)s"))
+    root = logging.getLogger("edgec")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(cls=_OneLineGroup)
+@click.version_option(__version__, prog_name="edgec")
+def main():
+    """edgec: a trained Keras model to a microcontroller or a phone."""
+
+
+@main.command()
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile name (see `edgec targets`) or a .toml path.")
+@click.option("--data", "-d", required=True,
+              help="An .npz (x[,y] or x_train/y_train/x_val/y_val), 'package.module:function', or 'random'.")
+@click.option("--out", "-o", default="edgec_out", show_default=True, help="Output directory.")
+@click.option("--name", default=None, help="Model name for files and C identifiers (default: file stem).")
+@click.option("--calibration-samples", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--verify-samples", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout and nothing else there.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Progress and debug logging on stderr, even when not a terminal.")
+def build(model, target, data, out, name, calibration_samples, verify_samples, seed, as_json, quiet, verbose):
+    """Convert MODEL to a verified full-int8 TFLite model and firmware headers."""
+    _setup_logging(quiet, verbose)
+    from edgec.config import BuildConfig
+    from edgec.pipeline import build as run_build
+
+    cfg = BuildConfig(model=model, data=data, target=target, out=out, name=name,
+                      calibration_samples=calibration_samples, verify_samples=verify_samples, seed=seed)
+    report = run_build(cfg)
+    if not quiet:
+        click.echo(report.to_text(), err=True, nl=False)
+    if as_json:
+        click.echo(report.to_json(), nl=False)
+    return report.exit_code
+
+
+@main.command("targets")
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
+def targets_cmd(as_json):
+    """List the built-in target profiles."""
+    import json
+
+    from edgec import targets
+
+    profiles = [targets.get(n) for n in targets.names()]
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in profiles], indent=2))
+    else:
+        for p in profiles:
+            click.echo(f"{p.name:24s} {p.description}")
+    return 0

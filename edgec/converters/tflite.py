@@ -1,0 +1,132 @@
+"""Full-integer int8 TFLite conversion, calibrated on a representative dataset.
+
+The result has int8 weights and activations, int8 input and output tensors,
+and only ``TFLITE_BUILTINS_INT8`` ops. The converter does not always enforce
+that itself: some ops (CUMSUM, SIN, ...) are left in float behind
+DEQUANTIZE/QUANTIZE pairs without an error, so the result is read back and
+checked here; any float op is an error naming the layer it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+import numpy as np
+
+from edgec import _tf
+from edgec._capture import captured_fds
+from edgec.errors import ConversionError
+from edgec.runtime.model_file import TFLiteModel, read_model
+
+_log = logging.getLogger(__name__)
+_TF_OP = re.compile(r"'tf\.(\w+)' op")
+_SELECT_OPS = re.compile(r"TF Select ops: ([\w, ]+)")
+
+
+def _layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def _layer_with_tf_op(model, op_type: str) -> str | None:
+    """Name of the first layer whose traced graph contains a TF op of ``op_type``."""
+    tf = _tf.tf()
+    k = _tf.tf_keras()
+    for layer in _layers(model):
+        if isinstance(layer, k.layers.InputLayer):
+            continue
+        try:
+            inputs = layer.input
+            specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), inputs)
+            graph = tf.function(lambda x, _l=layer: _l(x)).get_concrete_function(specs).graph
+        except Exception:  # layers without a single traced input are skipped
+            continue
+        if any(op.type == op_type for op in graph.get_operations()):
+            return layer.name
+    return None
+
+
+def _layer_from_tensor_name(model, tensor_name: str) -> str | None:
+    names = {layer.name for layer in _layers(model)}
+    for part in re.split(r"[/;:]", tensor_name):
+        if part in names:
+            return part
+    return None
+
+
+def _explain_failure(model, exc: Exception) -> ConversionError:
+    text = str(exc)
+    ops = _TF_OP.findall(text)
+    select = _SELECT_OPS.search(text)
+    if select:
+        ops = [o.strip() for o in select.group(1).split(",") if o.strip()] or ops
+    if ops:
+        op = ops[0]
+        layer = _layer_with_tf_op(model, op) or "unknown layer"
+        return ConversionError(f"layer '{layer}' uses TensorFlow op {op}, which has no int8 TFLite builtin; "
+                               "replace the layer with built-in Keras layers that TFLite supports")
+    first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), text.strip()[:200])
+    return ConversionError(f"the TFLite converter failed: {first[:300]}; "
+                           "check that every layer is a built-in Keras layer TFLite supports")
+
+
+def check_full_int8(model, tfl: TFLiteModel) -> None:
+    """Raise :class:`ConversionError` unless every op computes in int8 (or int32 bias)."""
+    for op in tfl.ops:
+        if op.name in ("QUANTIZE", "DEQUANTIZE") or op.name.startswith("CUSTOM"):
+            continue
+        float_out = [tfl.tensors[i] for i in op.outputs if tfl.tensors[i].dtype in ("float32", "float16")]
+        if float_out:
+            layer = _layer_from_tensor_name(model, float_out[0].name) if model is not None else None
+            raise ConversionError(f"layer '{layer or float_out[0].name}' became TFLite op {op.name}, which has "
+                                  "no int8 kernel and would run in float; replace the layer with one that "
+                                  "TFLite can quantize")
+    custom = [op.name for op in tfl.ops if op.name.startswith("CUSTOM")]
+    if custom:
+        raise ConversionError(f"the model converted to custom op {custom[0]}, which MCU runtimes cannot run; "
+                              "use built-in Keras layers only")
+    for label, t in (("input", tfl.input), ("output", tfl.output)):
+        if t.dtype != "int8":
+            raise ConversionError(f"the converted model's {label} is {t.dtype}, not int8; "
+                                  "the model's last layer must produce a quantizable float tensor")
+
+
+def convert_int8(model, calibration: np.ndarray) -> bytes:
+    """Convert a tf_keras model to a full-integer int8 flatbuffer.
+
+    Args:
+        model: the tf_keras model (QAT-annotated models convert as well).
+        calibration: representative inputs, batch first, float32.
+
+    Returns:
+        The flatbuffer bytes.
+
+    Raises:
+        ConversionError: an op cannot be converted to int8; names the layer and op.
+    """
+    tf = _tf.tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+    def representative():
+        for x in calibration:
+            yield [x[None].astype(np.float32)]
+
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    try:
+        with captured_fds(1, 2) as chatter, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
+        raise _explain_failure(model, exc) from None
+    _log.debug("converter output: %s", chatter[0].strip())
+    check_full_int8(model, read_model(data, "converted model"))
+    return data

@@ -1,0 +1,191 @@
+"""Datasets: ``.npz`` files, ``package.module:function`` loaders, or ``random``.
+
+Whatever the source, the build sees one :class:`Dataset`: training arrays (for
+compression stages), validation arrays (for verification and accuracy), and
+calibration samples for the int8 converter. Shapes, dtypes and finiteness are
+checked against the model's input here, so later stages can trust the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgec.errors import DataError
+
+RANDOM = "random"
+# Fraction of a plain x/y file held out for validation (stated in the report).
+VALIDATION_SPLIT = 0.2
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Arrays for training, validation and calibration, already checked."""
+
+    source: str
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_val: np.ndarray
+    y_val: np.ndarray | None
+    split: str
+    random: bool = False
+
+    def calibration(self, n: int) -> np.ndarray:
+        """The first ``n`` training samples (the converter's representative set)."""
+        return self.x_train[:n]
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "random": self.random, "split": self.split,
+                "train_samples": int(len(self.x_train)), "val_samples": int(len(self.x_val)),
+                "labels": self.y_val is not None}
+
+
+def _check_x(x, name: str, shape: tuple, source: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception:
+            raise DataError(f"{source}: '{name}' is not an array; provide numpy arrays") from None
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{source}: '{name}' has dtype {x.dtype}, not numbers; store numeric arrays")
+    expected = tuple(int(d) for d in shape)
+    if x.ndim == len(expected):  # a single sample
+        x = x[None]
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+        raise DataError(f"{source}: '{name}' has shape {tuple(x.shape)} but the model expects "
+                        f"(N, {', '.join(map(str, expected))}); reshape the data to the model's input")
+    if len(x) == 0:
+        raise DataError(f"{source}: '{name}' holds no samples; provide at least one")
+    x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise DataError(f"{source}: '{name}' contains {bad} NaN or infinite values; clean the data first")
+    return x
+
+
+def _check_y(y, x: np.ndarray, name: str, source: str) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if len(y) != len(x):
+        raise DataError(f"{source}: '{name}' has {len(y)} labels for {len(x)} samples; give one label per sample")
+    if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
+        raise DataError(f"{source}: '{name}' must hold finite numbers; clean the labels")
+    return y
+
+
+def _from_arrays(arrays: dict, shape: tuple, source: str) -> Dataset:
+    keys = set(arrays)
+    if {"x_train", "x_val"} <= keys:
+        x_train = _check_x(arrays["x_train"], "x_train", shape, source)
+        x_val = _check_x(arrays["x_val"], "x_val", shape, source)
+        y_train = _check_y(arrays.get("y_train"), x_train, "y_train", source)
+        y_val = _check_y(arrays.get("y_val"), x_val, "y_val", source)
+        return Dataset(source, x_train, y_train, x_val, y_val, "x_val/y_val as given")
+    if "x" in keys:
+        x = _check_x(arrays["x"], "x", shape, source)
+        y = _check_y(arrays.get("y"), x, "y", source)
+        if len(x) < 10:
+            return Dataset(source, x, y, x, y, "too few samples to hold out: validation uses the calibration samples")
+        n_val = max(1, int(round(len(x) * VALIDATION_SPLIT)))
+        cut = len(x) - n_val
+        return Dataset(source, x[:cut], None if y is None else y[:cut], x[cut:],
+                       None if y is None else y[cut:],
+                       f"last {n_val} of {len(x)} samples held out for validation")
+    if "x_train" in keys:
+        x = _check_x(arrays["x_train"], "x_train", shape, source)
+        y = _check_y(arrays.get("y_train"), x, "y_train", source)
+        return Dataset(source, x, y, x, y, "no validation data given: validation uses the training samples")
+    raise DataError(f"{source} has arrays {sorted(keys) or 'none'}; it needs 'x' (and optionally 'y') or "
+                    "'x_train'/'y_train'/'x_val'/'y_val'")
+
+
+def _load_npz(path: Path, shape: tuple) -> Dataset:
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist; check the path, or pass --data random")
+    if path.is_dir():
+        raise DataError(f"data {path} is a directory; pass an .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}); "
+                        "save the data with numpy.savez") from None
+    return _from_arrays(arrays, shape, str(path))
+
+
+def _load_function(spec: str, shape: tuple) -> Dataset:
+    module_name, _, func_name = spec.partition(":")
+    try:
+        if "" not in sys.path and "." not in sys.path:
+            sys.path.insert(0, "")
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise DataError(f"cannot import the data loader '{spec}' ({exc}); "
+                        "pass 'package.module:function' importable from the current directory") from None
+    try:
+        result = func()
+    except Exception as exc:
+        raise DataError(f"the data loader '{spec}' raised {type(exc).__name__}: {exc}; fix the loader") from None
+    return _from_arrays(_as_arrays(result, spec), shape, spec)
+
+
+def _as_arrays(result, spec: str) -> dict:
+    """Accept a dict of arrays, an (x, y) / (x,) tuple, an array, or a tf.data.Dataset."""
+    if isinstance(result, dict):
+        return result
+    if isinstance(result, np.ndarray):
+        return {"x": result}
+    if isinstance(result, (tuple, list)) and 1 <= len(result) <= 2:
+        return dict(zip(("x", "y"), result))
+    if hasattr(result, "as_numpy_iterator"):
+        xs, ys = [], []
+        for item in result.as_numpy_iterator():
+            if isinstance(item, tuple):
+                xs.append(item[0])
+                ys.append(item[1] if len(item) > 1 else None)
+            else:
+                xs.append(item)
+        x = np.concatenate(xs) if xs and np.ndim(xs[0]) > 0 else np.asarray(xs)
+        arrays = {"x": x}
+        if ys and all(y is not None for y in ys):
+            arrays["y"] = np.concatenate(ys)
+        return arrays
+    raise DataError(f"the data loader '{spec}' returned {type(result).__name__}; return numpy arrays "
+                    "(x or (x, y) or a dict) or a tf.data.Dataset")
+
+
+def _random(shape: tuple, n: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) + tuple(shape)).astype(np.float32)
+    return Dataset("random", x, None, x[: min(n, 64)], None,
+                   "RANDOM INPUTS: calibration and verification use standard-normal noise, "
+                   "not real data; accuracy cannot be measured", random=True)
+
+
+def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0) -> Dataset:
+    """Load the data the build needs.
+
+    Args:
+        spec: an ``.npz`` path, ``package.module:function``, or ``random``.
+        input_shape: the model's input shape without the batch dimension.
+        samples: how many random samples to draw for ``random``.
+        seed: seed for ``random``.
+
+    Raises:
+        DataError: the data is missing, malformed, or does not fit the model.
+    """
+    if spec == RANDOM:
+        return _random(input_shape, samples, seed)
+    path = Path(spec)
+    if path.suffix == ".npz" or path.exists():
+        return _load_npz(path, input_shape)
+    if ":" in spec:
+        return _load_function(spec, input_shape)
+    raise DataError(f"data '{spec}' is neither an existing .npz file, 'package.module:function', nor 'random'; "
+                    "pass one of those")

@@ -1,0 +1,100 @@
+"""``build()``: load → (compress) → convert → measure → verify → emit → report.
+
+The only function here that writes files is the emit step at the end, and it
+writes atomically; everything before it passes models and bytes in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from edgec import _tf, artifacts, targets
+from edgec.config import BuildConfig
+from edgec.converters import c_array
+from edgec.converters.tflite import convert_int8
+from edgec.data import load_data
+from edgec.models import load_model
+from edgec.report import Report
+from edgec.runtime import micro
+from edgec.runtime.model_file import read_model
+from edgec.verify import verify
+
+_log = logging.getLogger(__name__)
+
+
+class _Clock:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = round(now - self._t, 3)
+        self._t = now
+
+
+def build(cfg: BuildConfig) -> Report:
+    """Run a whole build and write its artifacts into ``cfg.out``.
+
+    Raises:
+        EdgecError: bad input or a model that cannot be converted; nothing is written.
+    """
+    clock = _Clock()
+    target = targets.get(cfg.target)
+    out = artifacts.check_destination(cfg.out)
+    _log.info("loading model %s", cfg.model)
+    model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code)
+    ident = c_array.c_identifier(cfg.name or model.name)
+    data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed)
+    _tf.set_seed(cfg.seed)
+    clock.lap("load")
+
+    _log.info("converting to full-integer int8 (%d calibration samples)",
+              min(cfg.calibration_samples, len(data.x_train)))
+    tfl_bytes = convert_int8(model.keras, data.calibration(cfg.calibration_samples))
+    tfl = read_model(tfl_bytes, "converted model")
+    clock.lap("convert")
+
+    _log.info("measuring the TFLite-Micro arena")
+    arena = micro.measure_arena(tfl_bytes)
+    clock.lap("measure")
+
+    _log.info("verifying int8 against float on %d samples", min(cfg.verify_samples, len(data.x_val)))
+    x_val = data.x_val[: cfg.verify_samples]
+    y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
+    verification = verify(model.keras, tfl_bytes, tfl, x_val, y_val, micro_samples=cfg.micro_samples)
+    clock.lap("verify")
+
+    warnings = []
+    if data.random:
+        warnings.append("calibrated and verified on RANDOM inputs, not real data: int8 scales may not fit "
+                        "real inputs and accuracy was not measured; pass --data with real samples")
+    report = Report(
+        model=model.to_dict(),
+        target={"name": target.name, "description": target.description, "kind": target.kind,
+                "runtime": target.runtime},
+        data=data.to_dict(),
+        tflite={"bytes": tfl.nbytes, "input": tfl.input.to_dict(), "output": tfl.output.to_dict(),
+                "ops": tfl.op_counts},
+        measurements={"macs": tfl.macs, "arena_bytes": arena.bytes, "arena": arena.to_dict()},
+        verification=verification,
+        warnings=warnings,
+    )
+    files = {f"{ident}.tflite": tfl_bytes}
+    files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
+    files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name))
+    report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json"]}
+    clock.lap("emit")
+    report.timing = clock.times
+    files["report.json"] = report.to_json().encode()
+    artifacts.write_artifacts(out, files)
+    _log.info("wrote %d files to %s", len(files), out)
+    return report
+
+
+def report_from_file(path: str | Path) -> dict:
+    """Read a ``report.json`` back (used by tests and tooling)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))

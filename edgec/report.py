@@ -1,0 +1,81 @@
+"""The build report: one dict-backed object rendered as JSON or terminal text.
+
+``report.json`` is API: its keys are versioned by ``schema_version`` and
+covered by tests. Timing fields are collected under ``timing`` so the rest is
+reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+SCHEMA_VERSION = 1
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:.1f} KiB"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+@dataclasses.dataclass
+class Report:
+    """Everything a build measured. ``ok`` is False when any budget failed."""
+
+    model: dict
+    target: dict
+    data: dict
+    tflite: dict
+    measurements: dict
+    verification: dict
+    artifacts: dict = dataclasses.field(default_factory=dict)
+    budgets: list = dataclasses.field(default_factory=list)
+    stages: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    timing: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(b.get("ok", True) for b in self.budgets)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict:
+        d = {"schema_version": SCHEMA_VERSION}
+        d.update(dataclasses.asdict(self))
+        d["ok"] = self.ok
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def to_text(self) -> str:
+        """A compact human summary (no colour)."""
+        m, t, v, meas = self.model, self.tflite, self.verification, self.measurements
+        lines = [f"edgec build: {m['name']} -> {self.target['name']}"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines.append(f"  model     {m['parameters']:,} parameters, {meas['macs']:,} MACs")
+        lines.append(f"  int8      {t['bytes']:,} bytes ({_kib(t['bytes'])}), ops: "
+                     + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
+        lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
+                     f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+        parts = []
+        if "top1_agreement" in v:
+            parts.append(f"top-1 agreement {_pct(v['top1_agreement'])}")
+        parts.append(f"output error {v['output_error_steps_mean']:.2f} steps mean, "
+                     f"{v['output_error_steps_max']:.0f} max")
+        parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
+        lines.append(f"  verify    {v['samples']} samples: " + "; ".join(parts))
+        if "int8_accuracy" in v:
+            lines.append(f"  accuracy  float {_pct(v['float_accuracy'])}, int8 {_pct(v['int8_accuracy'])}")
+        for b in self.budgets:
+            lines.append(f"  budget    {b['name']}: {b['value']} {b['unit']} (limit {b['limit']}) "
+                         f"{'ok' if b['ok'] else 'EXCEEDED'}")
+        for name, path in self.artifacts.items():
+            lines.append(f"  wrote     {path}")
+        return "\n".join(lines) + "\n"

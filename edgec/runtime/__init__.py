@@ -1,0 +1,6 @@
+"""Reading and running int8 TFLite models without TensorFlow.
+
+``model_file`` parses the flatbuffer, ``litert`` runs it with the LiteRT
+interpreter, ``micro`` with the TFLite-Micro interpreter (and measures its
+arena). Nothing here imports TensorFlow, so ``edgec check`` stays fast.
+"""

@@ -1,0 +1,68 @@
+"""Run an int8 TFLite model with the LiteRT interpreter (``ai-edge-litert``)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+from edgec.errors import RuntimeCheckError
+
+
+def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
+    """Build a LiteRT interpreter for ``data``.
+
+    Args:
+        data: flatbuffer bytes.
+        threads: CPU threads for the default delegate.
+        reference_kernels: use the builtin reference kernels with no delegate,
+            the same arithmetic TFLite-Micro implements (for bit-exactness
+            checks); otherwise LiteRT's default (optimized kernels, XNNPACK).
+    """
+    from ai_edge_litert import interpreter as lrt
+
+    kwargs = {"model_content": bytes(data), "num_threads": threads}
+    if reference_kernels:
+        kwargs["experimental_op_resolver_type"] = lrt.OpResolverType.BUILTIN_REF
+    try:
+        it = lrt.Interpreter(**kwargs)
+        it.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        raise RuntimeCheckError(f"the LiteRT interpreter refused the model: {' '.join(str(exc).split())}; "
+                                "rebuild it with `edgec build`") from None
+    return it
+
+
+def run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool = True) -> np.ndarray:
+    """Run every sample of ``inputs_q`` (int8, batch first) one at a time.
+
+    Returns:
+        The int8 outputs stacked along a new first axis.
+    """
+    it = interpreter(data, reference_kernels=reference_kernels)
+    inp = it.get_input_details()[0]
+    out = it.get_output_details()[0]
+    results = []
+    for x in inputs_q:
+        it.set_tensor(inp["index"], x.reshape(inp["shape"]).astype(inp["dtype"]))
+        it.invoke()
+        results.append(it.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(results)
+
+
+def host_latency_ms(data: bytes, runs: int = 50, warmup: int = 5, threads: int = 1) -> float:
+    """Median wall time of one invocation with LiteRT's default delegate."""
+    it = interpreter(data, threads=threads)
+    inp = it.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=inp["shape"], dtype=np.int64).astype(inp["dtype"])
+    it.set_tensor(inp["index"], x)
+    for _ in range(warmup):
+        it.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)

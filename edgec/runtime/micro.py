@@ -1,0 +1,127 @@
+"""Run a model in the TFLite-Micro interpreter and measure its tensor arena.
+
+The arena is measured, not guessed: TFLite-Micro's RecordingMicroAllocator
+reports the bytes it allocated (head: activation buffers planned by the
+memory planner; tail: the runtime's persistent structures), and a bisection
+finds the smallest ``arena_size`` with which the interpreter allocates. The
+figures are those of the x86-64 host build of TFLite-Micro with reference
+kernels: on a 32-bit MCU the tail (structures holding pointers) is smaller,
+and optimized kernels may add scratch buffers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from edgec.errors import RuntimeCheckError
+from edgec._capture import captured_fd2
+
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_HEAD = re.compile(r"Arena allocation head (\d+) bytes")
+_TAIL = re.compile(r"Arena allocation tail (\d+) bytes")
+_MAX_ARENA = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Arena:
+    """Measured TFLite-Micro arena, in bytes."""
+
+    bytes: int
+    head_bytes: int
+    tail_bytes: int
+    recorded_bytes: int
+    host: str = "x86-64 host, TFLite-Micro reference kernels"
+
+    def to_dict(self) -> dict:
+        return {"arena_bytes": self.bytes, "head_bytes": self.head_bytes,
+                "tail_bytes": self.tail_bytes, "recorded_bytes": self.recorded_bytes,
+                "measured_on": self.host,
+                "note": "tail (runtime structures) is smaller on a 32-bit MCU"}
+
+
+def _runtime():
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime
+
+
+def _construct(data: bytes, arena_size: int):
+    """Interpreter or None if it does not allocate with this arena; C++ logs are captured."""
+    runtime = _runtime()
+    with captured_fd2() as log:
+        try:
+            return runtime.Interpreter.from_bytes(bytes(data), arena_size=arena_size), log
+        except (RuntimeError, ValueError):
+            return None, log
+
+
+def _refusal(log_text: str) -> str:
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "Didn't find op" in ln or "not supported" in ln.lower() or "unsupported" in ln.lower():
+            return ln
+    return lines[0] if lines else "no message"
+
+
+def load(data: bytes, arena_size: int | None = None):
+    """A TFLite-Micro interpreter for ``data`` with a generous arena.
+
+    Raises:
+        RuntimeCheckError: TFLite-Micro cannot load the model at all, with the
+            reason it printed (for example an op it has no kernel for).
+    """
+    size = arena_size or max(len(data) * 10, 1 << 20)
+    it, log = _construct(data, size)
+    if it is None:
+        it2, log2 = _construct(data, _MAX_ARENA)
+        if it2 is None:
+            raise RuntimeCheckError("the TFLite-Micro interpreter cannot load the model: "
+                                    f"{_refusal(log[0] + log2[0])}; use only ops TFLite-Micro supports")
+        it = it2
+    return it
+
+
+def measure_arena(data: bytes) -> Arena:
+    """Smallest arena with which TFLite-Micro allocates ``data``, plus its record.
+
+    Raises:
+        RuntimeCheckError: the model does not load even with a 256 MiB arena.
+    """
+    it = load(data)
+    with captured_fd2() as log:
+        it.print_allocations()
+    text = log[0]
+    total = int(_TOTAL.search(text).group(1)) if _TOTAL.search(text) else 0
+    head = int(_HEAD.search(text).group(1)) if _HEAD.search(text) else 0
+    tail = int(_TAIL.search(text).group(1)) if _TAIL.search(text) else 0
+    del it
+    # Bisection over the arena size: the recorded total is the starting guess.
+    lo, hi = 0, max(total, 1024)
+    while _construct(data, hi)[0] is None:
+        lo, hi = hi, hi * 2
+        if hi > _MAX_ARENA:
+            raise RuntimeCheckError("the TFLite-Micro arena exceeds 256 MiB; the model is far too large for an MCU")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _construct(data, mid)[0] is None:
+            lo = mid
+        else:
+            hi = mid
+    return Arena(bytes=hi, head_bytes=head, tail_bytes=tail, recorded_bytes=total)
+
+
+def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
+    """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time."""
+    it = load(data)
+    shape = tuple(it.get_input_details(0)["shape"])
+    dtype = it.get_input_details(0)["dtype"]
+    results = []
+    for x in inputs_q:
+        it.set_input(x.reshape(shape).astype(dtype), 0)
+        it.invoke()
+        results.append(np.array(it.get_output(0)).reshape(-1).copy())
+        it.reset()
+    return np.stack(results)

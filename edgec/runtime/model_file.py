@@ -1,0 +1,257 @@
+"""Parse a TFLite flatbuffer into plain Python objects: tensors, ops, MACs.
+
+Uses the schema module that ``ai-edge-litert`` ships (it needs only the
+``flatbuffers`` package), so reading a model costs milliseconds and no
+TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edgec.errors import ModelLoadError
+
+_TENSOR_TYPES = {
+    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
+    6: "bool", 7: "int16", 8: "complex64", 9: "int8", 10: "float64",
+    11: "complex128", 12: "uint64", 13: "resource", 14: "variant", 15: "uint32",
+    16: "uint16", 17: "int4",
+}
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8,
+                "bool": 1, "int16": 2, "int8": 1, "float64": 8, "uint32": 4,
+                "uint16": 2, "uint64": 8, "int4": 1}
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema
+
+
+def _op_names() -> dict[int, str]:
+    ops = _schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One tensor of the graph, with its int8 quantization if it has one."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    is_constant: bool
+
+    @property
+    def scale(self) -> float | None:
+        return self.scales[0] if self.scales else None
+
+    @property
+    def zero_point(self) -> int | None:
+        return self.zero_points[0] if self.zero_points else None
+
+    @property
+    def elements(self) -> int:
+        return int(math.prod(self.shape)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * _DTYPE_BYTES.get(self.dtype, 1)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "scale": self.scale, "zero_point": self.zero_point}
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One operator: its builtin name, tensor indices, work and weights."""
+
+    index: int
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    macs: int
+    params: int
+    options: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteModel:
+    """What edgec needs to know about a TFLite model, read from its bytes."""
+
+    nbytes: int
+    tensors: tuple[Tensor, ...]
+    ops: tuple[Op, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+    @property
+    def input(self) -> Tensor:
+        return self.tensors[self.inputs[0]]
+
+    @property
+    def output(self) -> Tensor:
+        return self.tensors[self.outputs[0]]
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(op.name for op in self.ops).items()))
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+    def float_tensors(self) -> list[Tensor]:
+        """Non-constant tensors that are not integer-quantized."""
+        return [t for t in self.tensors if not t.is_constant and t.dtype in ("float32", "float16")]
+
+
+def _options(op, schema) -> dict:
+    """The builtin options of the conv/pool/fc ops that MACs depend on."""
+    t = op.BuiltinOptionsType()
+    table = op.BuiltinOptions()
+    if table is None:
+        return {}
+    kinds = schema.BuiltinOptions
+    if t == kinds.Conv2DOptions:
+        o = schema.Conv2DOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
+                "activation": o.FusedActivationFunction()}
+    if t == kinds.DepthwiseConv2DOptions:
+        o = schema.DepthwiseConv2DOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
+                "depth_multiplier": o.DepthMultiplier(),
+                "activation": o.FusedActivationFunction()}
+    if t == kinds.Pool2DOptions:
+        o = schema.Pool2DOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"filter": (o.FilterHeight(), o.FilterWidth()),
+                "stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
+                "activation": o.FusedActivationFunction()}
+    return {}
+
+
+def _work(name: str, ins: list[Tensor | None], outs: list[Tensor], options: dict) -> tuple[int, int]:
+    """(MACs, weight parameters) of one op, from its tensor shapes."""
+    out = outs[0] if outs else None
+    consts = [t for t in ins if t is not None and t.is_constant]
+    params = sum(t.elements for t in consts)
+    if out is None:
+        return 0, params
+    if name == "CONV_2D" and len(ins) > 1 and ins[1] is not None:
+        _, kh, kw, cin = ins[1].shape
+        return out.elements * kh * kw * cin, params
+    if name == "DEPTHWISE_CONV_2D" and len(ins) > 1 and ins[1] is not None:
+        _, kh, kw, _ = ins[1].shape
+        return out.elements * kh * kw, params
+    if name == "FULLY_CONNECTED" and len(ins) > 1 and ins[1] is not None:
+        return out.elements * ins[1].shape[-1], params
+    if name == "TRANSPOSE_CONV" and len(ins) > 2 and ins[1] is not None and ins[2] is not None:
+        cout, kh, kw, _ = ins[1].shape
+        return ins[2].elements * kh * kw * cout, params
+    if name == "BATCH_MATMUL" and len(ins) > 1 and ins[0] is not None:
+        return out.elements * ins[0].shape[-1], params
+    if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D") and "filter" in options:
+        fh, fw = options["filter"]
+        return out.elements * fh * fw, params
+    return 0, params
+
+
+def read_model(data: bytes, source: str = "<bytes>") -> TFLiteModel:
+    """Parse TFLite flatbuffer bytes.
+
+    Args:
+        data: the file's bytes.
+        source: a name for error messages.
+
+    Returns:
+        The parsed :class:`TFLiteModel` (first subgraph).
+
+    Raises:
+        ModelLoadError: the bytes are not a TFLite flatbuffer.
+    """
+    schema = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelLoadError(f"{source} is not a TFLite flatbuffer (no 'TFL3' identifier); "
+                             "pass a .tflite file written by a TFLite converter")
+    try:
+        model = schema.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() < 1:
+            raise ValueError("no subgraph")
+        graph = model.Subgraphs(0)
+        names = _op_names()
+        codes = []
+        for i in range(model.OperatorCodesLength()):
+            c = model.OperatorCodes(i)
+            code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
+            if code == schema.BuiltinOperator.CUSTOM:
+                codes.append("CUSTOM:" + (c.CustomCode() or b"?").decode("utf-8", "replace"))
+            else:
+                codes.append(names.get(code, f"BUILTIN_{code}"))
+        tensors = []
+        for i in range(graph.TensorsLength()):
+            t = graph.Tensors(i)
+            q = t.Quantization()
+            scales = tuple(float(s) for s in q.ScaleAsNumpy()) if q is not None and q.ScaleLength() else ()
+            zps = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q is not None and q.ZeroPointLength() else ()
+            buf = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
+            has_data = buf is not None and (buf.DataLength() > 0 or buf.Size() > 0)
+            shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+            tensors.append(Tensor(i, (t.Name() or b"").decode("utf-8", "replace"), shape,
+                                  _TENSOR_TYPES.get(t.Type(), f"type{t.Type()}"),
+                                  scales, zps, bool(has_data)))
+        ops = []
+        for i in range(graph.OperatorsLength()):
+            o = graph.Operators(i)
+            name = codes[o.OpcodeIndex()]
+            ins = tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else ()
+            outs = tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else ()
+            opts = _options(o, schema)
+            macs, params = _work(name, [tensors[x] if x >= 0 else None for x in ins],
+                                 [tensors[x] for x in outs], opts)
+            ops.append(Op(i, name, ins, outs, macs, params, opts))
+        inputs = tuple(int(x) for x in graph.InputsAsNumpy())
+        outputs = tuple(int(x) for x in graph.OutputsAsNumpy())
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # flatbuffers raises assorted errors on bad bytes
+        raise ModelLoadError(f"{source} is not a readable TFLite model ({type(exc).__name__}: {exc}); "
+                             "regenerate it with the TFLite converter") from None
+    return TFLiteModel(len(data), tuple(tensors), tuple(ops), inputs, outputs)
+
+
+def read_model_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
+    """Read and parse a ``.tflite`` file; errors name the path and the fix."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"model file {p} does not exist; check the path")
+    if not p.is_file():
+        raise ModelLoadError(f"{p} is not a file; pass a .tflite file")
+    data = p.read_bytes()
+    return data, read_model(data, str(p))
+
+
+def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
+    """Float values to the tensor's int8 representation (round half away, clip)."""
+    q = np.round(np.asarray(x, np.float64) / tensor.scale) + tensor.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
+    """int8 values to float with the tensor's scale and zero point."""
+    return (np.asarray(q, np.float32) - tensor.zero_point) * tensor.scale

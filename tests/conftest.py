@@ -1,0 +1,95 @@
+"""Shared fixtures: tiny seeded models, the bundled sample, the shared reference models."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "digits"
+SHARED_MODELS = ROOT.parent / "shared" / "models"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def shared_model(name: str) -> Path:
+    """Path of a reference model in ../shared/models, or skip the test (a user's clone has none)."""
+    path = SHARED_MODELS / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is only beside the project's own checkouts)")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``edgec`` command in a child process."""
+    return subprocess.run([sys.executable, "-m", "edgec", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    """Exit code, a single stderr line starting with 'edgec: error:', no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgec: error:"), lines[0]
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert proc.stdout == ""
+
+
+@pytest.fixture(scope="session")
+def tfk():
+    from edgec import _tf
+
+    return _tf.tf_keras()
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn(tfk):
+    """A seeded tf_keras CNN with Conv2D, BatchNorm, DepthwiseConv2D, Add, pooling and Dense."""
+    tfk.utils.set_random_seed(1)
+    inp = tfk.Input((8, 8, 1))
+    x = tfk.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
+    x = tfk.layers.BatchNormalization(name="bn")(x)
+    x = tfk.layers.ReLU(name="r1")(x)
+    y = tfk.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = tfk.layers.Add(name="add")([x, y])
+    x = tfk.layers.MaxPooling2D(2, name="mp")(x)
+    x = tfk.layers.Flatten(name="flat")(x)
+    out = tfk.layers.Dense(5, activation="softmax", name="fc")(x)
+    model = tfk.Model(inp, out)
+    rng = np.random.default_rng(1)
+    bn = model.get_layer("bn")
+    bn.set_weights([rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.1, 4), rng.normal(0, 0.2, 4), rng.uniform(0.5, 2, 4)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_x():
+    return np.random.default_rng(2).uniform(0, 1, (64, 8, 8, 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tiny_cnn, tiny_x):
+    from edgec.converters.tflite import convert_int8
+
+    return convert_int8(tiny_cnn, tiny_x)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory):
+    """One real build of the bundled sample through the CLI, shared by several tests."""
+    out = tmp_path_factory.mktemp("sample") / "out"
+    proc = run_cli("build", str(SAMPLE / "digits.keras"), "--target", "cortex-m4",
+                   "--data", str(SAMPLE / "digits.npz"), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def have(*tools: str) -> bool:
+    return all(shutil.which(t) for t in tools)

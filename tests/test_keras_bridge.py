@@ -1,0 +1,102 @@
+"""Keras 3 files are rebuilt as tf_keras models that compute the same outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgec import _tf, keras_bridge
+from edgec.errors import ModelLoadError
+from edgec.models import load_model
+
+
+@pytest.fixture(scope="module")
+def k3():
+    return _tf.keras3()
+
+
+def _randomize(model, seed=0):
+    """Non-trivial weights everywhere, including BatchNorm statistics."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = []
+        for w in ws:
+            if "batch_normalization" in type(layer).__name__.lower() or type(layer).__name__ == "BatchNormalization":
+                new.append(rng.uniform(0.5, 1.5, w.shape).astype(w.dtype))
+            else:
+                new.append(rng.normal(0, 0.3, w.shape).astype(w.dtype))
+        layer.set_weights(new)
+
+
+def _functional(k3):
+    inp = k3.Input((12, 12, 3), name="img")
+    x = k3.layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    x = k3.layers.BatchNormalization(name="bn")(x)
+    x = k3.layers.ReLU(name="relu")(x)
+    y = k3.layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    y = k3.layers.SeparableConv2D(8, 3, padding="same", name="sep")(y)
+    x = k3.layers.Add(name="add")([x, y])
+    x = k3.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = k3.layers.Dense(4, activation="softmax", name="dense")(x)
+    model = k3.Model(inp, out, name="bridge_test")
+    _randomize(model)
+    return model
+
+
+def test_keras3_functional_file_is_rebuilt_with_same_outputs(k3, tmp_path):
+    model = _functional(k3)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.format == "keras3"
+    assert type(loaded.keras).__module__.startswith("tf_keras")
+    x = np.random.default_rng(3).normal(size=(8, 12, 12, 3)).astype(np.float32)
+    expected = np.asarray(model(x))
+    got = np.asarray(loaded.keras(x))
+    # Oracle: the Keras 3 model itself; tolerance is float32 round-off.
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert loaded.bridge_max_diff is not None and loaded.bridge_max_diff < 1e-5
+    assert loaded.params == model.count_params()
+
+
+def test_keras3_sequential_file_is_rebuilt(k3, tmp_path):
+    model = k3.Sequential([k3.Input((6,)), k3.layers.Dense(5, activation="relu"),
+                           k3.layers.BatchNormalization(), k3.layers.Dense(3)])
+    _randomize(model, 1)
+    model.save(tmp_path / "s.keras")
+    loaded = load_model(tmp_path / "s.keras")
+    x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded.keras(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_translate_config_maps_keras3_specifics(k3):
+    cfg = keras_bridge.translate_config({"class_name": "Functional", "config": _functional(k3).get_config()})
+    layers = {layer["name"]: layer for layer in cfg["config"]["layers"]}
+    assert "batch_input_shape" in layers["img"]["config"] and "batch_shape" not in layers["img"]["config"]
+    assert layers["conv"]["config"]["dtype"] == "float32"
+    assert "build_config" not in layers["conv"] and "module" not in layers["conv"]
+    assert layers["add"]["inbound_nodes"] == [[["relu", 0, 0, {}], ["sep", 0, 0, {}]]]
+    assert "input_axes" not in layers["conv"]["config"]["kernel_initializer"]["config"]
+
+
+def test_mismatch_names_the_layer(k3):
+    model = _functional(k3)
+    rebuilt = keras_bridge.to_tf_keras(model)
+    w = rebuilt.get_layer("dw").get_weights()
+    rebuilt.get_layer("dw").set_weights([w[0] + 1.0] + w[1:])
+    x = np.random.default_rng(5).normal(size=(2, 12, 12, 3)).astype(np.float32)
+    with pytest.raises(ModelLoadError, match="layer 'dw'"):
+        keras_bridge.check_same_outputs(model, rebuilt, x)
+
+
+def test_keras3_op_layer_without_tf_keras_equivalent_is_named(k3, tmp_path):
+    inp = k3.Input((4,))
+    a = k3.layers.Dense(4, name="a")(inp)
+    out = k3.ops.tanh(a)  # a Keras 3 operation, not a keras.layers layer
+    model = k3.Model(inp, out)
+    model.save(tmp_path / "op.keras")
+    with pytest.raises(ModelLoadError, match="no tf_keras equivalent"):
+        load_model(tmp_path / "op.keras")

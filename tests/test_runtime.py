@@ -1,0 +1,34 @@
+"""The TFLite-Micro arena measurement and the flatbuffer reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import shared_model
+from edgec.errors import ModelLoadError
+from edgec.runtime import micro
+from edgec.runtime.model_file import read_model, read_model_file
+
+
+def test_arena_is_the_smallest_that_allocates(tiny_tflite):
+    arena = micro.measure_arena(tiny_tflite)
+    assert micro._construct(tiny_tflite, arena.bytes)[0] is not None
+    assert micro._construct(tiny_tflite, arena.bytes - 1)[0] is None
+    # The interpreter's own allocation record agrees with the bisection.
+    assert abs(arena.bytes - arena.recorded_bytes) <= 16
+    assert arena.head_bytes + arena.tail_bytes == arena.recorded_bytes
+
+
+@pytest.mark.parametrize("name, arena_bytes, macs", [("kws_ref_model.tflite", 24_272, 2_664_768),
+                                                     ("ic_resnet8_ref_int8.tflite", 55_984, 12_505_728)])
+def test_reference_models_figures(name, arena_bytes, macs):
+    """Figures from ../shared/models/README.md (arena measured with TFLM's recorder)."""
+    data, tfl = read_model_file(shared_model(name))
+    assert micro.measure_arena(data).bytes == arena_bytes
+    assert tfl.macs == macs
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage!", b"\x00" * 64, b"1234TFL3" + b"\xff" * 40])
+def test_bad_bytes_are_refused(data):
+    with pytest.raises(ModelLoadError):
+        read_model(data, "x.tflite")
