@@ -62,6 +62,21 @@ def main():
     """edgec: a trained Keras model to a microcontroller or a phone."""
 
 
+def _common_options(f):
+    """Options shared by build and check, in the order --help shows them."""
+    for decorator in reversed([
+        click.option("--budget", "-b", multiple=True, metavar="NAME=VALUE",
+                     help="Override a budget: flash=1MiB, ram=96KiB, latency=50ms, accuracy_drop=1%."),
+        click.option("--kernels", type=click.Choice(["reference", "optimized"]), default=None,
+                     help="Kernel library the latency estimate assumes (default: the profile's)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout, nothing else there."),
+        click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr."),
+        click.option("--verbose", "-v", is_flag=True, help="Progress and debug logging on stderr."),
+    ]):
+        f = decorator(f)
+    return f
+
+
 @main.command()
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgec targets`) or a .toml path.")
@@ -72,22 +87,44 @@ def main():
 @click.option("--calibration-samples", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--verify-samples", default=500, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print report.json on stdout and nothing else there.")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr.")
-@click.option("--verbose", "-v", is_flag=True, help="Progress and debug logging on stderr, even when not a terminal.")
-def build(model, target, data, out, name, calibration_samples, verify_samples, seed, as_json, quiet, verbose):
+@_common_options
+def build(model, target, data, out, name, calibration_samples, verify_samples, seed, budget, kernels,
+          as_json, quiet, verbose):
     """Convert MODEL to a verified full-int8 TFLite model and firmware headers."""
     _setup_logging(quiet, verbose)
+    from edgec.budgets import parse_budget_options
     from edgec.config import BuildConfig
     from edgec.pipeline import build as run_build
 
     cfg = BuildConfig(model=model, data=data, target=target, out=out, name=name,
-                      calibration_samples=calibration_samples, verify_samples=verify_samples, seed=seed)
-    report = run_build(cfg)
+                      calibration_samples=calibration_samples, verify_samples=verify_samples, seed=seed,
+                      kernels=kernels, budgets=tuple(parse_budget_options(list(budget)).items()))
+    return _render(run_build(cfg), as_json, quiet)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--target", "-t", required=True, help="Target profile name (see `edgec targets`) or a .toml path.")
+@_common_options
+def check(model, target, budget, kernels, as_json, quiet, verbose):
+    """Measure an int8 MODEL.tflite against a target's budgets (no TensorFlow; the CI gate)."""
+    _setup_logging(quiet, verbose)
+    from edgec.budgets import parse_budget_options
+    from edgec.check import check as run_check
+
+    return _render(run_check(model, target, parse_budget_options(list(budget)), kernels), as_json, quiet)
+
+
+def _render(report, as_json: bool, quiet: bool) -> int:
+    """Summary on stderr, JSON on stdout, and one line per failing budget; the exit code."""
+    from edgec.budgets import failures
+
     if not quiet:
         click.echo(report.to_text(), err=True, nl=False)
     if as_json:
         click.echo(report.to_json(), nl=False)
+    for msg in failures(report.budgets):
+        click.echo(f"edgec: budget exceeded: {msg}", err=True)
     return report.exit_code
 
 

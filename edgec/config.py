@@ -36,6 +36,8 @@ class BuildConfig:
     micro_samples: int = 50
     seed: int = 0
     allow_custom_code: bool = False
+    kernels: str | None = None
+    budgets: tuple = ()  # (name, value in bytes / ms / fraction) pairs overriding the profile
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":

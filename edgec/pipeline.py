@@ -11,7 +11,8 @@ import logging
 import time
 from pathlib import Path
 
-from edgec import _tf, artifacts, targets
+from edgec import _tf, artifacts, budgets, targets
+from edgec.check import target_summary, tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
 from edgec.converters.tflite import convert_int8
@@ -43,7 +44,7 @@ def build(cfg: BuildConfig) -> Report:
         EdgecError: bad input or a model that cannot be converted; nothing is written.
     """
     clock = _Clock()
-    target = targets.get(cfg.target)
+    target = targets.get(cfg.target).with_kernels(cfg.kernels)
     out = artifacts.check_destination(cfg.out)
     _log.info("loading model %s", cfg.model)
     model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code)
@@ -72,15 +73,15 @@ def build(cfg: BuildConfig) -> Report:
     if data.random:
         warnings.append("calibrated and verified on RANDOM inputs, not real data: int8 scales may not fit "
                         "real inputs and accuracy was not measured; pass --data with real samples")
+    measurements = budgets.measure(tfl_bytes, tfl, target, arena)
     report = Report(
         model=model.to_dict(),
-        target={"name": target.name, "description": target.description, "kind": target.kind,
-                "runtime": target.runtime},
+        target=target_summary(target),
         data=data.to_dict(),
-        tflite={"bytes": tfl.nbytes, "input": tfl.input.to_dict(), "output": tfl.output.to_dict(),
-                "ops": tfl.op_counts},
-        measurements={"macs": tfl.macs, "arena_bytes": arena.bytes, "arena": arena.to_dict()},
+        tflite=tflite_summary(tfl),
+        measurements=measurements,
         verification=verification,
+        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), verification.get("accuracy_drop")),
         warnings=warnings,
     )
     files = {f"{ident}.tflite": tfl_bytes}

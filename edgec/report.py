@@ -21,16 +21,25 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
+def _value(x: float, unit: str) -> str:
+    if unit == "bytes":
+        return _kib(int(x))
+    if unit == "ms":
+        return f"{x:.1f} ms"
+    return _pct(x)
+
+
 @dataclasses.dataclass
 class Report:
     """Everything a build measured. ``ok`` is False when any budget failed."""
 
     model: dict
     target: dict
-    data: dict
     tflite: dict
     measurements: dict
-    verification: dict
+    command: str = "build"
+    data: dict | None = None
+    verification: dict | None = None
     artifacts: dict = dataclasses.field(default_factory=dict)
     budgets: list = dataclasses.field(default_factory=list)
     stages: list = dataclasses.field(default_factory=list)
@@ -57,13 +66,31 @@ class Report:
     def to_text(self) -> str:
         """A compact human summary (no colour)."""
         m, t, v, meas = self.model, self.tflite, self.verification, self.measurements
-        lines = [f"edgec build: {m['name']} -> {self.target['name']}"]
+        lines = [f"edgec {self.command}: {m['name']} -> {self.target['name']}"]
         lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  model     {m['parameters']:,} parameters, {meas['macs']:,} MACs")
         lines.append(f"  int8      {t['bytes']:,} bytes ({_kib(t['bytes'])}), ops: "
                      + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
         lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
                      f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+        if "latency_ms" in meas:
+            model = meas.get("latency_model", {})
+            note = "" if model.get("calibrated") else " (uncalibrated estimate)"
+            kern = f", {model['kernels']} kernels" if "kernels" in model else ""
+            lines.append(f"  latency   {meas['latency_ms']:.1f} ms estimated on {self.target['name']}{kern}{note}")
+        if "host_latency_ms" in meas:
+            lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
+        lines += self._verification_lines(v) if v else []
+        for b in self.budgets:
+            lines.append(f"  budget    {b['name']:<14s} {_value(b['value'], b['unit']):>12s} / "
+                         f"{_value(b['limit'], b['unit']):>12s}  {'ok' if b['ok'] else 'EXCEEDED'}")
+        for name, path in self.artifacts.items():
+            lines.append(f"  wrote     {path}")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _verification_lines(v: dict) -> list[str]:
+        lines = []
         parts = []
         if "top1_agreement" in v:
             parts.append(f"top-1 agreement {_pct(v['top1_agreement'])}")
@@ -73,9 +100,4 @@ class Report:
         lines.append(f"  verify    {v['samples']} samples: " + "; ".join(parts))
         if "int8_accuracy" in v:
             lines.append(f"  accuracy  float {_pct(v['float_accuracy'])}, int8 {_pct(v['int8_accuracy'])}")
-        for b in self.budgets:
-            lines.append(f"  budget    {b['name']}: {b['value']} {b['unit']} (limit {b['limit']}) "
-                         f"{'ok' if b['ok'] else 'EXCEEDED'}")
-        for name, path in self.artifacts.items():
-            lines.append(f"  wrote     {path}")
-        return "\n".join(lines) + "\n"
+        return lines

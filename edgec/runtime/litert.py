@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from edgec._capture import captured_fd2
 from edgec.errors import RuntimeCheckError
 
 
@@ -26,8 +27,9 @@ def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
     if reference_kernels:
         kwargs["experimental_op_resolver_type"] = lrt.OpResolverType.BUILTIN_REF
     try:
-        it = lrt.Interpreter(**kwargs)
-        it.allocate_tensors()
+        with captured_fd2():  # "INFO: Created TensorFlow Lite XNNPACK delegate" and the like
+            it = lrt.Interpreter(**kwargs)
+            it.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         raise RuntimeCheckError(f"the LiteRT interpreter refused the model: {' '.join(str(exc).split())}; "
                                 "rebuild it with `edgec build`") from None

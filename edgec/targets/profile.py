@@ -1,8 +1,9 @@
 """The :class:`Target` profile: a chip (or phone) and its budgets, read from TOML.
 
 Built-in profiles are the ``*.toml`` files beside this module; a user's own
-profile is selected by path. Sizes are stored in bytes and times in
-milliseconds; formatting happens only when a report is rendered.
+profile is selected by path and may ``extends = "cortex-m4"`` to override only
+some fields. Sizes are stored in bytes and times in milliseconds; formatting
+happens only when a report is rendered.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 from edgec.config import check_keys
 from edgec.errors import TargetError
 
+KERNELS = ("reference", "optimized")
+BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop")
+CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
+
 
 @dataclasses.dataclass(frozen=True)
 class Target:
@@ -26,11 +31,15 @@ class Target:
     runtime: str  # "tflite-micro" or "litert"
     flash_bytes: int | None = None
     ram_bytes: int | None = None
+    flash_reserved_bytes: int = 0
+    ram_reserved_bytes: int = 0
     clock_hz: int | None = None
+    kernels: str = "reference"
+    calibrated: tuple = ()  # kernel libraries whose cycle figures are fitted to published latencies
+    cycles: dict = dataclasses.field(default_factory=dict)
+    phone_macs_per_second: float | None = None
     budgets: dict = dataclasses.field(default_factory=dict)
     source: str = ""
-
-    _KINDS = ("mcu", "mobile")
 
     @classmethod
     def from_dict(cls, data: dict, source: str) -> "Target":
@@ -39,9 +48,31 @@ class Target:
         missing = [k for k in ("name", "description", "kind", "runtime") if k not in data]
         if missing:
             raise TargetError(f"target profile {source} lacks {', '.join(missing)}; add them to the file")
-        if data["kind"] not in cls._KINDS:
-            raise TargetError(f"target profile {source}: kind '{data['kind']}' is not one of {', '.join(cls._KINDS)}")
+        if data["kind"] not in ("mcu", "mobile"):
+            raise TargetError(f"target profile {source}: kind '{data['kind']}' is not 'mcu' or 'mobile'")
+        if data.get("kernels", "reference") not in KERNELS:
+            raise TargetError(f"target profile {source}: kernels must be one of {', '.join(KERNELS)}")
+        check_keys(data.get("budgets", {}), BUDGET_NAMES, f"target profile {source} [budgets]", TargetError)
+        for lib, table in data.get("cycles", {}).items():
+            if lib not in KERNELS or not isinstance(table, dict):
+                raise TargetError(f"target profile {source}: [cycles.{lib}] must be one of "
+                                  f"{', '.join('cycles.' + k for k in KERNELS)}")
+            check_keys(table, CYCLE_KEYS, f"target profile {source} [cycles.{lib}]", TargetError)
+        for key in ("flash_bytes", "ram_bytes", "clock_hz", "flash_reserved_bytes", "ram_reserved_bytes"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise TargetError(f"target profile {source}: {key} must be a whole number of "
+                                  f"{'Hz' if key == 'clock_hz' else 'bytes'}, got {value!r}")
+        if data["kind"] == "mcu" and not data.get("clock_hz"):
+            raise TargetError(f"target profile {source}: an mcu profile needs clock_hz")
         return cls(**data, source=source)
+
+    def with_kernels(self, kernels: str | None) -> "Target":
+        if kernels is None:
+            return self
+        if kernels not in KERNELS:
+            raise TargetError(f"--kernels must be one of {', '.join(KERNELS)}, got '{kernels}'")
+        return dataclasses.replace(self, kernels=kernels)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -64,23 +95,45 @@ def _parse(text: str, source: str) -> dict:
         raise TargetError(f"target profile {source} is not valid TOML ({exc}); fix the file") from None
 
 
-def get(name_or_path: str) -> Target:
-    """A built-in profile by name, or a user's profile by path.
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
-    Raises:
-        TargetError: unknown name, unreadable or malformed profile.
-    """
+
+def _raw(name_or_path: str, seen: tuple = ()) -> tuple[dict, str]:
     builtin = _builtin_files()
     if name_or_path in builtin:
-        return Target.from_dict(_parse(builtin[name_or_path].read_text(encoding="utf-8"), name_or_path), name_or_path)
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+        data, source = _parse(builtin[name_or_path].read_text(encoding="utf-8"), name_or_path), name_or_path
+    else:
+        path = Path(name_or_path)
+        if not (path.suffix == ".toml" or path.exists()):
+            raise TargetError(f"unknown target '{name_or_path}'; use one of {', '.join(names())} "
+                              "or a path to a .toml profile")
         if not path.is_file():
-            raise TargetError(f"target profile {path} does not exist; pass a built-in name ({', '.join(names())}) "
-                              "or a .toml file")
+            raise TargetError(f"target profile {path} does not exist; pass a built-in name "
+                              f"({', '.join(names())}) or a .toml file")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise TargetError(f"cannot read target profile {path} ({exc}); check the file") from None
-        return Target.from_dict(_parse(text, str(path)), str(path))
-    raise TargetError(f"unknown target '{name_or_path}'; use one of {', '.join(names())} or a path to a .toml profile")
+        data, source = _parse(text, str(path)), str(path)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if parent in seen:
+            raise TargetError(f"target profile {source} extends itself through '{parent}'; break the cycle")
+        base, _ = _raw(str(parent), seen + (source,))
+        base.pop("name", None)
+        data = _merge(base, data)
+    return data, source
+
+
+def get(name_or_path: str) -> Target:
+    """A built-in profile by name, or a user's profile by path (with ``extends``).
+
+    Raises:
+        TargetError: unknown name, unreadable or malformed profile.
+    """
+    data, source = _raw(name_or_path)
+    return Target.from_dict(data, source)

@@ -1,0 +1,155 @@
+"""Measure an int8 model against a target and judge it against its budgets.
+
+Flash is the model's bytes plus the profile's reserve for the application and
+runtime code; RAM is the measured TFLite-Micro arena plus the RAM reserve;
+MCU latency is estimated per op from its MACs and the profile's cycles per MAC
+for that op kind and kernel library; phone latency from MACs and the profile's
+reference throughput, next to the LiteRT latency measured on this host.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edgec.errors import ConfigError
+from edgec.runtime import litert
+from edgec.runtime.micro import Arena
+from edgec.runtime.model_file import TFLiteModel
+from edgec.targets.profile import BUDGET_NAMES, Target
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+_MS_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
+_FRACTION_UNITS = {"": 1.0, "%": 0.01}
+_UNITS = {"flash": ("bytes", _BYTE_UNITS), "ram": ("bytes", _BYTE_UNITS), "latency": ("ms", _MS_UNITS),
+          "accuracy_drop": ("fraction", _FRACTION_UNITS)}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z%]*)\s*$")
+_KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "BATCH_MATMUL": "conv",
+         "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fully_connected",
+         "AVERAGE_POOL_2D": "pool", "MAX_POOL_2D": "pool"}
+# Ops that only move or reinterpret memory in TFLite-Micro.
+_FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+
+
+def parse_quantity(name: str, text) -> float:
+    """``96KiB`` → 98304, ``50ms`` → 50.0, ``1%`` → 0.01 for budget ``name``.
+
+    Raises:
+        ConfigError: unknown budget name, or a value without a valid unit.
+    """
+    if name not in _UNITS:
+        raise ConfigError(f"unknown budget '{name}'; use one of {', '.join(BUDGET_NAMES)}")
+    unit_name, units = _UNITS[name]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    m = _QUANTITY.match(str(text))
+    if not m or m.group(2).lower() not in units:
+        raise ConfigError(f"budget {name}={text!r} has no valid unit; write it like "
+                          f"{ {'bytes': '96KiB, 1MiB or 40000', 'ms': '50ms or 0.2s', 'fraction': '1% or 0.01'}[unit_name] }")
+    return float(m.group(1)) * units[m.group(2).lower()]
+
+
+def parse_budget_options(specs: list[str]) -> dict[str, float]:
+    """``["ram=96KiB", "latency=50ms"]`` → ``{"ram": 98304.0, "latency": 50.0}``."""
+    out = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--budget {spec!r} is not NAME=VALUE; write it like --budget ram=96KiB")
+        out[name.strip()] = parse_quantity(name.strip(), value.strip())
+    return out
+
+
+def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
+    """Per-op MACs and estimated cycles on ``target`` with its kernel library."""
+    cycles = target.cycles.get(target.kernels, {})
+    rows = []
+    for op in tfl.ops:
+        kind = _KIND.get(op.name)
+        if kind is not None:
+            c = op.macs * cycles.get(kind, 0.0)
+        elif op.name in _FREE:
+            c = 0.0
+        else:
+            c = sum(tfl.tensors[i].elements for i in op.outputs) * cycles.get("per_output", 0.0)
+        c += cycles.get("per_op", 0.0)
+        rows.append({"index": op.index, "op": op.name, "macs": op.macs, "params": op.params,
+                     "output_shape": list(tfl.tensors[op.outputs[0]].shape) if op.outputs else [],
+                     "cycles": round(c)})
+    total = sum(r["cycles"] for r in rows) or 1
+    for r in rows:
+        r["latency_share"] = r["cycles"] / total
+    return rows
+
+
+def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena, host_latency: bool = True) -> dict:
+    """The ``measurements`` section of the report for ``target``."""
+    m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena.bytes, "arena": arena.to_dict()}
+    if target.kind == "mcu":
+        ops = op_table(tfl, target)
+        cycles = sum(r["cycles"] for r in ops)
+        m.update({
+            "flash_bytes": tfl.nbytes + target.flash_reserved_bytes,
+            "ram_bytes": arena.bytes + target.ram_reserved_bytes,
+            "cycles": cycles,
+            "latency_ms": 1000.0 * cycles / target.clock_hz,
+            "latency_model": {"kernels": target.kernels, "clock_hz": target.clock_hz,
+                              "calibrated": target.kernels in target.calibrated,
+                              "method": "sum over ops of MACs x cycles/MAC for the op kind, / clock"},
+            "ops": ops,
+        })
+    else:
+        m["flash_bytes"] = tfl.nbytes
+        m["ram_bytes"] = None
+        if target.phone_macs_per_second:
+            m["latency_ms"] = 1000.0 * tfl.macs / target.phone_macs_per_second
+            m["latency_model"] = {"method": "MACs / phone_macs_per_second",
+                                  "phone_macs_per_second": target.phone_macs_per_second,
+                                  "calibrated": False}
+    if host_latency or target.kind == "mobile":
+        m["host_latency_ms"] = litert.host_latency_ms(data)
+        m["host_latency"] = {"interpreter": "LiteRT default delegate", "threads": 1, "statistic": "median of 50"}
+    return m
+
+
+def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
+             accuracy_drop: float | None = None) -> list[dict]:
+    """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``."""
+    limits = {}
+    if target.flash_bytes:
+        limits["flash"] = float(target.flash_bytes)
+    if target.ram_bytes:
+        limits["ram"] = float(target.ram_bytes)
+    for name, value in target.budgets.items():
+        limits[name] = parse_quantity(name, value)
+    limits.update(overrides)
+    values = {"flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
+              "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop}
+    out = []
+    for name in BUDGET_NAMES:
+        if name not in limits or values[name] is None:
+            continue
+        value, limit = values[name], limits[name]
+        out.append({"name": name, "limit": limit, "value": value, "unit": _UNITS[name][0],
+                    "ok": bool(value <= limit)})
+    return out
+
+
+def failures(budgets: list[dict]) -> list[str]:
+    """One phrase per failing budget: value, limit and overshoot."""
+    msgs = []
+    for b in budgets:
+        if not b["ok"]:
+            over = b["value"] - b["limit"]
+            pct = f" ({100 * over / b['limit']:.0f} % over)" if b["limit"] else ""
+            msgs.append(f"{b['name']} {_fmt(b['value'], b['unit'])} exceeds {_fmt(b['limit'], b['unit'])} "
+                        f"by {_fmt(over, b['unit'])}{pct}")
+    return msgs
+
+
+def _fmt(x: float, unit: str) -> str:
+    if unit == "bytes":
+        return f"{x / 1024:.1f} KiB"
+    if unit == "ms":
+        return f"{x:.1f} ms"
+    return f"{100 * x:.2f} %"

@@ -1,0 +1,45 @@
+"""``check()``: measure an existing int8 ``.tflite`` against a target, without TensorFlow.
+
+This is the CI gate: it reads the flatbuffer, measures the TFLite-Micro arena,
+estimates latency, runs LiteRT for the host latency, and judges the budgets.
+Only LiteRT, TFLite-Micro and NumPy are imported, so it answers in about a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgec import budgets, targets
+from edgec.report import Report
+from edgec.runtime import micro
+from edgec.runtime.model_file import read_model_file
+
+
+def check(path: str, target_name: str, overrides: dict[str, float] | None = None,
+          kernels: str | None = None) -> Report:
+    """Measure ``path`` on ``target_name`` and judge its budgets.
+
+    Raises:
+        EdgecError: unreadable model, unknown target, or a model TFLite-Micro cannot load.
+    """
+    target = targets.get(target_name).with_kernels(kernels)
+    data, tfl = read_model_file(path)
+    arena = micro.measure_arena(data)
+    measurements = budgets.measure(data, tfl, target, arena)
+    return Report(
+        command="check",
+        model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},
+        target=target_summary(target),
+        tflite=tflite_summary(tfl),
+        measurements=measurements,
+        budgets=budgets.evaluate(measurements, target, overrides or {}),
+    )
+
+
+def target_summary(target) -> dict:
+    """The resolved profile as recorded in reports."""
+    return target.to_dict()
+
+
+def tflite_summary(tfl) -> dict:
+    return {"bytes": tfl.nbytes, "input": tfl.input.to_dict(), "output": tfl.output.to_dict(), "ops": tfl.op_counts}
