@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ test: $(STAMP) system-deps
 
 clean:
 	rm -rf $(VENV) out edgec_out *.egg-info
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py

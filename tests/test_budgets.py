@@ -1,0 +1,123 @@
+"""Budgets: units, the latency model, and the `edgec check` gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli, shared_model
+from edgec import budgets, targets
+from edgec.errors import ConfigError
+from edgec.runtime.micro import Arena
+from edgec.runtime.model_file import read_model, read_model_file
+
+
+@pytest.mark.parametrize("name, text, value", [
+    ("ram", "96KiB", 98304), ("ram", "96 kb", 96000), ("flash", "1MiB", 1048576), ("flash", "40000", 40000),
+    ("latency", "50ms", 50.0), ("latency", "0.2s", 200.0), ("latency", "500us", 0.5),
+    ("accuracy_drop", "1%", 0.01), ("accuracy_drop", "0.005", 0.005),
+])
+def test_units(name, text, value):
+    assert budgets.parse_quantity(name, text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("spec, words", [("ram=96 parsecs", "no valid unit"), ("latency=fast", "no valid unit"),
+                                         ("speed=3ms", "unknown budget"), ("ram", "NAME=VALUE"),
+                                         ("ram=50ms", "no valid unit")])
+def test_bad_budget_specs(spec, words):
+    with pytest.raises(ConfigError, match=words):
+        budgets.parse_budget_options([spec])
+
+
+def test_latency_is_sum_of_ops_over_clock(tiny_tflite):
+    """Oracle: the hand sum of MACs x cycles/MAC per kind, divided by the clock."""
+    t = targets.get("cortex-m4")
+    tfl = read_model(tiny_tflite)
+    m = budgets.measure(tiny_tflite, tfl, t, Arena(1000, 600, 400, 1000), host_latency=False)
+    c = t.cycles["reference"]
+    by = {op.name: op for op in tfl.ops}
+    add_out = tfl.tensors[by["ADD"].outputs[0]].elements
+    want = (by["CONV_2D"].macs * c["conv"] + by["DEPTHWISE_CONV_2D"].macs * c["depthwise"]
+            + by["FULLY_CONNECTED"].macs * c["fully_connected"] + by["MAX_POOL_2D"].macs * c["pool"]
+            + add_out * c["per_output"] + tfl.tensors[by["SOFTMAX"].outputs[0]].elements * c["per_output"])
+    assert m["cycles"] == pytest.approx(want, abs=len(tfl.ops))  # per-op rounding
+    assert m["latency_ms"] == pytest.approx(1000 * m["cycles"] / t.clock_hz)
+    assert m["flash_bytes"] == tfl.nbytes + t.flash_reserved_bytes
+    assert m["ram_bytes"] == 1000 + t.ram_reserved_bytes
+    assert sum(r["latency_share"] for r in m["ops"]) == pytest.approx(1.0)
+
+
+def test_evaluate_overrides_and_failures():
+    t = targets.get("cortex-m4")
+    meas = {"flash_bytes": 100_000, "ram_bytes": 50_000, "latency_ms": 80.0}
+    res = {b["name"]: b for b in budgets.evaluate(meas, t, {"ram": 40_000.0}, accuracy_drop=0.002)}
+    assert res["ram"]["ok"] is False and res["ram"]["limit"] == 40_000
+    assert res["flash"]["ok"] and res["latency"]["ok"] and res["accuracy_drop"]["ok"]
+    msgs = budgets.failures(list(res.values()))
+    assert msgs == ["ram 48.8 KiB exceeds 39.1 KiB by 9.8 KiB (25 % over)"]
+
+
+@pytest.mark.parametrize("model, published, kernels", [
+    ("kws_ref_model.tflite", 181.9, "reference"), ("ic_resnet8_ref_int8.tflite", 704.0, "reference"),
+    ("kws_ref_model.tflite", 75.1, "optimized"), ("ic_resnet8_ref_int8.tflite", 226.9, "optimized")])
+def test_cortex_m4_estimates_within_15_percent_of_published(model, published, kernels):
+    """MLPerf Tiny figures from ../shared/models/README.md. The cycle figures were fitted
+    on these two models, so this guards the fit; it does not show generalization."""
+    data, tfl = read_model_file(shared_model(model))
+    t = targets.get("cortex-m4").with_kernels(kernels)
+    est = budgets.measure(data, tfl, t, Arena(1, 1, 0, 1), host_latency=False)["latency_ms"]
+    assert abs(est / published - 1) <= 0.15
+
+
+def _tiny_file(tmp_path, tiny_tflite):
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(tiny_tflite)
+    return path
+
+
+def test_check_passes_and_fails_the_gate(tmp_path, tiny_tflite):
+    path = _tiny_file(tmp_path, tiny_tflite)
+    ok = run_cli("check", str(path), "--target", "cortex-m4", "--json")
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["ok"] and report["target"]["kernels"] == "reference"
+    assert {"flash_bytes", "ram_bytes", "arena_bytes", "macs", "latency_ms", "host_latency_ms"} <= set(report["measurements"])
+    assert {b["name"] for b in report["budgets"]} == {"flash", "ram", "latency"}
+    bad = run_cli("check", str(path), "--target", "cortex-m4", "--budget", "ram=1KiB", "--kernels", "optimized")
+    assert bad.returncode == 1
+    assert "budget exceeded: ram" in bad.stderr and "exceeds 1.0 KiB" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_large_model_fails_on_m0plus_and_passes_on_m7():
+    path = shared_model("ic_resnet8_ref_int8.tflite")
+    small = run_cli("check", str(path), "--target", "cortex-m0plus")
+    assert small.returncode == 1 and "budget exceeded: ram" in small.stderr
+    big = run_cli("check", str(path), "--target", "cortex-m7")
+    assert big.returncode == 0, big.stderr
+
+
+def test_check_does_not_import_tensorflow(tmp_path, tiny_tflite):
+    path = _tiny_file(tmp_path, tiny_tflite)
+    code = ("import sys; from edgec.cli import main\n"
+            "try:\n    main(['check', sys.argv[1], '--target', 'cortex-m4', '--quiet'])\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))\n"
+            "assert not bad, bad\nprint('clean')\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x1c\x00\x00\x00TFL3" + b"\x00" * 8])
+def test_check_bad_tflite_is_one_line(tmp_path, content):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    assert_one_line_error(run_cli("check", str(path), "--target", "cortex-m4"), 2)
+
+
+def test_check_budget_with_wrong_unit(tmp_path, tiny_tflite):
+    path = _tiny_file(tmp_path, tiny_tflite)
+    assert_one_line_error(run_cli("check", str(path), "--target", "cortex-m4", "--budget", "ram=3ms"), 2, "unit")
