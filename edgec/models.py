@@ -95,7 +95,7 @@ def _refused(exc: Exception, path: Path) -> ModelLoadError:
     if "safe_mode" in text or "Lambda" in text or "lambda" in text:
         return ModelLoadError(f"{path} contains code (a Lambda layer or custom object) that edgec does not run "
                               "by default; rebuild the model without it")
-    if "Unknown layer" in text or "Unknown" in text and "custom" in text.lower():
+    if "Unknown layer" in text or ("Unknown" in text and "custom" in text.lower()):
         return ModelLoadError(f"{path} uses a custom layer edgec does not know: {text[:200]}; "
                               "rebuild the model from built-in layers")
     return ModelLoadError(f"could not load {path} as a Keras model ({type(exc).__name__}: {text[:300]}); "

@@ -6,7 +6,6 @@ writes atomically; everything before it passes models and bytes in memory.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -95,7 +94,3 @@ def build(cfg: BuildConfig) -> Report:
     _log.info("wrote %d files to %s", len(files), out)
     return report
 
-
-def report_from_file(path: str | Path) -> dict:
-    """Read a ``report.json`` back (used by tests and tooling)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,21 @@
+"""Configuration as data: unknown keys are errors with the nearest known key."""
+
+import pytest
+
+from edgec.config import BuildConfig
+from edgec.errors import ConfigError
+
+
+def test_round_trip():
+    cfg = BuildConfig.from_dict({"model": "m.keras", "data": "random", "target": "cortex-m4", "out": "o"})
+    assert BuildConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_typo_suggests_the_key():
+    with pytest.raises(ConfigError, match="did you mean 'calibration_samples'"):
+        BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "calibraton_samples": 3})
+
+
+def test_counts_must_be_positive():
+    with pytest.raises(ConfigError, match="at least 1"):
+        BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "verify_samples": 0})
