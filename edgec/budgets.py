@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from edgec.errors import ConfigError
+from edgec.report import format_quantity
 from edgec.runtime import litert
 from edgec.runtime.micro import Arena
 from edgec.runtime.model_file import TFLiteModel
@@ -142,14 +143,7 @@ def failures(budgets: list[dict]) -> list[str]:
         if not b["ok"]:
             over = b["value"] - b["limit"]
             pct = f" ({100 * over / b['limit']:.0f} % over)" if b["limit"] else ""
-            msgs.append(f"{b['name']} {_fmt(b['value'], b['unit'])} exceeds {_fmt(b['limit'], b['unit'])} "
-                        f"by {_fmt(over, b['unit'])}{pct}")
+            msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} exceeds {format_quantity(b['limit'], b['unit'])} "
+                        f"by {format_quantity(over, b['unit'])}{pct}")
     return msgs
 
-
-def _fmt(x: float, unit: str) -> str:
-    if unit == "bytes":
-        return f"{x / 1024:.1f} KiB"
-    if unit == "ms":
-        return f"{x:.1f} ms"
-    return f"{100 * x:.2f} %"

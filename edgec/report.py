@@ -21,12 +21,13 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-def _value(x: float, unit: str) -> str:
+def format_quantity(x: float, unit: str) -> str:
+    """A budget value for people: bytes as KiB, milliseconds, fractions as percent."""
     if unit == "bytes":
         return _kib(int(x))
     if unit == "ms":
         return f"{x:.1f} ms"
-    return _pct(x)
+    return f"{100 * x:.2f} %"
 
 
 @dataclasses.dataclass
@@ -82,8 +83,8 @@ class Report:
             lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
         lines += self._verification_lines(v) if v else []
         for b in self.budgets:
-            lines.append(f"  budget    {b['name']:<14s} {_value(b['value'], b['unit']):>12s} / "
-                         f"{_value(b['limit'], b['unit']):>12s}  {'ok' if b['ok'] else 'EXCEEDED'}")
+            lines.append(f"  budget    {b['name']:<14s} {format_quantity(b['value'], b['unit']):>12s} / "
+                         f"{format_quantity(b['limit'], b['unit']):>12s}  {'ok' if b['ok'] else 'EXCEEDED'}")
         for name, path in self.artifacts.items():
             lines.append(f"  wrote     {path}")
         return "\n".join(lines) + "\n"
