@@ -121,8 +121,7 @@ def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
         limits["flash"] = float(target.flash_bytes)
     if target.ram_bytes:
         limits["ram"] = float(target.ram_bytes)
-    for name, value in target.budgets.items():
-        limits[name] = parse_quantity(name, value)
+    limits.update(target.budgets)  # already parsed by Target.from_dict
     limits.update(overrides)
     values = {"flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
               "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop}

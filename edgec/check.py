@@ -29,16 +29,11 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     return Report(
         command="check",
         model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},
-        target=target_summary(target),
+        target=target.to_dict(),
         tflite=tflite_summary(tfl),
         measurements=measurements,
         budgets=budgets.evaluate(measurements, target, overrides or {}),
     )
-
-
-def target_summary(target) -> dict:
-    """The resolved profile as recorded in reports."""
-    return target.to_dict()
 
 
 def tflite_summary(tfl) -> dict:

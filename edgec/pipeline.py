@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from edgec import _tf, artifacts, budgets, targets
-from edgec.check import target_summary, tflite_summary
+from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
 from edgec.converters.tflite import convert_int8
@@ -75,7 +75,7 @@ def build(cfg: BuildConfig) -> Report:
     measurements = budgets.measure(tfl_bytes, tfl, target, arena)
     report = Report(
         model=model.to_dict(),
-        target=target_summary(target),
+        target=target.to_dict(),
         data=data.to_dict(),
         tflite=tflite_summary(tfl),
         measurements=measurements,

@@ -48,6 +48,7 @@ def test_custom_profile_extends_a_builtin(tmp_path):
     ('extends = "cortex-m99"\nname = "x"\n', "unknown target"),
     ('extends = "cortex-m4"\nname = "x"\nkernels = "fast"\n', "kernels must be"),
     ('extends = "cortex-m4"\nname = "x"\nram_bytes = -5\n', "whole number"),
+    ('extends = "cortex-m4"\nname = "x"\n[budgets]\nlatency = "fast"\n', "no valid unit"),
 ])
 def test_malformed_profiles(tmp_path, text, words):
     path = tmp_path / "bad.toml"

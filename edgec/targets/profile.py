@@ -65,7 +65,15 @@ class Target:
                                   f"{'Hz' if key == 'clock_hz' else 'bytes'}, got {value!r}")
         if data["kind"] == "mcu" and not data.get("clock_hz"):
             raise TargetError(f"target profile {source}: an mcu profile needs clock_hz")
-        return cls(**data, source=source)
+        # Budgets are parsed here, once, so a bad value fails before any build work.
+        from edgec.budgets import parse_quantity  # budgets imports this module
+        from edgec.errors import ConfigError
+
+        try:
+            parsed = {name: parse_quantity(name, value) for name, value in data.get("budgets", {}).items()}
+        except ConfigError as exc:
+            raise TargetError(f"target profile {source} [budgets]: {exc}") from None
+        return cls(**{**data, "budgets": parsed}, source=source)
 
     def with_kernels(self, kernels: str | None) -> "Target":
         if kernels is None:
