@@ -14,9 +14,10 @@ import re
 
 from edgec.errors import ConfigError
 from edgec.report import format_quantity
-from edgec.runtime import litert
+from edgec.runtime import litert, vela
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import TFLiteModel
+from edgec.runtime.model_file import TFLiteModel, read_model
+from edgec.runtime.vela import VelaResult
 from edgec.targets.profile import BUDGET_NAMES, Target
 
 _BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
@@ -83,10 +84,19 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
     return rows
 
 
-def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena, host_latency: bool = True) -> dict:
-    """The ``measurements`` section of the report for ``target``."""
-    m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena.bytes, "arena": arena.to_dict()}
-    if target.kind == "mcu":
+def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, host_latency: bool = True,
+            npu: VelaResult | None = None) -> dict:
+    """The ``measurements`` section of the report for ``target``.
+
+    ``arena`` is None when TFLite-Micro cannot run the model (allowed only for
+    LiteRT targets); ``npu`` is Vela's result for Ethos-U targets, whose RAM,
+    flash and NPU latency then come from Vela.
+    """
+    m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
+         "arena": arena and arena.to_dict()}
+    if npu is not None:
+        m.update(_npu_measurements(npu, target, arena))
+    elif target.kind == "mcu":
         ops = op_table(tfl, target)
         cycles = sum(r["cycles"] for r in ops)
         m.update({
@@ -111,6 +121,45 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena, host_la
         m["host_latency_ms"] = litert.host_latency_ms(data)
         m["host_latency"] = {"interpreter": "LiteRT default delegate", "threads": 1, "statistic": "median of 50"}
     return m
+
+
+def compile_for_npu(data: bytes, target: Target) -> VelaResult | None:
+    """Vela's compilation of ``data`` when ``target`` has an Ethos-U NPU, else None."""
+    if not target.npu:
+        return None
+    settings = {k: v for k, v in target.npu.items() if k != "compiler"}
+    return vela.compile_model(data, **settings)
+
+
+def npu_warnings(measurements: dict) -> list[str]:
+    """One warning naming the ops Vela leaves to the CPU (by layer where known), if any."""
+    rows = (measurements.get("npu") or {}).get("cpu_ops", [])
+    if not rows:
+        return []
+    where = [f"{r['op']} ({r.get('layer') or 'tensor ' + repr(r['tensor'])})" for r in rows]
+    return [f"Vela leaves {len(rows)} op(s) to the CPU, which runs them far slower than the NPU: "
+            + ", ".join(where)]
+
+
+def _npu_measurements(npu: VelaResult, target: Target, cpu_arena: Arena) -> dict:
+    """Flash, RAM and latency of a Vela-compiled model: NPU part from Vela, CPU fallback ops estimated."""
+    compiled = read_model(npu.model, "Vela output")
+    cpu_ops = [r for r in op_table(compiled, target) if not r["op"].startswith("CUSTOM")]
+    cpu_cycles = sum(r["cycles"] for r in cpu_ops)
+    cpu_ms = 1000.0 * cpu_cycles / target.clock_hz
+    arena = vela.npu_arena(npu, cpu_arena)
+    return {
+        "flash_bytes": len(npu.model) + target.flash_reserved_bytes,
+        "ram_bytes": arena.bytes + target.ram_reserved_bytes,
+        "npu_arena": arena.to_dict(),
+        "latency_ms": npu.inference_ms + cpu_ms,
+        "latency_model": {"method": "Vela performance estimate for the NPU part, plus MACs x cycles/MAC "
+                                    "for the ops Vela leaves to the CPU",
+                          "npu_ms": npu.inference_ms, "cpu_ms": cpu_ms, "kernels": target.kernels,
+                          "clock_hz": target.clock_hz, "calibrated": False},
+        "npu": npu.to_dict(),
+        "ops": cpu_ops,
+    }
 
 
 def evaluate(measurements: dict, target: Target, overrides: dict[str, float],

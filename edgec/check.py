@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgec import budgets, targets
+from edgec.errors import UnsupportedOpError
 from edgec.report import Report
 from edgec.runtime import micro
 from edgec.runtime.model_file import read_model_file
@@ -24,8 +25,12 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     """
     target = targets.get(target_name).with_kernels(kernels)
     data, tfl = read_model_file(path)
-    arena = micro.measure_arena(data)
-    measurements = budgets.measure(data, tfl, target, arena)
+    try:
+        arena = micro.measure_arena(data)
+    except UnsupportedOpError as exc:
+        op = tfl.find_op(exc.op, exc.index)
+        raise exc.at(tfl.describe_op(op)) if op else exc from None
+    measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target))
     return Report(
         command="check",
         model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},
@@ -33,6 +38,7 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
         tflite=tflite_summary(tfl),
         measurements=measurements,
         budgets=budgets.evaluate(measurements, target, overrides or {}),
+        warnings=budgets.npu_warnings(measurements),
     )
 
 

@@ -87,9 +87,11 @@ def _common_options(f):
 @click.option("--calibration-samples", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--verify-samples", default=500, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--allow-custom-code", is_flag=True,
+              help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
 @_common_options
-def build(model, target, data, out, name, calibration_samples, verify_samples, seed, budget, kernels,
-          as_json, quiet, verbose):
+def build(model, target, data, out, name, calibration_samples, verify_samples, seed, allow_custom_code, budget,
+          kernels, as_json, quiet, verbose):
     """Convert MODEL to a verified full-int8 TFLite model and firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -98,7 +100,7 @@ def build(model, target, data, out, name, calibration_samples, verify_samples, s
 
     cfg = BuildConfig(model=model, data=data, target=target, out=out, name=name,
                       calibration_samples=calibration_samples, verify_samples=verify_samples, seed=seed,
-                      kernels=kernels, budgets=tuple(parse_budget_options(list(budget)).items()))
+                      allow_custom_code=allow_custom_code, kernels=kernels, budgets=tuple(parse_budget_options(list(budget)).items()))
     return _render(run_build(cfg), as_json, quiet)
 
 

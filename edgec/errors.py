@@ -43,3 +43,21 @@ class OutputError(EdgecError):
 
 class RuntimeCheckError(EdgecError):
     """An interpreter refused the model (for example an unsupported op)."""
+
+
+class UnsupportedOpError(RuntimeCheckError):
+    """A runtime has no kernel for one op of the model (or refuses its types).
+
+    ``op`` is the TFLite builtin name and ``index`` the op's position in the
+    graph (None when the runtime did not say); ``where`` names the Keras layer
+    or the tensor the op came from, filled in by :meth:`at` once it is known.
+    """
+
+    def __init__(self, runtime: str, op: str, index: int | None, reason: str, where: str = ""):
+        self.runtime, self.op, self.index, self.reason, self.where = runtime, op, index, reason, where
+        origin = f"{where} became TFLite op {op}" if where else f"TFLite op {op}"
+        super().__init__(f"{runtime} cannot run this model: {origin}, and {reason}; replace that layer "
+                         f"with one {runtime} supports, or pick a target whose runtime has {op}")
+
+    def at(self, where: str) -> "UnsupportedOpError":
+        return UnsupportedOpError(self.runtime, self.op, self.index, self.reason, where)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -90,11 +91,11 @@ def _probe_input(model, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _refused(exc: Exception, path: Path) -> ModelLoadError:
+def _refused(exc: Exception, path: Path, safe_mode: bool) -> ModelLoadError:
     text = " ".join(str(exc).split())
-    if "safe_mode" in text or "Lambda" in text or "lambda" in text:
+    if safe_mode and ("safe_mode" in text or "Lambda" in text or "lambda" in text):
         return ModelLoadError(f"{path} contains code (a Lambda layer or custom object) that edgec does not run "
-                              "by default; rebuild the model without it")
+                              "by default; rebuild the model without it, or pass --allow-custom-code if you trust the file")
     if "Unknown layer" in text or ("Unknown" in text and "custom" in text.lower()):
         return ModelLoadError(f"{path} uses a custom layer edgec does not know: {text[:200]}; "
                               "rebuild the model from built-in layers")
@@ -122,6 +123,17 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     if p.is_file() and p.suffix == ".tflite":
         raise ModelLoadError(f"{p} is already a TFLite model; use `edgec check {p}` to measure it")
     name = name or default_name(p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _load_any(p, safe_mode)
+    for w in caught:  # Keras' loader warnings are for developers, not for a build's stderr
+        _log.debug("while loading %s: %s", p, w.message)
+    model, fmt, k3_model = loaded
+    return _finish(p, name, model, fmt, k3_model)
+
+
+def _load_any(p: Path, safe_mode: bool):
+    """(tf_keras model or None, format, Keras 3 model or None)."""
     k3_model = None
     try:
         if p.is_dir():
@@ -152,7 +164,11 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     except ModelLoadError:
         raise
     except Exception as exc:
-        raise _refused(exc, p) from None
+        raise _refused(exc, p, safe_mode) from None
+    return model, fmt, k3_model
+
+
+def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
     diff = None
     if k3_model is not None:
         model = keras_bridge.to_tf_keras(k3_model)

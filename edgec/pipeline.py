@@ -14,11 +14,12 @@ from edgec import _tf, artifacts, budgets, targets
 from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
-from edgec.converters.tflite import convert_int8
+from edgec.converters.tflite import convert_int8, layer_of_op
 from edgec.data import load_data
+from edgec.errors import UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import Report
-from edgec.runtime import micro
+from edgec.runtime import micro, vela
 from edgec.runtime.model_file import read_model
 from edgec.verify import verify
 
@@ -59,20 +60,35 @@ def build(cfg: BuildConfig) -> Report:
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
-    arena = micro.measure_arena(tfl_bytes)
+    warnings = []
+    try:
+        arena = micro.measure_arena(tfl_bytes)
+    except UnsupportedOpError as exc:
+        op = tfl.find_op(exc.op, exc.index)
+        exc = exc.at(layer_of_op(model.keras, tfl, op)) if op else exc
+        if target.runtime == "tflite-micro":
+            raise exc from None
+        arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
+        warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
     clock.lap("measure")
 
     _log.info("verifying int8 against float on %d samples", min(cfg.verify_samples, len(data.x_val)))
     x_val = data.x_val[: cfg.verify_samples]
     y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
-    verification = verify(model.keras, tfl_bytes, tfl, x_val, y_val, micro_samples=cfg.micro_samples)
+    verification = verify(model.keras, tfl_bytes, tfl, x_val, y_val,
+                          micro_samples=cfg.micro_samples if arena else 0)
     clock.lap("verify")
 
-    warnings = []
     if data.random:
         warnings.append("calibrated and verified on RANDOM inputs, not real data: int8 scales may not fit "
                         "real inputs and accuracy was not measured; pass --data with real samples")
-    measurements = budgets.measure(tfl_bytes, tfl, target, arena)
+    npu = budgets.compile_for_npu(tfl_bytes, target)
+    measurements = budgets.measure(tfl_bytes, tfl, target, arena, npu=npu)
+    if npu is not None:
+        for row in measurements["npu"]["cpu_ops"]:
+            op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
+            row["layer"] = layer_of_op(model.keras, tfl, op) if op else row["tensor"]
+        warnings += budgets.npu_warnings(measurements)
     report = Report(
         model=model.to_dict(),
         target=target.to_dict(),
@@ -84,8 +100,14 @@ def build(cfg: BuildConfig) -> Report:
         warnings=warnings,
     )
     files = {f"{ident}.tflite": tfl_bytes}
-    files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
-    files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name))
+    if npu is None:
+        files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
+        files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name))
+    else:  # the firmware embeds Vela's compiled model, with the arena Vela planned
+        files[f"{ident}_vela.tflite"] = npu.model
+        files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
+        files.update(c_array.settings_header(read_model(npu.model, "Vela output"), vela.npu_arena(npu, arena),
+                                             ident, Path(cfg.model).name))
     report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json"]}
     clock.lap("emit")
     report.timing = clock.times

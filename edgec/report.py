@@ -72,13 +72,19 @@ class Report:
         lines.append(f"  model     {m['parameters']:,} parameters, {meas['macs']:,} MACs")
         lines.append(f"  int8      {t['bytes']:,} bytes ({_kib(t['bytes'])}), ops: "
                      + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
-        lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
-                     f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+        if meas.get("arena"):
+            lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
+                         f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+        if meas.get("npu"):
+            npu = meas["npu"]
+            lines.append(f"  npu       {npu['config']['accelerator']} (Vela): {npu['npu_ops']} NPU op(s), "
+                         f"{len(npu['cpu_ops'])} on the CPU; SRAM {npu['sram_bytes']:,} bytes, "
+                         f"compiled model {npu['model_bytes']:,} bytes")
         if "latency_ms" in meas:
             model = meas.get("latency_model", {})
             note = "" if model.get("calibrated") else " (uncalibrated estimate)"
             kern = f", {model['kernels']} kernels" if "kernels" in model else ""
-            lines.append(f"  latency   {meas['latency_ms']:.1f} ms estimated on {self.target['name']}{kern}{note}")
+            lines.append(f"  latency   {meas['latency_ms']:.3g} ms estimated on {self.target['name']}{kern}{note}")
         if "host_latency_ms" in meas:
             lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
         lines += self._verification_lines(v) if v else []

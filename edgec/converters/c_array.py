@@ -25,7 +25,8 @@ _C_KEYWORDS = {
 }
 # TFLite builtin names whose MicroMutableOpResolver method is not the CamelCase of the name.
 _RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "AddBatchMatMul", "L2_NORMALIZATION": "AddL2Normalization",
-                        "LOG_SOFTMAX": "AddLogSoftmax", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin"}
+                        "LOG_SOFTMAX": "AddLogSoftmax", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
+                        "CUSTOM:ethos-u": "AddEthosU"}
 
 
 def c_identifier(name: str) -> str:
@@ -95,13 +96,21 @@ def resolver_method(op: str) -> str:
     return "Add" + "".join(part if part[:1].isdigit() else part.capitalize() for part in op.split("_"))
 
 
-def settings_header(tfl: TFLiteModel, arena: Arena, ident: str, source: str) -> dict[str, bytes]:
+def _arena_block(macro: str, arena: Arena | None) -> str:
+    if arena is None:
+        return ("/* No tensor arena: TFLite-Micro cannot run this model (see report.json warnings),\n"
+                f" * so {macro}_TENSOR_ARENA_SIZE is not defined. */")
+    return _template("arena.h.tmpl").substitute(
+        MACRO=macro, arena_bytes=arena.bytes, head_bytes=arena.head_bytes, tail_bytes=arena.tail_bytes,
+        measured_on=arena.host, arena_size=int(math.ceil(arena.bytes / 16) * 16)).rstrip("\n")
+
+
+def settings_header(tfl: TFLiteModel, arena: Arena | None, ident: str, source: str) -> dict[str, bytes]:
     """``<ident>_model_settings.h``: shapes, types, quantization, ops and the measured arena."""
     macro = ident.upper()
     counts = tfl.op_counts
     fields = {"banner": _banner(source), "MACRO": macro, "GUARD": f"{macro}_MODEL_SETTINGS_H",
-              "arena_bytes": arena.bytes, "head_bytes": arena.head_bytes, "tail_bytes": arena.tail_bytes,
-              "measured_on": arena.host, "arena_size": int(math.ceil(arena.bytes / 16) * 16),
+              "arena": _arena_block(macro, arena),
               "op_total": sum(counts.values()), "op_kinds": len(counts), "op_list": ",".join(counts),
               "op_defines": "\n".join(f"#define {macro}_OP_{c_identifier(op).upper()}_COUNT {n}"
                                       for op, n in counts.items()),

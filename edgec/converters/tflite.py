@@ -59,6 +59,30 @@ def _layer_from_tensor_name(model, tensor_name: str) -> str | None:
     return None
 
 
+# TFLite builtin → TensorFlow op type, where it is not the CamelCase of the builtin name.
+_TF_OP_OF_BUILTIN = {"REDUCE_MAX": "Max", "REDUCE_MIN": "Min", "REDUCE_PROD": "Prod", "SUM": "Sum",
+                     "MEAN": "Mean", "FULLY_CONNECTED": "MatMul", "CONV_2D": "Conv2D",
+                     "DEPTHWISE_CONV_2D": "DepthwiseConv2dNative", "GATHER": "GatherV2",
+                     "REVERSE_V2": "ReverseV2", "RESIZE_BILINEAR": "ResizeBilinear"}
+
+
+def layer_of_op(model, tfl: TFLiteModel, op) -> str:
+    """``layer 'name'`` for the Keras layer a TFLite op came from, else where the op sits.
+
+    The converter names most tensors after the TF ops (``model/conv/Relu``);
+    the graph's output tensor is named after the signature instead, so then
+    each layer is traced for the TF op the builtin comes from.
+    """
+    if model is not None:
+        for i in op.outputs:
+            if layer := _layer_from_tensor_name(model, tfl.tensors[i].name):
+                return f"layer '{layer}'"
+        tf_op = _TF_OP_OF_BUILTIN.get(op.name) or "".join(w.capitalize() for w in op.name.split("_"))
+        if layer := _layer_with_tf_op(model, tf_op):
+            return f"layer '{layer}'"
+    return tfl.describe_op(op)
+
+
 def _explain_failure(model, exc: Exception) -> ConversionError:
     text = str(exc)
     ops = _TF_OP.findall(text)
@@ -80,10 +104,8 @@ def check_full_int8(model, tfl: TFLiteModel) -> None:
     for op in tfl.ops:
         if op.name in ("QUANTIZE", "DEQUANTIZE") or op.name.startswith("CUSTOM"):
             continue
-        float_out = [tfl.tensors[i] for i in op.outputs if tfl.tensors[i].dtype in ("float32", "float16")]
-        if float_out:
-            layer = _layer_from_tensor_name(model, float_out[0].name) if model is not None else None
-            raise ConversionError(f"layer '{layer or float_out[0].name}' became TFLite op {op.name}, which has "
+        if any(tfl.tensors[i].dtype in ("float32", "float16") for i in op.outputs):
+            raise ConversionError(f"{layer_of_op(model, tfl, op)} became TFLite op {op.name}, which has "
                                   "no int8 kernel and would run in float; replace the layer with one that "
                                   "TFLite can quantize")
     custom = [op.name for op in tfl.ops if op.name.startswith("CUSTOM")]

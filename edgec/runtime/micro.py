@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from edgec.errors import RuntimeCheckError
+from edgec.errors import RuntimeCheckError, UnsupportedOpError
 from edgec._capture import captured_fd2
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
@@ -58,28 +58,40 @@ def _construct(data: bytes, arena_size: int):
             return None, log
 
 
-def _refusal(log_text: str) -> str:
+_MISSING = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
+_FAILED_NODE = re.compile(r"Node (\w+) \(number (\d+)\) failed to (?:prepare|init|allocate)")
+_KERNEL_CHECK = re.compile(r"micro/kernels/(\S+?\.cc:\d+ .+)")
+
+
+def _refusal(log_text: str) -> RuntimeCheckError:
+    """The error for a model TFLite-Micro will not load, naming the op when its log does."""
     lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
-    for ln in lines:
-        if "Didn't find op" in ln or "not supported" in ln.lower() or "unsupported" in ln.lower():
-            return ln
-    return lines[0] if lines else "no message"
+    text = "\n".join(lines)
+    if m := _MISSING.search(text):
+        return UnsupportedOpError("TFLite-Micro", m.group(1), None, "TFLite-Micro has no kernel for it")
+    if m := _FAILED_NODE.search(text):
+        check = _KERNEL_CHECK.search(text)
+        detail = f" ({check.group(1)})" if check else ""
+        return UnsupportedOpError("TFLite-Micro", m.group(1), int(m.group(2)),
+                                  f"TFLite-Micro's {m.group(1)} kernel refuses its tensor types{detail}")
+    return RuntimeCheckError("the TFLite-Micro interpreter cannot load the model: "
+                             f"{lines[0] if lines else 'no message'}; use only ops TFLite-Micro supports")
 
 
 def load(data: bytes, arena_size: int | None = None):
     """A TFLite-Micro interpreter for ``data`` with a generous arena.
 
     Raises:
-        RuntimeCheckError: TFLite-Micro cannot load the model at all, with the
-            reason it printed (for example an op it has no kernel for).
+        UnsupportedOpError: TFLite-Micro has no kernel for an op, or its kernel
+            refuses the op's types (``op`` and ``index`` say which).
+        RuntimeCheckError: TFLite-Micro cannot load the model for another reason.
     """
     size = arena_size or max(len(data) * 10, 1 << 20)
     it, log = _construct(data, size)
     if it is None:
         it2, log2 = _construct(data, _MAX_ARENA)
         if it2 is None:
-            raise RuntimeCheckError("the TFLite-Micro interpreter cannot load the model: "
-                                    f"{_refusal(log[0] + log2[0])}; use only ops TFLite-Micro supports")
+            raise _refusal(log[0] + log2[0])
         it = it2
     return it
 

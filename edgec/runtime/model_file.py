@@ -114,6 +114,17 @@ class TFLiteModel:
     def params(self) -> int:
         return sum(op.params for op in self.ops)
 
+    def find_op(self, name: str, index: int | None = None) -> Op | None:
+        """The op at ``index`` if it is a ``name``, else the first ``name`` op."""
+        if index is not None and 0 <= index < len(self.ops) and self.ops[index].name == name:
+            return self.ops[index]
+        return next((op for op in self.ops if op.name == name), None)
+
+    def describe_op(self, op: Op) -> str:
+        """``op #3 (output tensor 'model/conv/Relu')``: where an op sits, for messages."""
+        out = f" (output tensor '{self.tensors[op.outputs[0]].name}')" if op.outputs else ""
+        return f"op #{op.index}{out}"
+
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
         return [t for t in self.tensors if not t.is_constant and t.dtype in ("float32", "float16")]

@@ -19,6 +19,7 @@ from edgec.errors import TargetError
 KERNELS = ("reference", "optimized")
 BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop")
 CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
+NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Target:
     calibrated: tuple = ()  # kernel libraries whose cycle figures are fitted to published latencies
     cycles: dict = dataclasses.field(default_factory=dict)
     phone_macs_per_second: float | None = None
+    npu: dict = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
     budgets: dict = dataclasses.field(default_factory=dict)
     source: str = ""
 
@@ -58,6 +60,13 @@ class Target:
                 raise TargetError(f"target profile {source}: [cycles.{lib}] must be one of "
                                   f"{', '.join('cycles.' + k for k in KERNELS)}")
             check_keys(table, CYCLE_KEYS, f"target profile {source} [cycles.{lib}]", TargetError)
+        npu = data.get("npu", {})
+        check_keys(npu, NPU_KEYS, f"target profile {source} [npu]", TargetError)
+        if npu:
+            missing = [k for k in ("compiler", "accelerator", "system_config", "memory_mode") if k not in npu]
+            if missing or npu["compiler"] != "vela":
+                raise TargetError(f"target profile {source} [npu] needs compiler = \"vela\", accelerator, "
+                                  "system_config and memory_mode (as Vela's options name them)")
         for key in ("flash_bytes", "ram_bytes", "clock_hz", "flash_reserved_bytes", "ram_reserved_bytes"):
             value = data.get(key)
             if value is not None and (not isinstance(value, int) or value < 0):
