@@ -72,3 +72,11 @@ def set_seed(seed: int) -> None:
         t.config.experimental.enable_op_determinism()
     except Exception as exc:  # older TF or already-initialised context
         _log.debug("op determinism not enabled: %s", exc)
+
+
+def tfmot():
+    """Return ``tensorflow_model_optimization``, imported after tf_keras is settled."""
+    tf()
+    import tensorflow_model_optimization as mot
+
+    return mot

@@ -78,30 +78,50 @@ def _common_options(f):
 
 
 @main.command()
-@click.argument("model")
-@click.option("--target", "-t", required=True, help="Target profile name (see `edgec targets`) or a .toml path.")
-@click.option("--data", "-d", required=True,
+@click.argument("model", required=False)
+@click.option("--config", "-c", "config_path", default=None,
+              help="An edgec.toml recipe (or a pyproject.toml with [tool.edgec]); options given here override it.")
+@click.option("--target", "-t", default=None, help="Target profile name (see `edgec targets`) or a .toml path.")
+@click.option("--data", "-d", default=None,
               help="An .npz (x[,y] or x_train/y_train/x_val/y_val), 'package.module:function', or 'random'.")
-@click.option("--out", "-o", default="edgec_out", show_default=True, help="Output directory.")
+@click.option("--stage", "-s", "stages", multiple=True, metavar="NAME[:K=V,...]",
+              help="A compression stage, in order (replaces the recipe's): prune:sparsity=0.75, cluster:clusters=16, "
+                   "qat, distill:teacher=big.keras. See `edgec stages`.")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multi_worker_mirrored"]), default=None,
+              help="tf.distribute strategy for training stages (default: the recipe's, else none).")
+@click.option("--out", "-o", default=None, help="Output directory (default: edgec_out).")
 @click.option("--name", default=None, help="Model name for files and C identifiers (default: file stem).")
-@click.option("--calibration-samples", default=300, show_default=True, type=click.IntRange(min=1))
-@click.option("--verify-samples", default=500, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--allow-custom-code", is_flag=True,
+@click.option("--calibration-samples", default=None, type=click.IntRange(min=1), help="Default: 300.")
+@click.option("--verify-samples", default=None, type=click.IntRange(min=1), help="Default: 500.")
+@click.option("--seed", default=None, type=int, help="Default: 0.")
+@click.option("--allow-custom-code", is_flag=True, default=None,
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
 @_common_options
-def build(model, target, data, out, name, calibration_samples, verify_samples, seed, allow_custom_code, budget,
-          kernels, as_json, quiet, verbose):
-    """Convert MODEL to a verified full-int8 TFLite model and firmware headers."""
+def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
+          seed, allow_custom_code, budget, kernels, as_json, quiet, verbose):
+    """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
+    from edgec import compress
     from edgec.budgets import parse_budget_options
-    from edgec.config import BuildConfig
+    from edgec.config import BuildConfig, StageSpec, load_recipe
     from edgec.pipeline import build as run_build
 
-    cfg = BuildConfig(model=model, data=data, target=target, out=out, name=name,
-                      calibration_samples=calibration_samples, verify_samples=verify_samples, seed=seed,
-                      allow_custom_code=allow_custom_code, kernels=kernels, budgets=tuple(parse_budget_options(list(budget)).items()))
-    return _render(run_build(cfg), as_json, quiet)
+    settings = load_recipe(config_path) if config_path else {}
+    given = {"model": model, "target": target, "data": data, "out": out, "name": name,
+             "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
+             "allow_custom_code": allow_custom_code, "kernels": kernels}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if budget:
+        recipe_budgets = settings.get("budgets", {})
+        settings["budgets"] = {**(recipe_budgets if isinstance(recipe_budgets, dict) else {}),
+                               **parse_budget_options(list(budget))}
+    if stages:
+        settings["stages"] = [StageSpec.parse(s) for s in stages]
+    if strategy:
+        settings["training"] = {**settings.get("training", {}), "strategy": strategy}
+    cfg = BuildConfig.from_dict(settings)
+    compress.validate(cfg.stages)
+    return _render(run_build(cfg, progress=not quiet), as_json, quiet)
 
 
 @main.command()
@@ -128,6 +148,18 @@ def _render(report, as_json: bool, quiet: bool) -> int:
     for msg in failures(report.budgets):
         click.echo(f"edgec: budget exceeded: {msg}", err=True)
     return report.exit_code
+
+
+@main.command("stages")
+def stages_cmd():
+    """List the compression stages and their parameters."""
+    from edgec import compress
+
+    for name, stage in compress.registry().items():
+        click.echo(f"{name:10s} {stage.summary}")
+        for field, default in stage.defaults().items():
+            click.echo(f"    {field} = {default!r}")
+    return 0
 
 
 @main.command("targets")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import tomllib
+from pathlib import Path
 
 from edgec.errors import ConfigError
 
@@ -23,13 +25,86 @@ def check_keys(data: dict, known, where: str, error=ConfigError) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """One compression stage as the user wrote it: a registered name and its parameters."""
+
+    name: str
+    params: tuple = ()  # (key, value) pairs, validated by the stage's own Params
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> "StageSpec":
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ConfigError(f"{where} needs name = \"<stage>\" (one of the stages in `edgec stages`)")
+        params = {k: v for k, v in data.items() if k != "name"}
+        return cls(data["name"], tuple(sorted(params.items(), key=lambda kv: kv[0])))
+
+    @classmethod
+    def parse(cls, text: str) -> "StageSpec":
+        """``prune:sparsity=0.75,schedule=constant`` → StageSpec; values read as TOML, else as strings.
+
+        A list is written with ``|``: ``qat:skip=ln|head``.
+        """
+        name, _, rest = text.partition(":")
+        params = {}
+        for item in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--stage {text!r}: '{item}' is not KEY=VALUE; write it like "
+                                  "--stage prune:sparsity=0.75,epochs=2")
+            params[key.strip()] = [_scalar(v) for v in value.split("|")] if "|" in value else _scalar(value)
+        return cls.from_dict({"name": name.strip(), **params}, f"--stage {text!r}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **dict(self.params)}
+
+
+def _scalar(text: str):
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How stages fine-tune: the defaults suit small models; ``loss = "auto"`` reads the model's output."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 2  # per stage, unless the stage sets its own
+    loss: str = "auto"
+    strategy: str = "default"  # "default", "mirrored" or "multi_worker_mirrored"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingConfig":
+        check_keys(data, [f.name for f in dataclasses.fields(cls)], "[training]")
+        cfg = cls(**data)
+        if cfg.optimizer not in ("adam", "sgd", "rmsprop"):
+            raise ConfigError(f"[training] optimizer '{cfg.optimizer}' is not adam, sgd or rmsprop")
+        if cfg.strategy not in STRATEGIES:
+            raise ConfigError(f"[training] strategy '{cfg.strategy}' is not one of {', '.join(STRATEGIES)}")
+        for key in ("batch_size", "epochs"):
+            if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < (1 if key == "batch_size" else 0):
+                raise ConfigError(f"[training] {key} must be a whole number "
+                                  f"{'>= 1' if key == 'batch_size' else '>= 0'}, got {getattr(cfg, key)!r}")
+        if not isinstance(cfg.learning_rate, (int, float)) or cfg.learning_rate <= 0:
+            raise ConfigError(f"[training] learning_rate must be a positive number, got {cfg.learning_rate!r}")
+        return cfg
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildConfig:
     """Everything one ``edgec build`` needs, as plain values."""
 
     model: str
     data: str
     target: str
-    out: str
+    out: str = "edgec_out"
     name: str | None = None
     calibration_samples: int = 300
     verify_samples: int = 500
@@ -38,15 +113,74 @@ class BuildConfig:
     allow_custom_code: bool = False
     kernels: str | None = None
     budgets: tuple = ()  # (name, value in bytes / ms / fraction) pairs overriding the profile
+    training: TrainingConfig = TrainingConfig()
+    stages: tuple = ()  # StageSpec, in order
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
+        data = dict(data)
         check_keys(data, [f.name for f in dataclasses.fields(cls)], "build configuration")
+        missing = [k for k in ("model", "data", "target") if data.get(k) in (None, "")]
+        if missing:
+            raise ConfigError(f"no {', '.join(missing)} given; pass {' and '.join('--' + m for m in missing)} "
+                              "or set them in the --config file")
+        if isinstance(data.get("training"), dict):
+            data["training"] = TrainingConfig.from_dict(data["training"])
+        if isinstance(data.get("budgets"), dict):
+            from edgec.budgets import parse_quantity  # budgets imports targets, which imports this module
+
+            data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
+        stages = data.get("stages", ())
+        if not isinstance(stages, (list, tuple)):
+            raise ConfigError("stages must be a list of tables: [[stages]] name = \"prune\" ...")
+        data["stages"] = tuple(st if isinstance(st, StageSpec) else StageSpec.from_dict(st, f"stages[{i}]")
+                               for i, st in enumerate(stages))
         cfg = cls(**data)
         for key in ("calibration_samples", "verify_samples", "micro_samples"):
-            if int(getattr(cfg, key)) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+            if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < 1:
+                raise ConfigError(f"{key} must be a whole number >= 1, got {getattr(cfg, key)!r}")
         return cfg
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["stages"] = [st.to_dict() for st in self.stages]
+        d["budgets"] = dict(self.budgets)
+        return d
+
+
+def load_recipe(path: str | Path) -> dict:
+    """The build settings in an ``edgec.toml`` (or the ``[tool.edgec]`` table of a pyproject.toml).
+
+    Paths to the model, the data, a target file and the output are taken
+    relative to the recipe's folder, so a recipe works from any directory.
+
+    Raises:
+        ConfigError: missing or unreadable file, invalid TOML, no [tool.edgec] table.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; pass the path of an edgec.toml or pyproject.toml")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p} ({exc}); check the file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML ({exc}); fix the file") from None
+    if p.name == "pyproject.toml":
+        data = data.get("tool", {}).get("edgec")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p} has no [tool.edgec] table; add one or pass an edgec.toml")
+    check_keys(data, [f.name for f in dataclasses.fields(BuildConfig)], f"config file {p}")
+    base = p.resolve().parent
+    for key in ("model", "out"):
+        if isinstance(data.get(key), str):
+            data[key] = str(base / data[key])
+    if isinstance(data.get("data"), str) and data["data"] != "random" and ":" not in data["data"]:
+        data["data"] = str(base / data["data"])
+    if isinstance(data.get("target"), str) and data["target"].endswith(".toml"):
+        data["target"] = str(base / data["target"])
+    for stage in data.get("stages", []) if isinstance(data.get("stages"), list) else []:
+        for key in ("teacher", "student"):
+            if isinstance(stage, dict) and isinstance(stage.get(key), str):
+                stage[key] = str(base / stage[key])
+    return data

@@ -6,11 +6,13 @@ writes atomically; everything before it passes models and bytes in memory.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
 from pathlib import Path
 
-from edgec import _tf, artifacts, budgets, targets
+from edgec import _tf, artifacts, budgets, compress, targets
+from edgec.compress.base import Context
 from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
@@ -20,7 +22,7 @@ from edgec.errors import UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import Report
 from edgec.runtime import micro, vela
-from edgec.runtime.model_file import read_model
+from edgec.runtime.model_file import read_model, weight_sparsity
 from edgec.verify import verify
 
 _log = logging.getLogger(__name__)
@@ -37,8 +39,10 @@ class _Clock:
         self._t = now
 
 
-def build(cfg: BuildConfig) -> Report:
+def build(cfg: BuildConfig, progress: bool = True) -> Report:
     """Run a whole build and write its artifacts into ``cfg.out``.
+
+    ``progress`` shows the training stages' progress bars on stderr.
 
     Raises:
         EdgecError: bad input or a model that cannot be converted; nothing is written.
@@ -51,11 +55,20 @@ def build(cfg: BuildConfig) -> Report:
     ident = c_array.c_identifier(cfg.name or model.name)
     data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed)
     _tf.set_seed(cfg.seed)
+    stages = compress.validate(cfg.stages)  # parameters and order, before any work
     clock.lap("load")
+
+    keras_model, stage_rows = model.keras, []
+    if stages:
+        ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
+                      training=cfg.training, seed=cfg.seed, progress=progress,
+                      allow_custom_code=cfg.allow_custom_code)
+        keras_model, stage_rows = compress.run(keras_model, cfg.stages, ctx)
+        clock.lap("compress")
 
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, len(data.x_train)))
-    tfl_bytes = convert_int8(model.keras, data.calibration(cfg.calibration_samples))
+    tfl_bytes = convert_int8(keras_model, data.calibration(cfg.calibration_samples))
     tfl = read_model(tfl_bytes, "converted model")
     clock.lap("convert")
 
@@ -65,7 +78,7 @@ def build(cfg: BuildConfig) -> Report:
         arena = micro.measure_arena(tfl_bytes)
     except UnsupportedOpError as exc:
         op = tfl.find_op(exc.op, exc.index)
-        exc = exc.at(layer_of_op(model.keras, tfl, op)) if op else exc
+        exc = exc.at(layer_of_op(keras_model, tfl, op)) if op else exc
         if target.runtime == "tflite-micro":
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
@@ -75,7 +88,7 @@ def build(cfg: BuildConfig) -> Report:
     _log.info("verifying int8 against float on %d samples", min(cfg.verify_samples, len(data.x_val)))
     x_val = data.x_val[: cfg.verify_samples]
     y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
-    verification = verify(model.keras, tfl_bytes, tfl, x_val, y_val,
+    verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
                           micro_samples=cfg.micro_samples if arena else 0)
     clock.lap("verify")
 
@@ -84,10 +97,17 @@ def build(cfg: BuildConfig) -> Report:
                         "real inputs and accuracy was not measured; pass --data with real samples")
     npu = budgets.compile_for_npu(tfl_bytes, target)
     measurements = budgets.measure(tfl_bytes, tfl, target, arena, npu=npu)
+    accuracy_drop = verification.get("accuracy_drop")
+    if stage_rows:
+        stage_rows.append(_int8_row(tfl_bytes, tfl, verification))
+        before = stage_rows[0].get("float_accuracy")
+        if before is not None and verification.get("int8_accuracy") is not None:
+            # The budget judges what the user trained against what ships.
+            accuracy_drop = verification["accuracy_drop_from_input"] = before - verification["int8_accuracy"]
     if npu is not None:
         for row in measurements["npu"]["cpu_ops"]:
             op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
-            row["layer"] = layer_of_op(model.keras, tfl, op) if op else row["tensor"]
+            row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += budgets.npu_warnings(measurements)
     report = Report(
         model=model.to_dict(),
@@ -96,7 +116,8 @@ def build(cfg: BuildConfig) -> Report:
         tflite=tflite_summary(tfl),
         measurements=measurements,
         verification=verification,
-        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), verification.get("accuracy_drop")),
+        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), accuracy_drop),
+        stages=stage_rows,
         warnings=warnings,
     )
     files = {f"{ident}.tflite": tfl_bytes}
@@ -116,3 +137,13 @@ def build(cfg: BuildConfig) -> Report:
     _log.info("wrote %d files to %s", len(files), out)
     return report
 
+
+
+def _int8_row(data: bytes, tfl, verification: dict) -> dict:
+    """The last row of ``stages``: what the converted model weighs and scores."""
+    row = {"name": "int8", "tflite_bytes": len(data),
+           "tflite_gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+           "int8_weight_sparsity": weight_sparsity(data, tfl)}
+    if "int8_accuracy" in verification:
+        row["int8_accuracy"] = verification["int8_accuracy"]
+    return row

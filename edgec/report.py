@@ -64,6 +64,24 @@ class Report:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
+    def _stage_lines(self) -> list[str]:
+        lines = []
+        for row in self.stages:
+            if row["name"] == "int8":
+                acc = f", int8 acc {100 * row['int8_accuracy']:.1f} %" if "int8_accuracy" in row else ""
+                lines.append(f"  stage     {'int8':<8s} {row['tflite_bytes']:,} B .tflite, gzip "
+                             f"{row['tflite_gzip_bytes']:,} B, weight sparsity "
+                             f"{100 * row['int8_weight_sparsity']:.1f} %{acc}")
+                continue
+            acc = f", float acc {100 * row['float_accuracy']:.1f} %" if "float_accuracy" in row else ""
+            uniq = row.get("unique_values_per_kernel")
+            clusters = f", <= {max(uniq.values())} values/kernel" if uniq else ""
+            lines.append(f"  stage     {row['name']:<8s} {row['seconds']:6.1f} s, {row['parameters']:,} params "
+                         f"({row['nonzero_parameters']:,} non-zero, kernel sparsity "
+                         f"{100 * row['kernel_sparsity']:.1f} %){clusters}, float gzip "
+                         f"{row['float_weights_gzip_bytes']:,} B{acc}")
+        return lines
+
     def to_text(self) -> str:
         """A compact human summary (no colour)."""
         m, t, v, meas = self.model, self.tflite, self.verification, self.measurements
@@ -87,6 +105,7 @@ class Report:
             lines.append(f"  latency   {meas['latency_ms']:.3g} ms estimated on {self.target['name']}{kern}{note}")
         if "host_latency_ms" in meas:
             lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
+        lines += self._stage_lines()
         lines += self._verification_lines(v) if v else []
         for b in self.budgets:
             lines.append(f"  budget    {b['name']:<14s} {format_quantity(b['value'], b['unit']):>12s} / "

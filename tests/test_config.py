@@ -11,11 +11,19 @@ def test_round_trip():
     assert BuildConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_round_trip_with_stages_training_and_budgets():
+    cfg = BuildConfig.from_dict({"model": "m.keras", "data": "random", "target": "cortex-m4",
+                                 "budgets": {"ram": "96KiB"}, "training": {"epochs": 3},
+                                 "stages": [{"name": "prune", "sparsity": 0.5}, {"name": "qat"}]})
+    assert BuildConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["stages"] == [{"name": "prune", "sparsity": 0.5}, {"name": "qat"}]
+
+
 def test_typo_suggests_the_key():
     with pytest.raises(ConfigError, match="did you mean 'calibration_samples'"):
         BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "calibraton_samples": 3})
 
 
 def test_counts_must_be_positive():
-    with pytest.raises(ConfigError, match="at least 1"):
+    with pytest.raises(ConfigError, match=">= 1"):
         BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "verify_samples": 0})

@@ -266,3 +266,37 @@ def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
 def dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
     """int8 values to float with the tensor's scale and zero point."""
     return (np.asarray(q, np.float32) - tensor.zero_point) * tensor.scale
+
+
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]:
+    """(op index, int8 weight values) of every conv/depthwise/fully-connected op with constant weights."""
+    schema = _schema()
+    model = schema.Model.GetRootAsModel(data, 0)
+    graph = model.Subgraphs(0)
+    out = []
+    for op in tfl.ops:
+        if op.name not in _WEIGHT_OPS or len(op.inputs) < 2:
+            continue
+        w_index = op.inputs[2] if op.name == "TRANSPOSE_CONV" else op.inputs[1]
+        t = tfl.tensors[w_index]
+        if not t.is_constant or t.dtype != "int8":
+            continue
+        buf = model.Buffers(graph.Tensors(w_index).Buffer())
+        if buf.DataLength():
+            values = buf.DataAsNumpy().view(np.int8)
+        elif buf.Size():  # data stored after the flatbuffer (models over 2 GB)
+            values = np.frombuffer(data, np.int8, count=int(buf.Size()), offset=int(buf.Offset()))
+        else:
+            continue
+        out.append((op.index, values))
+    return out
+
+
+def weight_sparsity(data: bytes, tfl: TFLiteModel) -> float:
+    """Fraction of zero int8 weight values over all conv/depthwise/fully-connected weights."""
+    arrays = [v for _, v in weight_arrays(data, tfl)]
+    total = sum(v.size for v in arrays)
+    return float(sum(int((v == 0).sum()) for v in arrays) / total) if total else 0.0

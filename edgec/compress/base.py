@@ -1,0 +1,98 @@
+"""What every compression stage shares: parameters as data, and the run context."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+
+import numpy as np
+
+from edgec.config import TrainingConfig, check_keys
+from edgec.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Context:
+    """What stages need besides the model: data, training settings, what ran before."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_val: np.ndarray
+    y_val: np.ndarray | None
+    training: TrainingConfig
+    seed: int = 0
+    progress: bool = True
+    allow_custom_code: bool = False
+    done: list = dataclasses.field(default_factory=list)  # names of the stages already run
+    clustered_layers: list = dataclasses.field(default_factory=list)  # set by a cluster stage
+
+    def scope(self):
+        """The tf.distribute strategy's scope, in which models are built and compiled."""
+        from edgec.compress.training import strategy
+
+        return strategy(self.training.strategy).scope()
+
+
+class Stage:
+    """A compression step. Subclasses set ``name``, ``summary`` and a ``Params`` dataclass."""
+
+    name = ""
+    summary = ""
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params: dict):
+        fields = dataclasses.fields(self.Params)
+        check_keys(params, [f.name for f in fields], f"stage '{self.name}'")
+        try:
+            self.params = self.Params(**params)
+        except TypeError as exc:
+            raise ConfigError(f"stage '{self.name}': {exc}") from None
+        self.check_params()
+        self.extra: dict = {}  # stage-specific figures for the report row
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {f.name: (f.default if f.default is not dataclasses.MISSING else "(required)")
+                for f in dataclasses.fields(cls.Params)}
+
+    def params_dict(self) -> dict:
+        return dataclasses.asdict(self.params)
+
+    def check_params(self) -> None:
+        """Raise ConfigError for values out of range."""
+
+    def check_order(self, before: list[str]) -> None:
+        """Raise ConfigError when this stage cannot follow the stages in ``before``."""
+        if "qat" in before:
+            raise ConfigError(f"stage '{self.name}' cannot follow 'qat': quantization-aware training must be "
+                              "the last training stage; move 'qat' to the end of the stages")
+
+    def run(self, model, ctx: Context):
+        raise NotImplementedError
+
+    def fail(self, message: str) -> ConfigError:
+        return ConfigError(f"stage '{self.name}': {message}")
+
+
+def in_range(stage: Stage, name: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        raise stage.fail(f"{name} must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, "
+                         f"got {value!r}")
+
+
+def name_matches(name: str, patterns) -> bool:
+    """``fnmatch`` of a layer name against a pattern or a list of patterns."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns or [])
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)

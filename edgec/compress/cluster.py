@@ -1,0 +1,75 @@
+"""``cluster``: TFMOT weight clustering (weight sharing), fine-tuned and stripped.
+
+Each clustered kernel keeps at most ``clusters`` distinct values; after a
+``prune`` stage the zeros are preserved (``preserve_sparsity``). Like pruning,
+clustering does not shrink the ``.tflite`` itself but makes it compress well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edgec import _tf
+from edgec.compress import register
+from edgec.compress.base import Stage, as_list, in_range, name_matches
+from edgec.compress.training import compile_for_training, fit
+
+_INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
+
+
+@register
+class Cluster(Stage):
+    name = "cluster"
+    summary = "TFMOT weight clustering (k clusters per kernel), sparsity-preserving after prune"
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        clusters: int = 16
+        init: str = "kmeans_plus_plus"   # centroid initialisation: kmeans_plus_plus, linear, density_based, random
+        epochs: int | None = None
+        learning_rate: float | None = None  # default: [training] learning_rate / 10 (fine-tuning centroids)
+        include: list | str = "*"
+        exclude: list | str = ()
+        preserve_sparsity: bool | None = None  # default: true when a prune stage ran before
+
+    def check_params(self) -> None:
+        p = self.params
+        in_range(self, "clusters", p.clusters, 2, 256)
+        if not isinstance(p.clusters, int):
+            raise self.fail(f"clusters must be a whole number, got {p.clusters!r}")
+        if p.init not in _INITS:
+            raise self.fail(f"init '{p.init}' is not one of {', '.join(_INITS)}")
+        if p.epochs is not None:
+            in_range(self, "epochs", p.epochs, 0, 1e6)
+        if p.learning_rate is not None:
+            in_range(self, "learning_rate", p.learning_rate, 0, 10, lo_open=True)
+
+    def run(self, model, ctx):
+        p = self.params
+        mot = _tf.tfmot()
+        k = _tf.tf_keras()
+        clustering = mot.clustering.keras
+        init = getattr(clustering.CentroidInitialization, p.init.upper())
+        preserve = p.preserve_sparsity if p.preserve_sparsity is not None else "prune" in ctx.done
+        clustered = []
+
+        def wrap(layer):
+            # TFMOT clusters Conv and Dense kernels; it leaves depthwise kernels alone by design.
+            has_kernel = hasattr(layer, "kernel") and not isinstance(layer, k.layers.DepthwiseConv2D)
+            if has_kernel and name_matches(layer.name, as_list(p.include)) \
+                    and not name_matches(layer.name, as_list(p.exclude)):
+                clustered.append(layer.name)
+                return clustering.cluster_weights(layer, number_of_clusters=p.clusters,
+                                                  cluster_centroids_init=init, preserve_sparsity=preserve)
+            return layer
+
+        epochs = p.epochs if p.epochs is not None else (ctx.training.epochs or 1)
+        with ctx.scope():
+            wrapped = k.models.clone_model(model, clone_function=wrap)
+            if not clustered:
+                raise self.fail("no layer matches include/exclude; check the layer name patterns")
+            compile_for_training(wrapped, ctx, self.name)
+            wrapped.optimizer.learning_rate.assign(p.learning_rate or ctx.training.learning_rate / 10)
+        logs = fit(wrapped, ctx, self.name, epochs)
+        self.extra = {"clustered_layers": clustered, "preserve_sparsity": preserve, "train_logs": logs}
+        return clustering.strip_clustering(wrapped)

@@ -1,0 +1,199 @@
+"""Compression stages on tiny models: recipes, parameters, schedules, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, assert_one_line_error, run_cli
+from edgec import compress
+from edgec.compress.base import Context
+from edgec.config import BuildConfig, StageSpec, TrainingConfig, load_recipe
+from edgec.errors import ConfigError, ConversionError
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.random((96, 8, 8, 4)).astype(np.float32)
+    y = (x[:, :4, :, 0].mean(axis=(1, 2)) * 3).astype(np.int64).clip(0, 2)  # learnable labels
+    return x, y
+
+
+def _ctx(data, **kw):
+    x, y = data
+    return Context(x[:64], y[:64] if y is not None else None, x[64:], y[64:] if y is not None else None,
+                   TrainingConfig(epochs=1, batch_size=16), progress=False, **kw)
+
+
+def _model(tfk, extra=None):
+    tfk.utils.set_random_seed(0)
+    inp = tfk.Input((8, 8, 4))
+    x = tfk.layers.Conv2D(8, 3, activation="relu", name="conv")(inp)
+    if extra is not None:
+        x = extra(x)
+    x = tfk.layers.Flatten(name="flat")(x)
+    x = tfk.layers.Dense(16, activation="relu", name="fc")(x)
+    return tfk.Model(inp, tfk.layers.Dense(3, activation="softmax", name="out")(x))
+
+
+def _stage(text):
+    return [StageSpec.parse(text)]
+
+
+# --- recipes and stage specs -------------------------------------------------------------
+
+def test_stage_spec_parsing():
+    spec = StageSpec.parse("prune:sparsity=0.75,schedule=constant,exclude=out|fc,epochs=3")
+    assert spec.to_dict() == {"name": "prune", "sparsity": 0.75, "schedule": "constant",
+                              "exclude": ["out", "fc"], "epochs": 3}
+    assert StageSpec.parse("qat").to_dict() == {"name": "qat"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        StageSpec.parse("prune:sparsity")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("prun", ["unknown stage 'prun'", "did you mean 'prune'"]),
+    ("prune:sparsty=0.5", ["unknown key 'sparsty'", "did you mean 'sparsity'"]),
+    ("prune:sparsity=1.5", ["sparsity must be a number in [0, 1)"]),
+    ("prune:schedule=cubic", ["schedule 'cubic'"]),
+    ("prune:m_by_n=4:2", ["m_by_n"]),
+    ("cluster:clusters=1", ["clusters must be"]),
+    ("qat:scheme=fancy", ["scheme 'fancy'"]),
+    ("distill", ["needs teacher"]),
+])
+def test_bad_stage_parameters(text, words):
+    with pytest.raises(ConfigError) as info:
+        compress.validate(_stage(text))
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_stage_order_rules():
+    with pytest.raises(ConfigError, match="cannot follow 'qat'"):
+        compress.validate([StageSpec.parse("qat"), StageSpec.parse("prune")])
+    with pytest.raises(ConfigError, match="put 'prune' before 'cluster'"):
+        compress.validate([StageSpec.parse("cluster"), StageSpec.parse("prune")])
+
+
+def test_recipe_file_paths_and_cli_override(tmp_path):
+    (tmp_path / "sub").mkdir()
+    recipe = tmp_path / "sub" / "edgec.toml"
+    recipe.write_text('model = "m.keras"\ndata = "d.npz"\ntarget = "cortex-m4"\n'
+                      '[budgets]\nram = "96KiB"\n[training]\nepochs = 3\n'
+                      '[[stages]]\nname = "prune"\nsparsity = 0.5\n[[stages]]\nname = "qat"\n')
+    cfg = BuildConfig.from_dict(load_recipe(recipe))
+    assert cfg.model == str(tmp_path / "sub" / "m.keras") and cfg.data == str(tmp_path / "sub" / "d.npz")
+    assert dict(cfg.budgets) == {"ram": 98304.0} and cfg.training.epochs == 3
+    assert [s.name for s in cfg.stages] == ["prune", "qat"]
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n[tool.edgec]\nmodel = "m.keras"\ndata = "random"\n'
+                         'target = "mobile"\n')
+    assert BuildConfig.from_dict(load_recipe(pyproject)).data == "random"
+
+
+@pytest.mark.parametrize("text, words", [
+    ('model = "m.keras"\ndata = "random"\ntarget = "mobile"\n[[stages]]\nname = "prune"\nsparsty = 0.5\n',
+     ["unknown key 'sparsty'", "did you mean 'sparsity'"]),
+    ('modle = "m.keras"\n', ["unknown key 'modle'", "did you mean 'model'"]),
+    ('model = "m.keras"\ndata = "random"\ntarget = "mobile"\n[training]\nlearnig_rate = 0.1\n',
+     ["unknown key 'learnig_rate'", "did you mean 'learning_rate'"]),
+    ('model = "m.keras"\ndata = "random"\ntarget = "mobile"\n[budgets]\nrma = "1KiB"\n', ["unknown budget 'rma'"]),
+    ('model = [1\n', ["not valid TOML"]),
+])
+def test_recipe_typos_are_one_line_errors(tmp_path, text, words):
+    recipe = tmp_path / "edgec.toml"
+    recipe.write_text(text)
+    out = tmp_path / "out"
+    proc = run_cli("build", "--config", str(recipe), "--out", str(out))
+    assert_one_line_error(proc, 2, *words)
+    assert not out.exists()
+
+
+def test_missing_model_without_recipe_is_one_line():
+    assert_one_line_error(run_cli("build", "--target", "cortex-m4"), 2, "no model, data given")
+
+
+# --- the stages ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", ["polynomial", "constant"])
+def test_prune_reaches_the_target_sparsity_and_strips(tfk, data, schedule):
+    model, rows = compress.run(_model(tfk), _stage(f"prune:sparsity=0.6,schedule={schedule},epochs=2,"
+                                                   "frequency=1,exclude=out"), _ctx(data))
+    assert not any("prune" in type(layer).__name__.lower() for layer in model.layers)  # stripped
+    for name in ("conv", "fc"):
+        w = model.get_layer(name).get_weights()[0]
+        assert (w == 0).mean() == pytest.approx(0.6, abs=0.02)
+    assert (model.get_layer("out").get_weights()[0] != 0).all()  # excluded
+    assert rows[1]["pruned_layers"] == ["conv", "fc"]
+    assert rows[1]["nonzero_parameters"] < rows[0]["nonzero_parameters"]
+
+
+def test_prune_two_of_four(tfk, data):
+    model, _ = compress.run(_model(tfk), _stage("prune:m_by_n=2:4,epochs=1"), _ctx(data))
+    for name in ("conv", "fc"):
+        nz = model.get_layer(name).get_weights()[0] != 0
+        blocks = np.moveaxis(nz, -2, -1).reshape(-1, 4)  # blocks of 4 along the input channels
+        assert blocks.sum(axis=1).max() <= 2
+
+
+def test_cluster_limits_unique_values_and_keeps_zeros(tfk, data):
+    model, rows = compress.run(_model(tfk), [StageSpec.parse("prune:sparsity=0.5,frequency=1,epochs=1"),
+                                              StageSpec.parse("cluster:clusters=8,epochs=1")], _ctx(data))
+    row = rows[-1]
+    assert set(row["unique_values_per_kernel"]) == {"conv", "fc", "out"}
+    assert max(row["unique_values_per_kernel"].values()) <= 8
+    assert row["preserve_sparsity"] is True
+    assert row["kernel_sparsity"] == pytest.approx(rows[1]["kernel_sparsity"], abs=0.01)
+    assert row["float_weights_gzip_bytes"] < rows[1]["float_weights_gzip_bytes"]
+
+
+def test_qat_unsupported_layer_is_named_and_skip_passes(tfk, data):
+    from edgec.converters.tflite import convert_int8
+
+    def norm(x):
+        return tfk.layers.LayerNormalization(name="ln")(x)
+
+    with pytest.raises(ConversionError) as info:
+        compress.run(_model(tfk, norm), _stage("qat:epochs=1"), _ctx(data))
+    assert "layer 'ln' (LayerNormalization)" in str(info.value) and "qat:skip=ln" in str(info.value)
+    model, rows = compress.run(_model(tfk, norm), _stage("qat:epochs=1,skip=ln"), _ctx(data))
+    assert rows[-1]["skipped_layers"] == ["ln"] and rows[-1]["scheme"] == "default"
+    assert len(convert_int8(model, data[0][:32])) > 0
+
+
+def test_qat_scheme_follows_the_stages_before(tfk, data):
+    _, rows = compress.run(_model(tfk), [StageSpec.parse("prune:sparsity=0.5,frequency=1,epochs=1"),
+                                         StageSpec.parse("qat:epochs=1")], _ctx(data))
+    assert rows[-1]["scheme"] == "prune_preserve"
+    assert rows[-1]["kernel_sparsity"] >= 0.45
+
+
+def test_distill_without_labels_uses_the_teacher_alone(tfk, data, tmp_path):
+    teacher = tmp_path / "teacher.keras"
+    _model(tfk).save(teacher)
+    x, _ = data
+    _, rows = compress.run(_model(tfk), _stage(f"distill:teacher={teacher},epochs=1"),
+                           _ctx((x, None)))
+    assert rows[-1]["alpha_used"] == 0.0
+    assert rows[-1]["teacher_parameters"] == rows[-1]["student_parameters"]
+
+
+def test_training_needs_labels(tfk, data):
+    from edgec.errors import DataError
+
+    with pytest.raises(DataError, match="needs labels"):
+        compress.run(_model(tfk), _stage("prune"), _ctx((data[0], None)))
+
+
+def test_progress_on_stderr_quiet_silences_it(tmp_path):
+    args = ["build", str(SAMPLE / "digits.keras"), "--target", "mobile", "--data", str(SAMPLE / "digits.npz"),
+            "--stage", "prune:sparsity=0.5,epochs=1", "--json", "--budget", "accuracy_drop=100%"]
+    loud = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert loud.returncode == 0, loud.stderr
+    assert "edgec: prune epoch 1/1" in loud.stderr
+    assert json.loads(loud.stdout)["stages"][1]["name"] == "prune"  # stdout is only the JSON
+    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == ""
