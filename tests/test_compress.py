@@ -197,3 +197,29 @@ def test_progress_on_stderr_quiet_silences_it(tmp_path):
     assert json.loads(loud.stdout)["stages"][1]["name"] == "prune"  # stdout is only the JSON
     quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+@pytest.mark.parametrize("stage", ["prune:sparsity=0.5,frequency=1,exclude=out", "cluster:clusters=4,epochs=1",
+                                   "qat:epochs=1", "distill:teacher={teacher},epochs=1"])
+def test_stages_run_under_a_mirrored_strategy(tfk, data, tmp_path, stage):
+    from edgec.compress.training import strategy
+
+    teacher = tmp_path / "teacher.keras"
+    _model(tfk).save(teacher)
+    ctx = _ctx(data)
+    ctx.training = TrainingConfig(epochs=1, batch_size=16, strategy="mirrored")
+    _, rows = compress.run(_model(tfk), _stage(stage.format(teacher=teacher)), ctx)
+    assert type(strategy("mirrored")).__name__ == "MirroredStrategy"
+    assert rows[-1]["train_logs"]["loss"] > 0
+
+
+def test_recipe_budgets_gate_the_build_and_the_command_line_overrides_them(tmp_path):
+    recipe = tmp_path / "edgec.toml"
+    recipe.write_text(f'model = "{SAMPLE / "digits.keras"}"\ndata = "{SAMPLE / "digits.npz"}"\n'
+                      'target = "cortex-m4"\n[budgets]\nram = "4KiB"\n')
+    failed = run_cli("build", "--config", str(recipe), "--out", str(tmp_path / "a"))
+    assert failed.returncode == 1
+    assert "edgec: budget exceeded: ram" in failed.stderr and "exceeds 4.0 KiB" in failed.stderr
+    assert (tmp_path / "a" / "report.json").exists()  # artifacts are still written
+    passed = run_cli("build", "--config", str(recipe), "--out", str(tmp_path / "b"), "--budget", "ram=1MiB")
+    assert passed.returncode == 0, passed.stderr

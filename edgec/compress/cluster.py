@@ -12,7 +12,7 @@ import dataclasses
 from edgec import _tf
 from edgec.compress import register
 from edgec.compress.base import Stage, as_list, in_range, name_matches
-from edgec.compress.training import compile_for_training, fit
+from edgec.compress.training import compile_for_training, fit, in_strategy
 
 _INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 
@@ -64,6 +64,7 @@ class Cluster(Stage):
             return layer
 
         epochs = p.epochs if p.epochs is not None else (ctx.training.epochs or 1)
+        model = in_strategy(model, ctx)
         with ctx.scope():
             wrapped = k.models.clone_model(model, clone_function=wrap)
             if not clustered:

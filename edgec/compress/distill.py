@@ -17,7 +17,7 @@ import numpy as np
 from edgec import _tf
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range
-from edgec.compress.training import fit, optimizer, output_activation
+from edgec.compress.training import fit, in_strategy, optimizer, output_activation
 from edgec.errors import ConfigError
 from edgec.verify import class_labels, predict
 
@@ -58,7 +58,7 @@ class Distill(Stage):
         k = _tf.tf_keras()
         safe = not ctx.allow_custom_code
         teacher = load_model(p.teacher, safe_mode=safe).keras
-        student = load_model(p.student, safe_mode=safe).keras if p.student else model
+        student = in_strategy(load_model(p.student, safe_mode=safe).keras if p.student else model, ctx)
         n_out = int(student.outputs[0].shape[-1])
         if tuple(teacher.inputs[0].shape[1:]) != tuple(student.inputs[0].shape[1:]) \
                 or int(teacher.outputs[0].shape[-1]) != n_out:

@@ -15,7 +15,7 @@ import math
 from edgec import _tf
 from edgec.compress import register
 from edgec.compress.base import Stage, as_list, in_range, name_matches
-from edgec.compress.training import compile_for_training, fit
+from edgec.compress.training import compile_for_training, fit, in_strategy
 
 _log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class Prune(Stage):
             pruned_layers.append(layer.name)
             return sparsity.prune_low_magnitude(layer, **kwargs)
 
+        model = in_strategy(model, ctx)
         with ctx.scope():
             wrapped = k.models.clone_model(model, clone_function=wrap)
             if not pruned_layers:

@@ -16,7 +16,7 @@ import re
 from edgec import _tf
 from edgec.compress import register
 from edgec.compress.base import Stage, as_list, in_range, name_matches
-from edgec.compress.training import compile_for_training, fit
+from edgec.compress.training import compile_for_training, fit, in_strategy
 from edgec.errors import ConversionError
 
 _UNSUPPORTED = re.compile(r"Layer (\S+?):<class '([\w.]+)'> is not supported")
@@ -85,6 +85,7 @@ class QAT(Stage):
             return q.quantize_annotate_layer(layer)
 
         scheme_name, scheme = self._scheme(ctx.done)
+        model = in_strategy(model, ctx)
         with ctx.scope():
             annotated = k.models.clone_model(model, clone_function=annotate)
             try:

@@ -29,6 +29,22 @@ def strategy(name: str):
     return tf.distribute.get_strategy()
 
 
+def in_strategy(model, ctx):
+    """``model`` with its variables created under the recipe's tf.distribute strategy.
+
+    Under the default strategy that is ``model`` itself; under another one the
+    model is rebuilt inside the strategy's scope and its weights copied, since
+    Keras refuses to train variables created outside the scope.
+    """
+    if ctx.training.strategy == "default":
+        return model
+    k = _tf.tf_keras()
+    with ctx.scope():
+        clone = k.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+    return clone
+
+
 def output_activation(model) -> str | None:
     """'softmax', 'sigmoid', ... of the model's last layer, or None for a linear output."""
     layer = model.layers[-1]
