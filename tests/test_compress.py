@@ -223,3 +223,18 @@ def test_recipe_budgets_gate_the_build_and_the_command_line_overrides_them(tmp_p
     assert (tmp_path / "a" / "report.json").exists()  # artifacts are still written
     passed = run_cli("build", "--config", str(recipe), "--out", str(tmp_path / "b"), "--budget", "ram=1MiB")
     assert passed.returncode == 0, passed.stderr
+
+
+def test_qat_unsupported_layer_through_the_cli(tfk, data, tmp_path):
+    model = _model(tfk, lambda x: tfk.layers.LayerNormalization(name="ln")(x))
+    model.save(tmp_path / "ln.keras")
+    np.savez(tmp_path / "d.npz", x=data[0], y=data[1])
+    # mobile: TFLite-Micro has no kernel for the REDUCE_PROD that LayerNormalization converts to
+    args = ["build", str(tmp_path / "ln.keras"), "--target", "mobile", "--data", str(tmp_path / "d.npz"),
+            "--budget", "accuracy_drop=100%", "-q"]
+    failed = run_cli(*args, "--stage", "qat:epochs=1", "--out", str(tmp_path / "a"))
+    assert_one_line_error(failed, 2, "cannot quantize layer 'ln' (LayerNormalization)", "qat:skip=ln")
+    assert not (tmp_path / "a").exists()
+    passed = run_cli(*args, "--stage", "qat:epochs=1,skip=ln", "--out", str(tmp_path / "b"), "--json")
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads(passed.stdout)["stages"][1]["skipped_layers"] == ["ln"]
