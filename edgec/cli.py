@@ -101,7 +101,6 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
           seed, allow_custom_code, budget, kernels, as_json, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
-    from edgec import compress
     from edgec.budgets import parse_budget_options
     from edgec.config import BuildConfig, StageSpec, load_recipe
     from edgec.pipeline import build as run_build
@@ -120,7 +119,6 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     if strategy:
         settings["training"] = {**settings.get("training", {}), "strategy": strategy}
     cfg = BuildConfig.from_dict(settings)
-    compress.validate(cfg.stages)
     return _render(run_build(cfg, progress=not quiet), as_json, quiet)
 
 

@@ -50,12 +50,12 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     clock = _Clock()
     target = targets.get(cfg.target).with_kernels(cfg.kernels)
     out = artifacts.check_destination(cfg.out)
+    stages = compress.validate(cfg.stages)  # parameters and order, before any work
     _log.info("loading model %s", cfg.model)
     model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code)
     ident = c_array.c_identifier(cfg.name or model.name)
     data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed)
     _tf.set_seed(cfg.seed)
-    stages = compress.validate(cfg.stages)  # parameters and order, before any work
     clock.lap("load")
 
     keras_model, stage_rows = model.keras, []
@@ -63,7 +63,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
         ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
                       training=cfg.training, seed=cfg.seed, progress=progress,
                       allow_custom_code=cfg.allow_custom_code)
-        keras_model, stage_rows = compress.run(keras_model, cfg.stages, ctx)
+        keras_model, stage_rows = compress.run(keras_model, stages, ctx)
         clock.lap("compress")
 
     _log.info("converting to full-integer int8 (%d calibration samples)",
@@ -127,7 +127,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     else:  # the firmware embeds Vela's compiled model, with the arena Vela planned
         files[f"{ident}_vela.tflite"] = npu.model
         files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
-        files.update(c_array.settings_header(read_model(npu.model, "Vela output"), vela.npu_arena(npu, arena),
+        files.update(c_array.settings_header(npu.compiled, vela.npu_arena(npu, arena),
                                              ident, Path(cfg.model).name))
     report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json"]}
     clock.lap("emit")

@@ -39,8 +39,8 @@ def _model(tfk, extra=None):
     return tfk.Model(inp, tfk.layers.Dense(3, activation="softmax", name="out")(x))
 
 
-def _stage(text):
-    return [StageSpec.parse(text)]
+def _stages(*texts):
+    return compress.validate([StageSpec.parse(t) for t in texts])
 
 
 # --- recipes and stage specs -------------------------------------------------------------
@@ -66,7 +66,7 @@ def test_stage_spec_parsing():
 ])
 def test_bad_stage_parameters(text, words):
     with pytest.raises(ConfigError) as info:
-        compress.validate(_stage(text))
+        _stages(text)
     for w in words:
         assert w in str(info.value)
 
@@ -120,7 +120,7 @@ def test_missing_model_without_recipe_is_one_line():
 
 @pytest.mark.parametrize("schedule", ["polynomial", "constant"])
 def test_prune_reaches_the_target_sparsity_and_strips(tfk, data, schedule):
-    model, rows = compress.run(_model(tfk), _stage(f"prune:sparsity=0.6,schedule={schedule},epochs=2,"
+    model, rows = compress.run(_model(tfk), _stages(f"prune:sparsity=0.6,schedule={schedule},epochs=2,"
                                                    "frequency=1,exclude=out"), _ctx(data))
     assert not any("prune" in type(layer).__name__.lower() for layer in model.layers)  # stripped
     for name in ("conv", "fc"):
@@ -132,7 +132,7 @@ def test_prune_reaches_the_target_sparsity_and_strips(tfk, data, schedule):
 
 
 def test_prune_two_of_four(tfk, data):
-    model, _ = compress.run(_model(tfk), _stage("prune:m_by_n=2:4,epochs=1"), _ctx(data))
+    model, _ = compress.run(_model(tfk), _stages("prune:m_by_n=2:4,epochs=1"), _ctx(data))
     for name in ("conv", "fc"):
         nz = model.get_layer(name).get_weights()[0] != 0
         blocks = np.moveaxis(nz, -2, -1).reshape(-1, 4)  # blocks of 4 along the input channels
@@ -140,8 +140,8 @@ def test_prune_two_of_four(tfk, data):
 
 
 def test_cluster_limits_unique_values_and_keeps_zeros(tfk, data):
-    model, rows = compress.run(_model(tfk), [StageSpec.parse("prune:sparsity=0.5,frequency=1,epochs=1"),
-                                              StageSpec.parse("cluster:clusters=8,epochs=1")], _ctx(data))
+    model, rows = compress.run(_model(tfk), _stages("prune:sparsity=0.5,frequency=1,epochs=1",
+                                                       "cluster:clusters=8,epochs=1"), _ctx(data))
     row = rows[-1]
     assert set(row["unique_values_per_kernel"]) == {"conv", "fc", "out"}
     assert max(row["unique_values_per_kernel"].values()) <= 8
@@ -157,16 +157,16 @@ def test_qat_unsupported_layer_is_named_and_skip_passes(tfk, data):
         return tfk.layers.LayerNormalization(name="ln")(x)
 
     with pytest.raises(ConversionError) as info:
-        compress.run(_model(tfk, norm), _stage("qat:epochs=1"), _ctx(data))
+        compress.run(_model(tfk, norm), _stages("qat:epochs=1"), _ctx(data))
     assert "layer 'ln' (LayerNormalization)" in str(info.value) and "qat:skip=ln" in str(info.value)
-    model, rows = compress.run(_model(tfk, norm), _stage("qat:epochs=1,skip=ln"), _ctx(data))
+    model, rows = compress.run(_model(tfk, norm), _stages("qat:epochs=1,skip=ln"), _ctx(data))
     assert rows[-1]["skipped_layers"] == ["ln"] and rows[-1]["scheme"] == "default"
     assert len(convert_int8(model, data[0][:32])) > 0
 
 
 def test_qat_scheme_follows_the_stages_before(tfk, data):
-    _, rows = compress.run(_model(tfk), [StageSpec.parse("prune:sparsity=0.5,frequency=1,epochs=1"),
-                                         StageSpec.parse("qat:epochs=1")], _ctx(data))
+    _, rows = compress.run(_model(tfk), _stages("prune:sparsity=0.5,frequency=1,epochs=1", "qat:epochs=1"),
+                           _ctx(data))
     assert rows[-1]["scheme"] == "prune_preserve"
     assert rows[-1]["kernel_sparsity"] >= 0.45
 
@@ -175,7 +175,7 @@ def test_distill_without_labels_uses_the_teacher_alone(tfk, data, tmp_path):
     teacher = tmp_path / "teacher.keras"
     _model(tfk).save(teacher)
     x, _ = data
-    _, rows = compress.run(_model(tfk), _stage(f"distill:teacher={teacher},epochs=1"),
+    _, rows = compress.run(_model(tfk), _stages(f"distill:teacher={teacher},epochs=1"),
                            _ctx((x, None)))
     assert rows[-1]["alpha_used"] == 0.0
     assert rows[-1]["teacher_parameters"] == rows[-1]["student_parameters"]
@@ -185,7 +185,7 @@ def test_training_needs_labels(tfk, data):
     from edgec.errors import DataError
 
     with pytest.raises(DataError, match="needs labels"):
-        compress.run(_model(tfk), _stage("prune"), _ctx((data[0], None)))
+        compress.run(_model(tfk), _stages("prune"), _ctx((data[0], None)))
 
 
 def test_progress_on_stderr_quiet_silences_it(tmp_path):
@@ -208,7 +208,7 @@ def test_stages_run_under_a_mirrored_strategy(tfk, data, tmp_path, stage):
     _model(tfk).save(teacher)
     ctx = _ctx(data)
     ctx.training = TrainingConfig(epochs=1, batch_size=16, strategy="mirrored")
-    _, rows = compress.run(_model(tfk), _stage(stage.format(teacher=teacher)), ctx)
+    _, rows = compress.run(_model(tfk), _stages(stage.format(teacher=teacher)), ctx)
     assert type(strategy("mirrored")).__name__ == "MirroredStrategy"
     assert rows[-1]["train_logs"]["loss"] > 0
 

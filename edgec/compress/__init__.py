@@ -58,12 +58,12 @@ def validate(specs) -> list[Stage]:
     return stages
 
 
-def run(model, specs, ctx: Context) -> tuple[object, list[dict]]:
-    """Run the stages on ``model``; return the final model and one measurement row per stage."""
+def run(model, stages: list[Stage], ctx: Context) -> tuple[object, list[dict]]:
+    """Run ``stages`` (from :func:`validate`) on ``model``; return the final model and one row per stage."""
     from edgec.compress.metrics import model_metrics
 
     rows = [{"name": "input", "seconds": 0.0, **model_metrics(model, ctx)}]
-    for stage in validate(specs):
+    for stage in stages:
         _log.info("stage %s", stage.name)
         start = time.perf_counter()
         model = stage.run(model, ctx)

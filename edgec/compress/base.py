@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 
 import numpy as np
 
+from edgec import _tf
+from edgec.compress.training import compile_for_training, in_strategy, strategy
 from edgec.config import TrainingConfig, check_keys
 from edgec.errors import ConfigError
 
@@ -26,10 +29,12 @@ class Context:
     done: list = dataclasses.field(default_factory=list)  # names of the stages already run
     clustered_layers: list = dataclasses.field(default_factory=list)  # set by a cluster stage
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.x_train) / self.training.batch_size)
+
     def scope(self):
         """The tf.distribute strategy's scope, in which models are built and compiled."""
-        from edgec.compress.training import strategy
-
         return strategy(self.training.strategy).scope()
 
 
@@ -73,6 +78,20 @@ class Stage:
     def run(self, model, ctx: Context):
         raise NotImplementedError
 
+    def epochs(self, ctx: Context) -> int:
+        """The stage's ``epochs``, else the recipe's (at least 1)."""
+        epochs = getattr(self.params, "epochs", None)
+        return epochs if epochs is not None else (ctx.training.epochs or 1)
+
+    def rewrap(self, model, ctx: Context, wrap, learning_rate: float | None = None):
+        """``model`` cloned in the strategy scope with ``wrap`` applied to every layer (returning the
+        layer itself leaves it alone), compiled for fine-tuning."""
+        model = in_strategy(model, ctx)
+        with ctx.scope():
+            wrapped = _tf.tf_keras().models.clone_model(model, clone_function=wrap)
+            compile_for_training(wrapped, ctx, self.name, learning_rate=learning_rate)
+        return wrapped
+
     def fail(self, message: str) -> ConfigError:
         return ConfigError(f"stage '{self.name}': {message}")
 
@@ -92,7 +111,6 @@ def name_matches(name: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns or [])
 
 
-def as_list(value) -> list:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+def selects(name: str, include, exclude) -> bool:
+    """Whether layer ``name`` matches an ``include`` pattern and no ``exclude`` pattern."""
+    return name_matches(name, include) and not name_matches(name, exclude)

@@ -11,8 +11,8 @@ import dataclasses
 
 from edgec import _tf
 from edgec.compress import register
-from edgec.compress.base import Stage, as_list, in_range, name_matches
-from edgec.compress.training import compile_for_training, fit, in_strategy
+from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.training import fit
 
 _INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 
@@ -56,21 +56,15 @@ class Cluster(Stage):
         def wrap(layer):
             # TFMOT clusters Conv and Dense kernels; it leaves depthwise kernels alone by design.
             has_kernel = hasattr(layer, "kernel") and not isinstance(layer, k.layers.DepthwiseConv2D)
-            if has_kernel and name_matches(layer.name, as_list(p.include)) \
-                    and not name_matches(layer.name, as_list(p.exclude)):
+            if has_kernel and selects(layer.name, p.include, p.exclude):
                 clustered.append(layer.name)
                 return clustering.cluster_weights(layer, number_of_clusters=p.clusters,
                                                   cluster_centroids_init=init, preserve_sparsity=preserve)
             return layer
 
-        epochs = p.epochs if p.epochs is not None else (ctx.training.epochs or 1)
-        model = in_strategy(model, ctx)
-        with ctx.scope():
-            wrapped = k.models.clone_model(model, clone_function=wrap)
-            if not clustered:
-                raise self.fail("no layer matches include/exclude; check the layer name patterns")
-            compile_for_training(wrapped, ctx, self.name)
-            wrapped.optimizer.learning_rate.assign(p.learning_rate or ctx.training.learning_rate / 10)
-        logs = fit(wrapped, ctx, self.name, epochs)
+        wrapped = self.rewrap(model, ctx, wrap, learning_rate=p.learning_rate or ctx.training.learning_rate / 10)
+        if not clustered:
+            raise self.fail("no layer matches include/exclude; check the layer name patterns")
+        logs = fit(wrapped, ctx, self.name, self.epochs(ctx))
         self.extra = {"clustered_layers": clustered, "preserve_sparsity": preserve, "train_logs": logs}
         return clustering.strip_clustering(wrapped)

@@ -99,9 +99,8 @@ class Distill(Stage):
             opt = optimizer(dataclasses.replace(ctx.training,
                                                 learning_rate=p.learning_rate or ctx.training.learning_rate))
             student.compile(optimizer=opt, loss=loss, metrics=[accuracy] if ctx.y_train is not None else [])
-        epochs = p.epochs or ctx.training.epochs or 1
         val_ctx = dataclasses.replace(ctx, y_val=pack(ctx.x_val, ctx.y_val) if has_val else None)
-        logs = fit(student, val_ctx, self.name, epochs, y=y_train)
+        logs = fit(student, val_ctx, self.name, self.epochs(ctx), y=y_train)
         self.extra = {"teacher": p.teacher, "teacher_parameters": int(teacher.count_params()),
                       "student_parameters": int(student.count_params()), "alpha_used": alpha,
                       "train_logs": logs}

@@ -11,7 +11,7 @@ import gzip
 
 import numpy as np
 
-from edgec.verify import _predict_classes, class_labels, predict
+from edgec.verify import accuracy, predict
 
 _KEPT = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings")
 _BOOKKEEPING = ("mask", "threshold", "pruning_step", "optimizer_step", "_min", "_max", "cluster",
@@ -61,6 +61,5 @@ def evaluate(model, x: np.ndarray, y: np.ndarray | None) -> dict:
         return {}
     out = predict(model, x)
     if out.shape[1] > 1 or np.issubdtype(np.asarray(y).dtype, np.integer):
-        labels = class_labels(y, out.shape[1])
-        return {"float_accuracy": float(np.mean(_predict_classes(out) == labels))}
+        return {"float_accuracy": accuracy(out, y)}
     return {"float_mse": float(np.mean((out - np.asarray(y).reshape(out.shape)) ** 2))}

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 
 from edgec import _tf
 from edgec.compress import register
-from edgec.compress.base import Stage, as_list, in_range, name_matches
-from edgec.compress.training import compile_for_training, fit, in_strategy
+from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.training import fit
 
 _log = logging.getLogger(__name__)
 
@@ -69,8 +68,8 @@ class Prune(Stage):
         mot = _tf.tfmot()
         k = _tf.tf_keras()
         sparsity = mot.sparsity.keras
-        epochs = p.epochs or ctx.training.epochs or 1
-        steps_per_epoch = math.ceil(len(ctx.x_train) / ctx.training.batch_size)
+        epochs = self.epochs(ctx)
+        steps_per_epoch = ctx.steps_per_epoch
         total = epochs * steps_per_epoch
         begin = self._steps(p.begin, steps_per_epoch)
         end = self._steps(p.end, steps_per_epoch) if p.end is not None else max(begin + 1, (2 * total) // 3)
@@ -87,8 +86,7 @@ class Prune(Stage):
 
         def wrap(layer):
             has_kernel = hasattr(layer, "kernel") or hasattr(layer, "depthwise_kernel")
-            wanted = name_matches(layer.name, as_list(p.include)) and not name_matches(layer.name, as_list(p.exclude))
-            if not (has_kernel and wanted):
+            if not (has_kernel and selects(layer.name, p.include, p.exclude)):
                 return layer
             if p.m_by_n and not isinstance(layer, (k.layers.Conv2D, k.layers.Dense)):
                 _log.info("prune: %s left dense (m_by_n applies to Conv2D and Dense only)", layer.name)
@@ -96,12 +94,9 @@ class Prune(Stage):
             pruned_layers.append(layer.name)
             return sparsity.prune_low_magnitude(layer, **kwargs)
 
-        model = in_strategy(model, ctx)
-        with ctx.scope():
-            wrapped = k.models.clone_model(model, clone_function=wrap)
-            if not pruned_layers:
-                raise self.fail("no layer matches include/exclude; check the layer name patterns")
-            compile_for_training(wrapped, ctx, self.name)
+        wrapped = self.rewrap(model, ctx, wrap)
+        if not pruned_layers:
+            raise self.fail("no layer matches include/exclude; check the layer name patterns")
         logs = fit(wrapped, ctx, self.name, epochs, callbacks=[sparsity.UpdatePruningStep()])
         self.extra = {"pruned_layers": pruned_layers, "schedule_steps": {"begin": begin, "end": end, "total": total},
                       "train_logs": logs}

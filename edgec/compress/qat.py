@@ -15,7 +15,7 @@ import re
 
 from edgec import _tf
 from edgec.compress import register
-from edgec.compress.base import Stage, as_list, in_range, name_matches
+from edgec.compress.base import Stage, in_range, name_matches
 from edgec.compress.training import compile_for_training, fit, in_strategy
 from edgec.errors import ConversionError
 
@@ -54,8 +54,7 @@ class QAT(Stage):
         moving averages (decay 0.999) that start at +-6 and need that many steps to fit the data."""
         if self.params.epochs is not None:
             return self.params.epochs
-        steps_per_epoch = math.ceil(len(ctx.x_train) / ctx.training.batch_size)
-        return max(ctx.training.epochs, min(20, math.ceil(_RANGE_STEPS / steps_per_epoch)))
+        return max(ctx.training.epochs, min(20, math.ceil(_RANGE_STEPS / ctx.steps_per_epoch)))
 
     def _scheme(self, done: list[str]):
         mot = _tf.tfmot()
@@ -79,7 +78,7 @@ class QAT(Stage):
         def annotate(layer):
             if isinstance(layer, k.layers.InputLayer):
                 return layer
-            if name_matches(layer.name, as_list(p.skip)):
+            if name_matches(layer.name, p.skip):
                 skipped.append(layer.name)
                 return layer
             return q.quantize_annotate_layer(layer)
@@ -93,8 +92,8 @@ class QAT(Stage):
                     qat_model = q.quantize_apply(annotated, scheme)
             except (RuntimeError, ValueError) as exc:
                 raise self._explain(exc) from None
-            compile_for_training(qat_model, ctx, self.name, loss_from=model)
-            qat_model.optimizer.learning_rate.assign(p.learning_rate or ctx.training.learning_rate / 10)
+            compile_for_training(qat_model, ctx, self.name, loss_from=model,
+                                 learning_rate=p.learning_rate or ctx.training.learning_rate / 10)
         logs = fit(qat_model, ctx, self.name, self.epochs(ctx))
         self.extra = {"scheme": scheme_name, "skipped_layers": skipped, "train_logs": logs}
         return qat_model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -101,17 +102,19 @@ def metrics_for(loss: str) -> list:
     return []
 
 
-def compile_for_training(model, ctx, stage: str, loss_from=None) -> str:
+def compile_for_training(model, ctx, stage: str, loss_from=None, learning_rate: float | None = None) -> str:
     """Compile ``model`` with the recipe's optimizer and (inferred) loss; return the loss name.
 
     ``loss_from`` is the model to read the output activation from when ``model``
-    is wrapped in a way that hides it (QAT moves activations into quantizers).
+    is wrapped in a way that hides it (QAT moves activations into quantizers);
+    ``learning_rate`` replaces the recipe's.
     """
     if ctx.y_train is None:
         raise DataError(f"stage '{stage}' fine-tunes the model and needs labels, but the data has none; "
                         "give y (or y_train/y_val) in the data, or use only a distill stage with a teacher")
     loss = ctx.training.loss if ctx.training.loss != "auto" else infer_loss(loss_from or model, ctx.y_train)
-    model.compile(optimizer=optimizer(ctx.training), loss=loss_object(loss), metrics=metrics_for(loss))
+    training = ctx.training if learning_rate is None else dataclasses.replace(ctx.training, learning_rate=learning_rate)
+    model.compile(optimizer=optimizer(training), loss=loss_object(loss), metrics=metrics_for(loss))
     return loss
 
 
