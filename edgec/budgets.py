@@ -16,7 +16,7 @@ from edgec.errors import ConfigError
 from edgec.report import format_quantity
 from edgec.runtime import litert, vela
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import TFLiteModel, read_model
+from edgec.runtime.model_file import TFLiteModel
 from edgec.runtime.vela import VelaResult
 from edgec.targets.profile import BUDGET_NAMES, Target
 
@@ -143,8 +143,7 @@ def npu_warnings(measurements: dict) -> list[str]:
 
 def _npu_measurements(npu: VelaResult, target: Target, cpu_arena: Arena) -> dict:
     """Flash, RAM and latency of a Vela-compiled model: NPU part from Vela, CPU fallback ops estimated."""
-    compiled = read_model(npu.model, "Vela output")
-    cpu_ops = [r for r in op_table(compiled, target) if not r["op"].startswith("CUSTOM")]
+    cpu_ops = [r for r in op_table(npu.compiled, target) if not r["op"].startswith("CUSTOM")]
     cpu_cycles = sum(r["cycles"] for r in cpu_ops)
     cpu_ms = 1000.0 * cpu_cycles / target.clock_hz
     arena = vela.npu_arena(npu, cpu_arena)

@@ -34,6 +34,11 @@ def _predict_classes(out: np.ndarray) -> np.ndarray:
     return out.argmax(axis=1)
 
 
+def accuracy(out: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of model outputs ``out`` (one row per sample) against labels ``y``."""
+    return float(np.mean(_predict_classes(out) == class_labels(y, out.shape[1])))
+
+
 def predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Float outputs of a Keras model, flattened per sample (direct calls, no tf.data)."""
     outs = [np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
@@ -83,8 +88,7 @@ def verify(float_model, data: bytes, tfl: TFLiteModel, x: np.ndarray, y: np.ndar
     if n_out > 1:
         result["top1_agreement"] = float(np.mean(float_out.argmax(1) == q_out.argmax(1)))
     if y is not None:
-        labels = class_labels(y, n_out)
-        result["float_accuracy"] = float(np.mean(_predict_classes(float_out) == labels))
-        result["int8_accuracy"] = float(np.mean(_predict_classes(deq) == labels))
+        result["float_accuracy"] = accuracy(float_out, y)
+        result["int8_accuracy"] = accuracy(deq, y)
         result["accuracy_drop"] = result["float_accuracy"] - result["int8_accuracy"]
     return result

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgec.errors import RuntimeCheckError
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import read_model
+from edgec.runtime.model_file import TFLiteModel, read_model
 
 _RUN_VELA = "import sys; from ethosu.vela.vela import main; sys.exit(main())"
 _TIMEOUT_S = 600
@@ -30,6 +30,7 @@ class VelaResult:
     """What Vela reports for one compiled model."""
 
     model: bytes  # the compiled flatbuffer, which is what the firmware embeds
+    compiled: TFLiteModel  # ``model`` parsed
     sram_bytes: int
     flash_bytes: int
     npu_cycles: int
@@ -41,9 +42,10 @@ class VelaResult:
     config: dict
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["model_bytes"] = len(d.pop("model"))
-        d["cpu_ops"] = list(self.cpu_ops)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("model", "compiled")}
+        d["model_bytes"] = len(self.model)
+        d["cpu_ops"] = [dict(row) for row in self.cpu_ops]
+        d["config"] = dict(self.config)
         return d
 
 
@@ -92,6 +94,7 @@ def compile_model(data: bytes, accelerator: str, system_config: str, memory_mode
                 for op in tfl.ops if not op.name.startswith("CUSTOM"))
     return VelaResult(
         model=model,
+        compiled=tfl,
         sram_bytes=_kib(row["sram_memory_used"]),
         flash_bytes=_kib(row["off_chip_flash_memory_used"]) + _kib(row["on_chip_flash_memory_used"]),
         npu_cycles=int(float(row["cycles_total"])),
