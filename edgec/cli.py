@@ -94,11 +94,13 @@ def _common_options(f):
 @click.option("--calibration-samples", default=None, type=click.IntRange(min=1), help="Default: 300.")
 @click.option("--verify-samples", default=None, type=click.IntRange(min=1), help="Default: 500.")
 @click.option("--seed", default=None, type=int, help="Default: 0.")
+@click.option("--fit", is_flag=True, default=None,
+              help="Find the least channel pruning (the 'channels' stage's fraction) that meets the budgets.")
 @click.option("--allow-custom-code", is_flag=True, default=None,
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, allow_custom_code, budget, kernels, as_json, quiet, verbose):
+          seed, fit, allow_custom_code, budget, kernels, as_json, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -108,7 +110,7 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     settings = load_recipe(config_path) if config_path else {}
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
-             "allow_custom_code": allow_custom_code, "kernels": kernels}
+             "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels}
     settings.update({k: v for k, v in given.items() if v is not None})
     if budget:
         recipe_budgets = settings.get("budgets", {})

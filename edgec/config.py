@@ -115,6 +115,7 @@ class BuildConfig:
     budgets: tuple = ()  # (name, value in bytes / ms / fraction) pairs overriding the profile
     training: TrainingConfig = TrainingConfig()
     stages: tuple = ()  # StageSpec, in order
+    fit: bool = False  # search the channels fraction that meets the budgets
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -136,6 +137,8 @@ class BuildConfig:
         data["stages"] = tuple(st if isinstance(st, StageSpec) else StageSpec.from_dict(st, f"stages[{i}]")
                                for i, st in enumerate(stages))
         cfg = cls(**data)
+        if not isinstance(cfg.fit, bool):
+            raise ConfigError(f"fit must be true or false, got {cfg.fit!r}")
         for key in ("calibration_samples", "verify_samples", "micro_samples"):
             if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < 1:
                 raise ConfigError(f"{key} must be a whole number >= 1, got {getattr(cfg, key)!r}")

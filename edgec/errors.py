@@ -17,6 +17,12 @@ class EdgecError(Exception):
         return " ".join(str(self).split())
 
 
+class BudgetExceeded(EdgecError):
+    """No build can meet the budgets (``--fit`` found no fraction that fits); exit code 1."""
+
+    exit_code = 1
+
+
 class ModelLoadError(EdgecError):
     """The model file is missing, unreadable, or not a Keras/TFLite model."""
 

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 from edgec import _tf, artifacts, budgets, compress, targets
+from edgec.compress import fit
 from edgec.compress.base import Context
+from edgec.compress.structure import footprint
 from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
@@ -51,6 +53,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     target = targets.get(cfg.target).with_kernels(cfg.kernels)
     out = artifacts.check_destination(cfg.out)
     stages = compress.validate(cfg.stages)  # parameters and order, before any work
+    if cfg.fit:
+        stages = fit.with_channels(stages)
     _log.info("loading model %s", cfg.model)
     model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code)
     ident = c_array.c_identifier(cfg.name or model.name)
@@ -58,7 +62,13 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     _tf.set_seed(cfg.seed)
     clock.lap("load")
 
-    keras_model, stage_rows = model.keras, []
+    keras_model, stage_rows, fitted = model.keras, [], None
+    if cfg.fit:
+        _log.info("fitting the channel fraction to the budgets of %s", target.name)
+        fitted = fit.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),
+                            stages[0].params.max_fraction)
+        fit.apply(stages[0], fitted["fraction"])
+        clock.lap("fit")
     if stages:
         ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
                       training=cfg.training, seed=cfg.seed, progress=progress,
@@ -118,6 +128,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
         verification=verification,
         budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), accuracy_drop),
         stages=stage_rows,
+        fit=fitted,
         warnings=warnings,
     )
     files = {f"{ident}.tflite": tfl_bytes}
@@ -147,3 +158,13 @@ def _int8_row(data: bytes, tfl, verification: dict) -> dict:
     if "int8_accuracy" in verification:
         row["int8_accuracy"] = verification["int8_accuracy"]
     return row
+
+
+def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
+    """Budget rows of ``keras_model`` converted to int8: the cheap measurements ``--fit`` searches on."""
+    fp = footprint(keras_model, data.x_train)
+    if fp.arena is None and target.runtime == "tflite-micro":
+        raise fp.refusal
+    measurements = budgets.measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,
+                                   npu=budgets.compile_for_npu(fp.tflite, target))
+    return budgets.evaluate(measurements, target, dict(cfg.budgets))

@@ -44,6 +44,7 @@ class Report:
     artifacts: dict = dataclasses.field(default_factory=dict)
     budgets: list = dataclasses.field(default_factory=list)
     stages: list = dataclasses.field(default_factory=list)
+    fit: dict | None = None  # --fit: the channel fraction chosen and every trial
     warnings: list = dataclasses.field(default_factory=list)
     timing: dict = dataclasses.field(default_factory=dict)
 
@@ -80,14 +81,37 @@ class Report:
                          f"({row['nonzero_parameters']:,} non-zero, kernel sparsity "
                          f"{100 * row['kernel_sparsity']:.1f} %){clusters}, float gzip "
                          f"{row['float_weights_gzip_bytes']:,} B{acc}")
+            lines += self._structure_lines(row)
         return lines
+
+    @staticmethod
+    def _structure_lines(row: dict) -> list[str]:
+        """What a channels / lowrank stage did to what ships, and which layers it left alone."""
+        lines = []
+        ratio = (row.get("footprint") or {}).get("ratio")
+        if ratio:
+            names = {"tflite_bytes": "int8 bytes", "macs": "MACs", "arena_bytes": "arena"}
+            lines.append("            " + ", ".join(f"{label} {ratio[k]:.2f}x" for k, label in names.items()
+                                                     if k in ratio) + " of the model before this stage")
+        left = row.get("left_unpruned") or row.get("left_unfactorized") or {}
+        if left:
+            lines.append(f"            left as they were: {', '.join(left)}")
+        return lines
+
+    def _fit_lines(self) -> list[str]:
+        if not self.fit:
+            return []
+        names = sorted({b for t in self.fit["trials"] for b in t["budgets"]})
+        return [f"  fit       channel fraction {self.fit['fraction']:g}: the least found that meets "
+                f"{', '.join(names)} ({len(self.fit['trials'])} trials)"]
 
     def to_text(self) -> str:
         """A compact human summary (no colour)."""
         m, t, v, meas = self.model, self.tflite, self.verification, self.measurements
         lines = [f"edgec {self.command}: {m['name']} -> {self.target['name']}"]
         lines += [f"  warning: {w}" for w in self.warnings]
-        lines.append(f"  model     {m['parameters']:,} parameters, {meas['macs']:,} MACs")
+        params = next((r["parameters"] for r in reversed(self.stages) if "parameters" in r), m["parameters"])
+        lines.append(f"  model     {params:,} parameters, {meas['macs']:,} MACs")
         lines.append(f"  int8      {t['bytes']:,} bytes ({_kib(t['bytes'])}), ops: "
                      + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
         if meas.get("arena"):
@@ -105,6 +129,7 @@ class Report:
             lines.append(f"  latency   {meas['latency_ms']:.3g} ms estimated on {self.target['name']}{kern}{note}")
         if "host_latency_ms" in meas:
             lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
+        lines += self._fit_lines()
         lines += self._stage_lines()
         lines += self._verification_lines(v) if v else []
         for b in self.budgets:

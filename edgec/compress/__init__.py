@@ -17,7 +17,7 @@ from edgec.config import StageSpec
 from edgec.errors import ConfigError
 
 _log = logging.getLogger(__name__)
-_MODULES = ("prune", "cluster", "qat", "distill")
+_MODULES = ("prune", "cluster", "qat", "distill", "channels", "lowrank")
 _REGISTRY: dict[str, type[Stage]] = {}
 
 

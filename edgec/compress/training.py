@@ -166,3 +166,32 @@ def fit(model, ctx, stage: str, epochs: int, callbacks=(), x=None, y=None) -> di
                          callbacks=[*callbacks, progress_callback(stage, epochs, ctx.progress, stream)])
     _log.debug("%s training output: %s %s", stage, noise[0].strip(), [str(w.message) for w in caught])
     return {k: float(v[-1]) for k, v in hist.history.items()}
+
+
+def fine_tune(model, ctx, stage: str, epochs: int, reference=None, learning_rate: float | None = None) -> dict:
+    """Fine-tune ``model`` after a structural change: on the labels when the data has them, else on
+    ``reference``'s outputs (self-distillation from the model before the change). Returns the logs."""
+    if epochs == 0:
+        return {}
+    if ctx.y_train is not None or reference is None:
+        with ctx.scope():
+            compile_for_training(model, ctx, stage, learning_rate=learning_rate)
+        return fit(model, ctx, stage, epochs)
+    from edgec.verify import predict
+
+    act = output_activation(reference)
+    loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act, "mse")
+    training = ctx.training if learning_rate is None else dataclasses.replace(ctx.training, learning_rate=learning_rate)
+    shape = (-1, *model.outputs[0].shape[1:])
+    targets = predict(reference, ctx.x_train).reshape(shape)
+    val = predict(reference, ctx.x_val).reshape(shape) if len(ctx.x_val) else None
+    with ctx.scope():
+        model.compile(optimizer=optimizer(training), loss=loss_object(loss))
+    return fit(model, dataclasses.replace(ctx, y_val=val), stage, epochs, y=targets)
+
+
+def fine_tune_source(ctx, epochs: int) -> str:
+    """What :func:`fine_tune` trains on, for the report."""
+    if epochs == 0:
+        return "nothing (epochs = 0)"
+    return "labels" if ctx.y_train is not None else "the model's own outputs before the stage (no labels)"

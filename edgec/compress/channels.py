@@ -1,0 +1,132 @@
+"""``channels``: structured filter pruning that removes whole channels and rebuilds a thinner model.
+
+Unlike ``prune`` (zeros inside dense tensors), this shrinks the int8 file, the
+TFLite-Micro arena and the MACs. Channels are ranked by the L1 or L2 norm of
+their producers' filters, or by the BatchNorm scale (network slimming); a
+residual group (channels tied by Add) is ranked by the sum of its producers'
+normalized scores and pruned as one. :mod:`edgec.compress.graph` follows the
+dependencies; layers it cannot follow keep their channels and are listed.
+The thinner model is fine-tuned on the labels, or without labels on the
+outputs of the model before pruning (self-distillation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import numpy as np
+
+from edgec.compress import register
+from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.graph import ChannelGraph
+from edgec.compress.structure import compare, footprint
+from edgec.compress.training import fine_tune, fine_tune_source
+
+_log = logging.getLogger(__name__)
+
+
+@register
+class Channels(Stage):
+    name = "channels"
+    summary = "structured channel pruning (L1/L2/BatchNorm scale, per layer or global) that rebuilds a thinner model"
+    structural = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        fraction: float = 0.5           # fraction of the channels to remove
+        criterion: str = "l1"           # "l1", "l2" (filter norms) or "bn" (BatchNorm |gamma|)
+        scope: str = "layer"            # "layer": the fraction from every group; "global": across all groups
+        multiple_of: int = 1            # keep channel counts a multiple of this (4 suits CMSIS-NN)
+        include: list | str = "*"       # producer layer name patterns to prune
+        exclude: list | str = ()
+        epochs: int | None = None       # fine-tuning epochs; default: [training] epochs; 0: none
+        learning_rate: float | None = None
+        max_fraction: float = 0.9       # --fit: the most aggressive fraction it tries
+
+    def check_params(self) -> None:
+        p = self.params
+        in_range(self, "fraction", p.fraction, 0, 1, hi_open=True)
+        in_range(self, "max_fraction", p.max_fraction, 0, 1, lo_open=True, hi_open=True)
+        if p.criterion not in ("l1", "l2", "bn"):
+            raise self.fail(f"criterion '{p.criterion}' is not 'l1', 'l2' or 'bn'")
+        if p.scope not in ("layer", "global"):
+            raise self.fail(f"scope '{p.scope}' is not 'layer' or 'global'")
+        in_range(self, "multiple_of", p.multiple_of, 1, 1024)
+        if p.epochs is not None:
+            in_range(self, "epochs", p.epochs, 0, 1e6)
+
+    def check_order(self, before: list[str]) -> None:
+        super().check_order(before)
+        for undone in ("prune", "cluster"):
+            if undone in before:
+                raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
+
+    def shrink(self, model, fraction: float, scope=None):
+        """The thinner model for ``fraction`` (no training), and the per-layer report."""
+        graph = ChannelGraph(model)
+        left = graph.frozen_producers()
+        chosen = []
+        for r in graph.prunable():
+            producers = graph.spaces[r].producers
+            if all(selects(p, self.params.include, self.params.exclude) for p in producers):
+                chosen.append(r)
+            else:
+                left.update({p: "excluded by the stage's include/exclude" for p in producers})
+        if not chosen:
+            why = "; ".join(f"{k}: {v}" for k, v in left.items()) or "the model has no Conv or Dense layer"
+            raise self.fail(f"no layer's channels can be removed ({why})")
+        scores = {r: self._scores(graph, r) for r in chosen}
+        keep = self._select(graph, scores, fraction)
+        rows = [{"layers": graph.spaces[r].producers, "before": graph.spaces[r].size, "after": int(len(keep[r]))}
+                for r in chosen]
+        thin = graph.rebuild(keep, scope=scope)
+        return thin, {"channels": rows, "left_unpruned": left}
+
+    def _scores(self, graph: ChannelGraph, r: int) -> np.ndarray:
+        space = graph.spaces[r]
+        layers = {layer.name: layer for layer in graph.model.layers}
+        parts = []
+        if self.params.criterion == "bn":
+            parts = [np.abs(layers[b].gamma.numpy()) for b in space.scales if layers[b].gamma is not None]
+        if not parts:  # "l1"/"l2", and "bn" for a group without a BatchNorm scale
+            order = 2 if self.params.criterion == "l2" else 1
+            for name in space.producers:
+                layer = layers[name]
+                kernel = (layer.pointwise_kernel if hasattr(layer, "pointwise_kernel") else layer.kernel).numpy()
+                flat = kernel.reshape(-1, kernel.shape[-1])
+                parts.append(np.linalg.norm(flat, ord=order, axis=0))
+        # each layer's scores relative to its own mean, so that tied layers weigh equally
+        return sum(p / (p.mean() if p.mean() > 0 else 1.0) for p in parts)
+
+    def _select(self, graph: ChannelGraph, scores: dict, fraction: float) -> dict:
+        m = self.params.multiple_of
+        sizes = {r: graph.spaces[r].size for r in scores}
+        if self.params.scope == "layer":
+            counts = {r: n - int(round(fraction * n)) for r, n in sizes.items()}
+        else:
+            everything = sorted((s / (scores[r].mean() or 1.0), r, i) for r in scores for i, s in enumerate(scores[r]))
+            removed = everything[: int(round(fraction * len(everything)))]
+            counts = {r: n - sum(1 for _, rr, _ in removed if rr == r) for r, n in sizes.items()}
+        keep = {}
+        for r, n in sizes.items():
+            count = min(n, max(m, math.ceil(max(counts[r], 1) / m) * m))
+            best = np.argsort(-scores[r], kind="stable")[:count]
+            keep[r] = np.sort(best)
+        return keep
+
+    def run(self, model, ctx):
+        p = self.params
+        if p.fraction == 0:
+            self.extra = {"channels": [], "note": "fraction 0: nothing removed"}
+            return model
+        thin, report = self.shrink(model, p.fraction, scope=ctx.scope())
+        sizes = compare(footprint(model, ctx.x_train), footprint(thin, ctx.x_train))
+        logs = fine_tune(thin, ctx, self.name, self.epochs(ctx), reference=model, learning_rate=p.learning_rate)
+        self.extra = {**report, "footprint": sizes, "fine_tuned_on": fine_tune_source(ctx, self.epochs(ctx)),
+                      "train_logs": logs}
+        for row in report["channels"]:
+            _log.info("channels: %s %d -> %d", ",".join(row["layers"]), row["before"], row["after"])
+        return thin
+
