@@ -12,6 +12,7 @@ from edgec import compress
 from edgec.compress.base import Context
 from edgec.config import BuildConfig, StageSpec, TrainingConfig, load_recipe
 from edgec.errors import ConfigError, ConversionError
+from edgec.verify import predict
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,8 @@ def test_progress_on_stderr_quiet_silences_it(tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["prune:sparsity=0.5,frequency=1,exclude=out", "cluster:clusters=4,epochs=1",
-                                   "qat:epochs=1", "distill:teacher={teacher},epochs=1"])
+                                   "qat:epochs=1", "distill:teacher={teacher},epochs=1",
+                                   "channels:fraction=0.5,epochs=1", "lowrank:ratio=0.3,epochs=1"])
 def test_stages_run_under_a_mirrored_strategy(tfk, data, tmp_path, stage):
     from edgec.compress.training import strategy
 
@@ -238,3 +240,17 @@ def test_qat_unsupported_layer_through_the_cli(tfk, data, tmp_path):
     passed = run_cli(*args, "--stage", "qat:epochs=1,skip=ln", "--out", str(tmp_path / "b"), "--json")
     assert passed.returncode == 0, passed.stderr
     assert json.loads(passed.stdout)["stages"][1]["skipped_layers"] == ["ln"]
+
+
+def test_structural_stages_without_labels_fine_tune_on_the_model_before(tfk, data):
+    ctx = _ctx(data)
+    ctx.y_train = ctx.y_val = None
+    ctx.training = TrainingConfig(epochs=1, batch_size=16)
+    model = _model(tfk)
+    before = predict(model, ctx.x_val)
+    thin, rows = compress.run(model, _stages("channels:fraction=0.25", "lowrank:ratio=0.25"), ctx)
+    row = rows[1]
+    assert "no labels" in row["fine_tuned_on"] and row["train_logs"]["loss"] > 0
+    assert row["footprint"]["after"]["tflite_bytes"] < row["footprint"]["before"]["tflite_bytes"]
+    # self-distillation keeps the thinner model close to the original's outputs
+    assert np.mean(np.argmax(predict(thin, ctx.x_val), 1) == np.argmax(before, 1)) > 0.5

@@ -50,3 +50,22 @@ def test_distilled_student_beats_labels_only(results):
     distilled = [r["int8_accuracy"] for r in results["distilled"]]
     plain = [r["int8_accuracy"] for r in results["labels_only"]]
     assert np.mean(distilled) > np.mean(plain), (distilled, plain)
+
+
+def test_channels_half_with_fine_tuning(results):
+    r, ptq = results["channels50"], results["ptq"]
+    float_acc = r["report_stages"][0]["float_accuracy"]
+    assert r["int8_accuracy"] >= float_acc - 0.02
+    row = r["report_stages"][1]
+    assert all(g["after"] == g["before"] // 2 for g in row["channels"])
+    assert r["tflite_bytes"] < 0.5 * ptq["tflite_bytes"] and r["macs"] < 0.5 * ptq["macs"]
+    assert r["arena_bytes"] < ptq["arena_bytes"]
+
+
+def test_lowrank_dense_layers(results):
+    r = results["lowrank"]
+    float_acc = r["report_stages"][0]["float_accuracy"]
+    assert r["int8_accuracy"] >= float_acc - 0.02
+    rows = r["report_stages"]
+    assert rows[1]["parameters"] < rows[0]["parameters"]
+    assert [f["layer"] for f in rows[1]["factorized"]] == ["fc1"]

@@ -27,3 +27,11 @@ def test_typo_suggests_the_key():
 def test_counts_must_be_positive():
     with pytest.raises(ConfigError, match=">= 1"):
         BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "verify_samples": 0})
+
+
+def test_fit_is_a_boolean():
+    cfg = BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "fit": True,
+                                 "stages": [{"name": "channels", "max_fraction": 0.8}]})
+    assert cfg.fit and BuildConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="fit must be true or false"):
+        BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "fit": "yes"})
