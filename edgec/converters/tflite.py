@@ -118,6 +118,26 @@ def check_full_int8(model, tfl: TFLiteModel) -> None:
                                   "the model's last layer must produce a quantizable float tensor")
 
 
+def representative(samples: np.ndarray):
+    """A TFLite representative dataset: one float32 sample per call."""
+    def gen():
+        for x in samples:
+            yield [x[None].astype(np.float32)]
+    return gen
+
+
+def int8_converter(model, calibration: np.ndarray):
+    """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples."""
+    tf = _tf.tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter
+
+
 def convert_int8(model, calibration: np.ndarray) -> bytes:
     """Convert a tf_keras model to a full-integer int8 flatbuffer.
 
@@ -131,18 +151,7 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
     Raises:
         ConversionError: an op cannot be converted to int8; names the layer and op.
     """
-    tf = _tf.tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def representative():
-        for x in calibration:
-            yield [x[None].astype(np.float32)]
-
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    converter = int8_converter(model, calibration)
     try:
         with captured_fds(1, 2) as chatter, warnings.catch_warnings():
             warnings.simplefilter("ignore")

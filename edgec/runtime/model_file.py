@@ -125,6 +125,30 @@ class TFLiteModel:
         out = f" (output tensor '{self.tensors[op.outputs[0]].name}')" if op.outputs else ""
         return f"op #{op.index}{out}"
 
+    def lifetimes(self) -> dict[int, tuple[int, int]]:
+        """Activation tensor -> (first op, last op) during which it must be kept in memory."""
+        last_op = len(self.ops) - 1
+        life = {i: (0, 0) for i in self.inputs}
+        for op in self.ops:
+            for i in op.outputs:
+                life.setdefault(i, (op.index, op.index))
+            for i in op.inputs:
+                if i >= 0 and not self.tensors[i].is_constant:
+                    first, _ = life.get(i, (0, 0))
+                    life[i] = (first, op.index)
+        for i in self.outputs:
+            life[i] = (life.get(i, (last_op, last_op))[0], last_op)
+        return life
+
+    def live_bytes(self) -> list[int]:
+        """Per op, the bytes of the activation tensors alive while it runs: the sum a memory plan
+        cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
+        live = [0] * len(self.ops)
+        for i, (first, last) in self.lifetimes().items():
+            for k in range(first, last + 1):
+                live[k] += self.tensors[i].nbytes
+        return live
+
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
         return [t for t in self.tensors if not t.is_constant and t.dtype in ("float32", "float16")]
