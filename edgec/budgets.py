@@ -66,6 +66,7 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
     """Per-op MACs and estimated cycles on ``target`` with its kernel library."""
     cycles = target.cycles.get(target.kernels, {})
     rows = []
+    live = tfl.live_bytes()
     for op in tfl.ops:
         kind = _KIND.get(op.name)
         if kind is not None:
@@ -75,9 +76,10 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
         else:
             c = sum(tfl.tensors[i].elements for i in op.outputs) * cycles.get("per_output", 0.0)
         c += cycles.get("per_op", 0.0)
-        rows.append({"index": op.index, "op": op.name, "macs": op.macs, "params": op.params,
+        rows.append({"index": op.index, "op": op.name, "tensor": tfl.tensors[op.outputs[0]].name if op.outputs else "",
+                     "macs": op.macs, "params": op.params,
                      "output_shape": list(tfl.tensors[op.outputs[0]].shape) if op.outputs else [],
-                     "cycles": round(c)})
+                     "live_bytes": live[op.index], "cycles": round(c)})
     total = sum(r["cycles"] for r in rows) or 1
     for r in rows:
         r["latency_share"] = r["cycles"] / total
@@ -93,11 +95,11 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     flash and NPU latency then come from Vela.
     """
     m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
-         "arena": arena and arena.to_dict()}
+         "arena": arena and arena.to_dict(), "peak_live_bytes": max(tfl.live_bytes(), default=0)}
+    ops = op_table(tfl, target)
     if npu is not None:
         m.update(_npu_measurements(npu, target, arena))
     elif target.kind == "mcu":
-        ops = op_table(tfl, target)
         cycles = sum(r["cycles"] for r in ops)
         m.update({
             "flash_bytes": tfl.nbytes + target.flash_reserved_bytes,
@@ -112,6 +114,7 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     else:
         m["flash_bytes"] = tfl.nbytes
         m["ram_bytes"] = None
+        m["ops"] = ops  # MACs, parameters and live memory per op; no per-op latency model for phones
         if target.phone_macs_per_second:
             m["latency_ms"] = 1000.0 * tfl.macs / target.phone_macs_per_second
             m["latency_model"] = {"method": "MACs / phone_macs_per_second",

@@ -8,6 +8,7 @@ go to stderr. An :class:`EdgecError` is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -70,6 +71,8 @@ def _common_options(f):
         click.option("--kernels", type=click.Choice(["reference", "optimized"]), default=None,
                      help="Kernel library the latency estimate assumes (default: the profile's)."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout, nothing else there."),
+        click.option("--summary-md", "summary_md", type=click.Path(dir_okay=False), default=None,
+                     help="Write a short Markdown summary here (for CI: \"$GITHUB_STEP_SUMMARY\")."),
         click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on stderr."),
         click.option("--verbose", "-v", is_flag=True, help="Progress and debug logging on stderr."),
     ]):
@@ -100,7 +103,7 @@ def _common_options(f):
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, budget, kernels, as_json, quiet, verbose):
+          seed, fit, allow_custom_code, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -121,28 +124,47 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     if strategy:
         settings["training"] = {**settings.get("training", {}), "strategy": strategy}
     cfg = BuildConfig.from_dict(settings)
-    return _render(run_build(cfg, progress=not quiet), as_json, quiet)
+    _check_writable(summary_md)
+    return _render(run_build(cfg, progress=not quiet), as_json, quiet, summary_md)
 
 
 @main.command()
 @click.argument("model")
 @click.option("--target", "-t", required=True, help="Target profile name (see `edgec targets`) or a .toml path.")
 @_common_options
-def check(model, target, budget, kernels, as_json, quiet, verbose):
+def check(model, target, budget, kernels, as_json, summary_md, quiet, verbose):
     """Measure an int8 MODEL.tflite against a target's budgets (no TensorFlow; the CI gate)."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
     from edgec.check import check as run_check
 
-    return _render(run_check(model, target, parse_budget_options(list(budget)), kernels), as_json, quiet)
+    _check_writable(summary_md)
+    return _render(run_check(model, target, parse_budget_options(list(budget)), kernels), as_json, quiet,
+                   summary_md)
 
 
-def _render(report, as_json: bool, quiet: bool) -> int:
+def _check_writable(path: str | None) -> None:
+    """Refuse a --summary-md path that cannot be written before any work starts."""
+    if path is None:
+        return
+    from edgec.errors import OutputError
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK) or \
+            (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise OutputError(f"--summary-md {path}: cannot write there; pass a path in a writable directory")
+
+
+def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -> int:
     """Summary on stderr, JSON on stdout, and one line per failing budget; the exit code."""
     from edgec.budgets import failures
 
     if not quiet:
-        click.echo(report.to_text(), err=True, nl=False)
+        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+        click.echo(report.to_text(color=color), err=True, nl=False)
+    if summary_md:
+        with open(summary_md, "w", encoding="utf-8") as f:
+            f.write(report.to_markdown())
     if as_json:
         click.echo(report.to_json(), nl=False)
     for msg in failures(report.budgets):

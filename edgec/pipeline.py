@@ -11,14 +11,14 @@ import logging
 import time
 from pathlib import Path
 
-from edgec import _tf, artifacts, budgets, compress, targets
+from edgec import _tf, artifacts, budgets, compress, quant_error, targets
 from edgec.compress import fit
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.converters import c_array
-from edgec.converters.tflite import convert_int8, layer_of_op
+from edgec.converters.tflite import convert_int8, layer_for_tensor, layer_of_op
 from edgec.data import load_data
 from edgec.errors import UnsupportedOpError
 from edgec.models import load_model
@@ -28,6 +28,7 @@ from edgec.runtime.model_file import read_model, weight_sparsity
 from edgec.verify import verify
 
 _log = logging.getLogger(__name__)
+LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
 
 
 class _Clock:
@@ -100,6 +101,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
     verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
                           micro_samples=cfg.micro_samples if arena else 0)
+    verification["layers"] = quant_error.layer_errors(keras_model, data.calibration(cfg.calibration_samples),
+                                                      x_val[:LAYER_ERROR_SAMPLES])
     clock.lap("verify")
 
     if data.random:
@@ -114,6 +117,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
         if before is not None and verification.get("int8_accuracy") is not None:
             # The budget judges what the user trained against what ships.
             accuracy_drop = verification["accuracy_drop_from_input"] = before - verification["int8_accuracy"]
+    for row in measurements.get("ops", []):
+        row["layer"] = layer_for_tensor(keras_model, row["tensor"])
     if npu is not None:
         for row in measurements["npu"]["cpu_ops"]:
             op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
@@ -140,10 +145,11 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
         files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
         files.update(c_array.settings_header(npu.compiled, vela.npu_arena(npu, arena),
                                              ident, Path(cfg.model).name))
-    report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json"]}
+    report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json", "report.html"]}
     clock.lap("emit")
     report.timing = clock.times
     files["report.json"] = report.to_json().encode()
+    files["report.html"] = report.to_html().encode()
     artifacts.write_artifacts(out, files)
     _log.info("wrote %d files to %s", len(files), out)
     return report

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgec import _tf
 from edgec._capture import captured_fds
-from edgec.converters.tflite import _layer_from_tensor_name, int8_converter, representative
+from edgec.converters.tflite import int8_converter, layer_for_tensor, representative
 
 _log = logging.getLogger(__name__)
 _VERIFY = "NumericVerify"
@@ -81,8 +81,7 @@ def layer_errors(keras_model, calibration: np.ndarray, x: np.ndarray) -> list[di
         source = ops[producer[q_idx]]
         rows.append({
             "op": source["op_name"],
-            "layer": _layer_from_tensor_name(keras_model, q["name"]) or (
-                keras_model.layers[-1].name if q["name"].startswith("StatefulPartitionedCall") else q["name"]),
+            "layer": layer_for_tensor(keras_model, q["name"]),
             "rmse_over_scale": float(np.sqrt(sq / max(counts[op["index"]], 1)) / scale),
             "cosine": float(dot / np.sqrt(ff * qq)) if ff > 0 and qq > 0 else (1.0 if ff == qq else 0.0),
             "scale": scale,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages edgec's tests use, where they are missing:
-# gcc/g++ and binutils (compile and inspect the generated C).
+# gcc/g++ and binutils (compile and inspect the generated C), chromium (renders
+# report.html headless in the report test).
 # Needs root (or sudo) and apt-get; elsewhere it says what is missing and the
 # tests that need those tools skip with that reason.
 set -euo pipefail
@@ -8,6 +9,7 @@ need=()
 command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)
 command -v readelf >/dev/null || need+=(binutils)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if ! command -v apt-get >/dev/null; then
   echo "system-deps: missing ${need[*]} and no apt-get here; install them by hand (tests needing them will skip)" >&2

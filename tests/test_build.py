@@ -18,7 +18,7 @@ def test_sample_artifacts_and_json_keys(sample_build):
     out, proc = sample_build
     names = sorted(p.name for p in out.iterdir())
     assert names == ["digits.tflite", "digits_model_data.c", "digits_model_data.h",
-                     "digits_model_settings.h", "report.json"]
+                     "digits_model_settings.h", "report.html", "report.json"]
     report = json.loads(proc.stdout)  # --json: stdout is exactly the report
     assert report == json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1 and report["ok"] is True

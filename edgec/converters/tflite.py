@@ -99,6 +99,20 @@ def _explain_failure(model, exc: Exception) -> ConversionError:
                            "check that every layer is a built-in Keras layer TFLite supports")
 
 
+def layer_for_tensor(model, tensor: str) -> str:
+    """The Keras layer an op's output tensor came from; of the layers fused into one op (conv, batch
+    norm, relu) the one with weights. The model's output tensor maps to the last layer."""
+    names = re.split(r"[/;:]", tensor)
+    fused = [layer for layer in _layers(model) if layer.name in names]
+    for has in (lambda l: hasattr(l, "kernel") or hasattr(l, "depthwise_kernel"), lambda l: bool(l.weights)):
+        weighted = [layer.name for layer in fused if has(layer)]
+        if weighted:
+            return weighted[-1]
+    if tensor.startswith("StatefulPartitionedCall"):
+        return model.layers[-1].name
+    return _layer_from_tensor_name(model, tensor) or tensor
+
+
 def check_full_int8(model, tfl: TFLiteModel) -> None:
     """Raise :class:`ConversionError` unless every op computes in int8 (or int32 bias)."""
     for op in tfl.ops:

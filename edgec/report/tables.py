@@ -1,0 +1,68 @@
+"""Plain-text tables and the rows every renderer shares (budgets, stages, worst layers)."""
+
+from __future__ import annotations
+
+
+def kib(n) -> str:
+    return "-" if n is None else f"{n / 1024:.1f} KiB"
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def quantity(x: float, unit: str) -> str:
+    """A budget value for people: bytes as KiB, milliseconds, fractions as percent."""
+    if unit == "bytes":
+        return kib(int(x))
+    if unit == "ms":
+        return f"{x:.1f} ms"
+    return f"{100 * x:.2f} %"
+
+
+def table(header: list[str], rows: list[list[str]], indent: str = "  ", right=()) -> list[str]:
+    """Columns padded to their widest cell; columns in ``right`` right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return indent + "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                                  for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return [line(header), *(line(r) for r in rows)]
+
+
+def budget_rows(budgets: list[dict]) -> list[list[str]]:
+    """name, value, limit, margin (limit - value; negative = over), status."""
+    return [[b["name"], quantity(b["value"], b["unit"]), quantity(b["limit"], b["unit"]),
+             ("" if b["ok"] else "-") + quantity(abs(b["limit"] - b["value"]), b["unit"]),
+             "ok" if b["ok"] else "EXCEEDED"] for b in budgets]
+
+
+BUDGET_HEADER = ["budget", "value", "limit", "margin", "status"]
+STAGE_HEADER = ["stage", "seconds", "parameters", "kernel sparsity", "float acc", "size"]
+
+
+def stage_rows(stages: list[dict]) -> list[list[str]]:
+    rows = []
+    for s in stages:
+        if s["name"] == "int8":
+            acc = pct(s.get("int8_accuracy")) if "int8_accuracy" in s else "-"
+            rows.append(["int8", "-", "-", pct(s["int8_weight_sparsity"]), f"{acc} (int8)",
+                         f"{s['tflite_bytes']:,} B .tflite, gzip {s['tflite_gzip_bytes']:,} B"])
+            continue
+        size = f"float gzip {s['float_weights_gzip_bytes']:,} B"
+        ratio = (s.get("footprint") or {}).get("ratio")
+        if ratio:
+            size += f"; int8 {ratio.get('tflite_bytes', 0):.2f}x, MACs {ratio.get('macs', 0):.2f}x" + (
+                f", arena {ratio['arena_bytes']:.2f}x" if "arena_bytes" in ratio else "")
+        uniq = s.get("unique_values_per_kernel")
+        if uniq:
+            size += f"; <= {max(uniq.values())} values/kernel"
+        acc = pct(s["float_accuracy"]) if "float_accuracy" in s else (
+            f"mse {s['float_mse']:.4g}" if "float_mse" in s else "-")
+        rows.append([s["name"], f"{s['seconds']:.1f}", f"{s['parameters']:,}", pct(s["kernel_sparsity"]), acc, size])
+    return rows
+
+
+def worst_layers(verification: dict | None, n: int = 3) -> list[dict]:
+    layers = (verification or {}).get("layers") or []
+    return sorted(layers, key=lambda r: -r["rmse_over_scale"])[:n]

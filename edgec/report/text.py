@@ -1,0 +1,81 @@
+"""The terminal summary of a build or check report (stderr)."""
+
+from __future__ import annotations
+
+from edgec.report.tables import (BUDGET_HEADER, STAGE_HEADER, budget_rows, kib, pct, stage_rows, table,
+                                 worst_layers)
+
+_GREEN, _RED, _YELLOW, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[0m"
+
+
+def render(r: dict, color: bool = False) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    m, t, v, meas = r["model"], r["tflite"], r.get("verification"), r["measurements"]
+    lines = [f"edgec {r['command']}: {m['name']} -> {r['target']['name']}"]
+    lines += [paint(f"  warning: {w}", _YELLOW) for w in r["warnings"]]
+    params = next((s["parameters"] for s in reversed(r["stages"]) if "parameters" in s), m["parameters"])
+    lines.append(f"  model     {params:,} parameters, {meas['macs']:,} MACs")
+    lines.append(f"  int8      {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
+                 + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
+    if meas.get("arena"):
+        lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
+                     f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+    if meas.get("npu"):
+        npu = meas["npu"]
+        lines.append(f"  npu       {npu['config']['accelerator']} (Vela): {npu['npu_ops']} NPU op(s), "
+                     f"{len(npu['cpu_ops'])} on the CPU; SRAM {npu['sram_bytes']:,} bytes, "
+                     f"compiled model {npu['model_bytes']:,} bytes")
+    if "latency_ms" in meas:
+        model = meas.get("latency_model", {})
+        note = "" if model.get("calibrated") else " (uncalibrated estimate)"
+        kern = f", {model['kernels']} kernels" if "kernels" in model else ""
+        lines.append(f"  latency   {meas['latency_ms']:.3g} ms estimated on {r['target']['name']}{kern}{note}")
+    if "host_latency_ms" in meas:
+        lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
+    fit = r.get("fit")
+    if fit:
+        names = sorted({b for trial in fit["trials"] for b in trial["budgets"]})
+        lines.append(f"  fit       channel fraction {fit['fraction']:g}: the least found that meets "
+                     f"{', '.join(names)} ({len(fit['trials'])} trials)")
+    if v:
+        lines += _verification(v)
+    if r["stages"]:
+        lines.append("")
+        lines += table(STAGE_HEADER, stage_rows(r["stages"]), right=(1, 2, 3))
+        for s in r["stages"]:
+            left = s.get("left_unpruned") or s.get("left_unfactorized")
+            if left:
+                lines.append(f"  {s['name']} left as they were: {', '.join(left)}")
+    if r["budgets"]:
+        lines.append("")
+        rows = budget_rows(r["budgets"])
+        out = table(BUDGET_HEADER, rows, right=(1, 2, 3))
+        for i, row in enumerate(rows, start=1):
+            status = row[-1]
+            out[i] = out[i][: len(out[i]) - len(status)] + paint(status, _GREEN if status == "ok" else _RED)
+        lines += out
+    if r["artifacts"]:
+        lines.append("")
+        lines += [f"  wrote     {path}" for path in r["artifacts"].values()]
+    return "\n".join(lines) + "\n"
+
+
+def _verification(v: dict) -> list[str]:
+    parts = []
+    if "top1_agreement" in v:
+        parts.append(f"top-1 agreement {pct(v['top1_agreement'])}")
+    parts.append(f"output error {v['output_error_steps_mean']:.2f} steps mean, {v['output_error_steps_max']:.0f} max")
+    parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
+    lines = [f"  verify    {v['samples']} samples: " + "; ".join(parts)]
+    if "int8_accuracy" in v:
+        lines.append(f"  accuracy  float {pct(v['float_accuracy'])}, int8 {pct(v['int8_accuracy'])}")
+    worst = worst_layers(v)
+    if worst:
+        lines.append("  worst     " + "; ".join(f"{w['layer']} ({w['op']}) {w['rmse_over_scale']:.2f} steps RMSE, "
+                                                f"cos {w['cosine']:.5f}" for w in worst))
+    elif "layers" in v:
+        lines.append("  worst     per-layer quantization error not measured (the model is not post-training "
+                     "quantized)")
+    return lines
