@@ -44,3 +44,29 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
 
 def tflite_summary(tfl) -> dict:
     return {"bytes": tfl.nbytes, "input": tfl.input.to_dict(), "output": tfl.output.to_dict(), "ops": tfl.op_counts}
+
+
+def inspect(path: str, target_name: str, kernels: str | None = None) -> dict:
+    """The per-op table of ``path`` on ``target_name``: op, output shape, parameters, MACs, estimated
+    cycles and latency share, and the activation bytes live while the op runs."""
+    target = targets.get(target_name).with_kernels(kernels)
+    data, tfl = read_model_file(path)
+    ops = budgets.op_table(tfl, target)
+    return {"model": str(path), "target": target.name, "kernels": target.kernels, "macs": tfl.macs,
+            "parameters": tfl.params, "peak_live_bytes": max((o["live_bytes"] for o in ops), default=0),
+            "cycles_calibrated": target.kind == "mcu" and target.kernels in target.calibrated, "ops": ops}
+
+
+def inspect_text(info: dict) -> str:
+    from edgec.report.tables import pct, table
+
+    rows = [[o["index"], o["op"], "x".join(map(str, o["output_shape"])), f"{o['params']:,}", f"{o['macs']:,}",
+             f"{o['cycles']:,}", pct(o["latency_share"]), f"{o['live_bytes']:,}", o["tensor"][:48]]
+            for o in info["ops"]]
+    note = "" if info["cycles_calibrated"] else " (uncalibrated)"
+    lines = [f"edgec inspect: {info['model']} on {info['target']} ({info['kernels']} kernels{note})"]
+    lines += table(["#", "op", "output", "params", "MACs", "cycles", "latency", "live bytes", "output tensor"],
+                   rows, right=(0, 3, 4, 5, 6, 7))
+    lines.append(f"  total {info['parameters']:,} parameters, {info['macs']:,} MACs; "
+                 f"largest live activations {info['peak_live_bytes']:,} bytes")
+    return "\n".join(lines) + "\n"

@@ -172,6 +172,27 @@ def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -
     return report.exit_code
 
 
+@main.command()
+@click.argument("model")
+@click.option("--target", "-t", default="cortex-m4", show_default=True,
+              help="Target profile whose cycles per MAC the estimate uses.")
+@click.option("--kernels", type=click.Choice(["reference", "optimized"]), default=None,
+              help="Kernel library the latency estimate assumes (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout, nothing else there.")
+def inspect(model, target, kernels, as_json):
+    """Per-layer table of an int8 MODEL.tflite: op, shape, parameters, MACs, cycles, live memory."""
+    import json
+
+    from edgec.check import inspect as run_inspect, inspect_text
+
+    info = run_inspect(model, target, kernels)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo(inspect_text(info), nl=False)
+    return 0
+
+
 @main.command("stages")
 def stages_cmd():
     """List the compression stages and their parameters."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,34 @@ def test_targets_lists_profiles(args):
     proc = run_cli(*args)
     assert proc.returncode == 0
     assert "cortex-m4" in proc.stdout and "mobile" in proc.stdout
+
+
+def test_inspect_per_op_table_and_live_memory(tfk, tmp_path):
+    """Oracle for a chain of Dense layers: the bytes live at op i are its int8 input plus its output."""
+    from edgec.converters.tflite import convert_int8
+
+    tfk.utils.set_random_seed(0)
+    model = tfk.Sequential([tfk.Input((10,)), tfk.layers.Dense(16, activation="relu"),
+                            tfk.layers.Dense(8, activation="relu"), tfk.layers.Dense(4)])
+    path = tmp_path / "chain.tflite"
+    path.write_bytes(convert_int8(model, np.random.default_rng(0).normal(size=(32, 10)).astype(np.float32)))
+    proc = run_cli("inspect", str(path), "--target", "cortex-m4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert [o["op"] for o in info["ops"]] == ["FULLY_CONNECTED"] * 3
+    assert [o["live_bytes"] for o in info["ops"]] == [10 + 16, 16 + 8, 8 + 4]
+    assert [o["macs"] for o in info["ops"]] == [160, 128, 32]
+    assert abs(sum(o["latency_share"] for o in info["ops"]) - 1) < 1e-9
+    text = run_cli("inspect", str(path))
+    assert text.returncode == 0 and text.stdout.count("FULLY_CONNECTED") == 3 and "live bytes" in text.stdout
+
+
+def test_summary_md_is_written_and_a_bad_path_is_refused(tiny_tflite, tmp_path):
+    model = tmp_path / "tiny.tflite"
+    model.write_bytes(tiny_tflite)
+    md = tmp_path / "summary.md"
+    proc = run_cli("check", str(model), "--target", "cortex-m4", "--summary-md", str(md), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert md.read_text().startswith("### edgec check:") and "| budget | value | limit | margin | status |" in md.read_text()
+    bad = run_cli("check", str(model), "--target", "cortex-m4", "--summary-md", str(tmp_path / "no" / "x.md"))
+    assert_one_line_error(bad, 2, "--summary-md", "writable directory")
