@@ -66,7 +66,7 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
     """Per-op MACs and estimated cycles on ``target`` with its kernel library."""
     cycles = target.cycles.get(target.kernels, {})
     rows = []
-    live = tfl.live_bytes()
+    live = tfl.live_tensors()
     for op in tfl.ops:
         kind = _KIND.get(op.name)
         if kind is not None:
@@ -79,7 +79,8 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
         rows.append({"index": op.index, "op": op.name, "tensor": tfl.tensors[op.outputs[0]].name if op.outputs else "",
                      "macs": op.macs, "params": op.params,
                      "output_shape": list(tfl.tensors[op.outputs[0]].shape) if op.outputs else [],
-                     "live_bytes": live[op.index], "cycles": round(c)})
+                     "live_bytes": sum(tfl.tensors[i].nbytes for i in live[op.index]),
+                     "live_tensors": [[i, tfl.tensors[i].nbytes] for i in live[op.index]], "cycles": round(c)})
     total = sum(r["cycles"] for r in rows) or 1
     for r in rows:
         r["latency_share"] = r["cycles"] / total

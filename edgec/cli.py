@@ -194,10 +194,17 @@ def inspect(model, target, kernels, as_json):
 
 
 @main.command("stages")
-def stages_cmd():
+@click.option("--json", "as_json", is_flag=True, help="Print the stages as JSON on stdout.")
+def stages_cmd(as_json):
     """List the compression stages and their parameters."""
+    import json
+
     from edgec import compress
 
+    if as_json:
+        click.echo(json.dumps({name: {"summary": st.summary, "parameters": st.defaults()}
+                               for name, st in compress.registry().items()}, indent=2, default=list))
+        return 0
     for name, stage in compress.registry().items():
         click.echo(f"{name:10s} {stage.summary}")
         for field, default in stage.defaults().items():

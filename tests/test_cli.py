@@ -123,3 +123,11 @@ def test_summary_md_is_written_and_a_bad_path_is_refused(tiny_tflite, tmp_path):
     assert md.read_text().startswith("### edgec check:") and "| budget | value | limit | margin | status |" in md.read_text()
     bad = run_cli("check", str(model), "--target", "cortex-m4", "--summary-md", str(tmp_path / "no" / "x.md"))
     assert_one_line_error(bad, 2, "--summary-md", "writable directory")
+
+
+def test_stages_json_lists_every_stage_with_its_defaults():
+    proc = run_cli("stages", "--json")
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(proc.stdout)
+    assert set(stages) == {"prune", "cluster", "qat", "distill", "channels", "lowrank"}
+    assert stages["channels"]["parameters"]["fraction"] == 0.5

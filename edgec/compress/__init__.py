@@ -1,9 +1,11 @@
 """Compression stages, run in the order the recipe lists them.
 
 Each stage is a module here that registers one :class:`~edgec.compress.base.Stage`
-subclass under its name: ``prune``, ``cluster``, ``qat``, ``distill``. A stage
+subclass under its name: ``prune``, ``cluster``, ``qat``, ``distill``, and the
+structural ``channels`` and ``lowrank``, which rebuild a smaller model. A stage
 takes the current tf_keras model and returns the next one; the runner measures
-the model after every stage (:mod:`edgec.compress.metrics`).
+the model after every stage (:mod:`edgec.compress.metrics`). :mod:`.fit`
+searches the ``channels`` fraction that meets a target's budgets.
 """
 
 from __future__ import annotations

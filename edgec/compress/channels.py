@@ -31,7 +31,6 @@ _log = logging.getLogger(__name__)
 class Channels(Stage):
     name = "channels"
     summary = "structured channel pruning (L1/L2/BatchNorm scale, per layer or global) that rebuilds a thinner model"
-    structural = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:

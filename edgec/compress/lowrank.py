@@ -32,7 +32,6 @@ DEFAULT_ENERGY = 0.9
 class LowRank(Stage):
     name = "lowrank"
     summary = "truncated-SVD factorization of Dense and 1x1 Conv2D layers (rank by ratio or energy kept)"
-    structural = True
 
     @dataclasses.dataclass(frozen=True)
     class Params:

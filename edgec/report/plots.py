@@ -54,6 +54,8 @@ def macs_params(ops: list[dict]) -> str | None:
     a.set_xlabel("MACs")
     b.barh(labels, [o["params"] for o in ops], color="#ee854a")
     b.set_xlabel("parameters")
+    for axis in (a, b):
+        axis.xaxis.set_major_locator(plt.MaxNLocator(4))
     a.invert_yaxis()
     return _svg(fig)
 
@@ -65,8 +67,16 @@ def arena(ops: list[dict], arena_bytes: int | None) -> str | None:
     fig, ax = plt.subplots(figsize=(9, 3.2))
     live = [o["live_bytes"] for o in ops]
     x = list(range(len(ops)))
-    ax.step(x, live, where="mid", color="#4878d0", label="live activation tensors")
-    ax.fill_between(x, live, step="mid", alpha=0.25, color="#4878d0")
+    palette = plt.get_cmap("tab20").colors
+    for k, o in enumerate(ops):  # one stacked segment per live tensor, its colour kept across ops
+        bottom = 0
+        for index, nbytes in o.get("live_tensors", []):
+            ax.bar(k, nbytes, bottom=bottom, width=0.8, color=palette[index % len(palette)], edgecolor="white",
+                   linewidth=0.5)
+            if nbytes > 0.12 * max(live):
+                ax.text(k, bottom + nbytes / 2, f"t{index}", ha="center", va="center", fontsize=6)
+            bottom += nbytes
+    ax.plot([], [], "s", color=palette[0], label="live activation tensors (t<index>, one colour each)")
     peak = max(range(len(live)), key=live.__getitem__)
     ax.plot([peak], [live[peak]], "v", color="#d65f5f")
     ax.annotate(f"peak {live[peak]:,} B at #{peak} {ops[peak]['op']}", (peak, live[peak]),
@@ -75,7 +85,7 @@ def arena(ops: list[dict], arena_bytes: int | None) -> str | None:
         ax.axhline(arena_bytes, color="#555555", linestyle="--", label=f"TFLite-Micro arena {arena_bytes:,} B")
     ax.set_xticks(x, [f"#{o['index']} {o['op']}" for o in ops], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("bytes")
-    ax.legend(loc="upper right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _svg(fig)
 
 

@@ -140,14 +140,18 @@ class TFLiteModel:
             life[i] = (life.get(i, (last_op, last_op))[0], last_op)
         return life
 
+    def live_tensors(self) -> list[list[int]]:
+        """Per op, the activation tensors alive while it runs."""
+        live = [[] for _ in self.ops]
+        for i, (first, last) in sorted(self.lifetimes().items()):
+            for k in range(first, last + 1):
+                live[k].append(i)
+        return live
+
     def live_bytes(self) -> list[int]:
         """Per op, the bytes of the activation tensors alive while it runs: the sum a memory plan
         cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
-        live = [0] * len(self.ops)
-        for i, (first, last) in self.lifetimes().items():
-            for k in range(first, last + 1):
-                live[k] += self.tensors[i].nbytes
-        return live
+        return [sum(self.tensors[i].nbytes for i in ts) for ts in self.live_tensors()]
 
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
