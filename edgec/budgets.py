@@ -96,8 +96,9 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     flash and NPU latency then come from Vela.
     """
     m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
-         "arena": arena and arena.to_dict(), "peak_live_bytes": max(tfl.live_bytes(), default=0)}
+         "arena": arena and arena.to_dict()}
     ops = op_table(tfl, target)
+    m["peak_live_bytes"] = max((r["live_bytes"] for r in ops), default=0)
     if npu is not None:
         m.update(_npu_measurements(npu, target, arena))
     elif target.kind == "mcu":

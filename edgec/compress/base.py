@@ -96,6 +96,34 @@ class Stage:
         return ConfigError(f"stage '{self.name}': {message}")
 
 
+class StructuralStage(Stage):
+    """A stage that rebuilds a smaller model (``channels``, ``lowrank``): :meth:`reshape` makes it
+    without training; :meth:`run` measures what ships before and after, then fine-tunes (on the
+    labels, else on the outputs of the model before the stage)."""
+
+    def check_order(self, before: list[str]) -> None:
+        super().check_order(before)
+        for undone in ("prune", "cluster"):
+            if undone in before:
+                raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
+
+    def reshape(self, model, ctx: Context) -> tuple[object, dict]:
+        """The smaller model (built in the strategy scope, untrained) and the stage's report."""
+        raise NotImplementedError
+
+    def run(self, model, ctx: Context):
+        from edgec.compress.structure import compare, footprint
+        from edgec.compress.training import fine_tune, fine_tune_source
+
+        new, report = self.reshape(model, ctx)
+        sizes = compare(footprint(model, ctx.x_train), footprint(new, ctx.x_train))
+        epochs = self.epochs(ctx)
+        logs = fine_tune(new, ctx, self.name, epochs, reference=model, learning_rate=self.params.learning_rate)
+        self.extra = {**report, "footprint": sizes, "fine_tuned_on": fine_tune_source(ctx, epochs),
+                      "train_logs": logs}
+        return new
+
+
 def in_range(stage: Stage, name: str, value, lo, hi, lo_open=False, hi_open=False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)

@@ -19,16 +19,14 @@ import math
 import numpy as np
 
 from edgec.compress import register
-from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.base import StructuralStage, in_range, selects
 from edgec.compress.graph import ChannelGraph
-from edgec.compress.structure import compare, footprint
-from edgec.compress.training import fine_tune, fine_tune_source
 
 _log = logging.getLogger(__name__)
 
 
 @register
-class Channels(Stage):
+class Channels(StructuralStage):
     name = "channels"
     summary = "structured channel pruning (L1/L2/BatchNorm scale, per layer or global) that rebuilds a thinner model"
 
@@ -55,12 +53,6 @@ class Channels(Stage):
         in_range(self, "multiple_of", p.multiple_of, 1, 1024)
         if p.epochs is not None:
             in_range(self, "epochs", p.epochs, 0, 1e6)
-
-    def check_order(self, before: list[str]) -> None:
-        super().check_order(before)
-        for undone in ("prune", "cluster"):
-            if undone in before:
-                raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
 
     def shrink(self, model, fraction: float, scope=None):
         """The thinner model for ``fraction`` (no training), and the per-layer report."""
@@ -115,17 +107,14 @@ class Channels(Stage):
             keep[r] = np.sort(best)
         return keep
 
-    def run(self, model, ctx):
-        p = self.params
-        if p.fraction == 0:
-            self.extra = {"channels": [], "note": "fraction 0: nothing removed"}
-            return model
-        thin, report = self.shrink(model, p.fraction, scope=ctx.scope())
-        sizes = compare(footprint(model, ctx.x_train), footprint(thin, ctx.x_train))
-        logs = fine_tune(thin, ctx, self.name, self.epochs(ctx), reference=model, learning_rate=p.learning_rate)
-        self.extra = {**report, "footprint": sizes, "fine_tuned_on": fine_tune_source(ctx, self.epochs(ctx)),
-                      "train_logs": logs}
+    def reshape(self, model, ctx):
+        thin, report = self.shrink(model, self.params.fraction, scope=ctx.scope())
         for row in report["channels"]:
             _log.info("channels: %s %d -> %d", ",".join(row["layers"]), row["before"], row["after"])
-        return thin
+        return thin, report
 
+    def run(self, model, ctx):
+        if self.params.fraction == 0:
+            self.extra = {"channels": [], "note": "fraction 0: nothing removed"}
+            return model
+        return super().run(model, ctx)

@@ -20,16 +20,14 @@ import numpy as np
 
 from edgec import _tf
 from edgec.compress import register
-from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.base import StructuralStage, in_range, selects
 from edgec.compress.graph import as_functional, from_config
-from edgec.compress.structure import compare, footprint
-from edgec.compress.training import fine_tune, fine_tune_source
 
 DEFAULT_ENERGY = 0.9
 
 
 @register
-class LowRank(Stage):
+class LowRank(StructuralStage):
     name = "lowrank"
     summary = "truncated-SVD factorization of Dense and 1x1 Conv2D layers (rank by ratio or energy kept)"
 
@@ -54,12 +52,6 @@ class LowRank(Stage):
         in_range(self, "multiple_of", p.multiple_of, 1, 1024)
         if p.epochs is not None:
             in_range(self, "epochs", p.epochs, 0, 1e6)
-
-    def check_order(self, before: list[str]) -> None:
-        super().check_order(before)
-        for undone in ("prune", "cluster"):
-            if undone in before:
-                raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
 
     def rank(self, s: np.ndarray) -> tuple[int, float]:
         """The rank for singular values ``s`` (descending) and the energy it keeps."""
@@ -147,11 +139,5 @@ class LowRank(Stage):
         new = from_config(model, config, weights, scope)
         return new, {"factorized": rows, "left_unfactorized": skipped}
 
-    def run(self, model, ctx):
-        p = self.params
-        new, report = self.factorize(model, scope=ctx.scope())
-        sizes = compare(footprint(model, ctx.x_train), footprint(new, ctx.x_train))
-        logs = fine_tune(new, ctx, self.name, self.epochs(ctx), reference=model, learning_rate=p.learning_rate)
-        self.extra = {**report, "footprint": sizes, "fine_tuned_on": fine_tune_source(ctx, self.epochs(ctx)),
-                      "train_logs": logs}
-        return new
+    def reshape(self, model, ctx):
+        return self.factorize(model, scope=ctx.scope())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from edgec.report import plots
-from edgec.report.tables import (BUDGET_HEADER, STAGE_HEADER, budget_rows, kib, pct, stage_rows)
+from edgec.report.tables import BUDGET_HEADER, STAGE_HEADER, budget_rows, key_facts, pct, stage_rows
 from edgec.report.text import render as render_text
 
 PLOTS = ("budgets", "latency", "macs", "arena", "stages", "quant-error")
@@ -45,16 +45,7 @@ def render(r: dict) -> str:
     verdict = ('<span class="ok">all budgets met</span>' if r["ok"] else '<span class="bad">budget exceeded</span>')
     parts = [f"<h1>edgec {_e(r['command'])}: {_e(m['name'])} → {_e(r['target']['name'])}</h1><p>{verdict}</p>"]
     parts += [f'<p class="warn">{_e(w)}</p>' for w in r["warnings"]]
-    facts = [["int8 model", f"{r['tflite']['bytes']:,} B ({kib(r['tflite']['bytes'])})"], ["MACs", f"{meas['macs']:,}"]]
-    if meas.get("arena_bytes") is not None:
-        facts.append(["TFLite-Micro arena", f"{meas['arena_bytes']:,} B"])
-    if meas.get("peak_live_bytes") is not None:
-        facts.append(["largest live activations at one op", f"{meas['peak_live_bytes']:,} B"])
-    if meas.get("latency_ms") is not None:
-        facts.append([f"latency on {r['target']['name']} (estimate)", f"{meas['latency_ms']:.3g} ms"])
-    if "int8_accuracy" in v:
-        facts.append(["accuracy float → int8", f"{pct(v['float_accuracy'])} → {pct(v['int8_accuracy'])}"])
-    parts.append(_table(["", ""], facts))
+    parts.append(_table(["", ""], key_facts(r, peak_live=True)))
     if r["budgets"]:
         parts.append("<h2>Budgets</h2>" + _table(BUDGET_HEADER, budget_rows(r["budgets"]), numeric=(1, 2, 3)))
     parts.append(_figure("budgets", "Budget use", plots.budgets(r["budgets"]), "no budgets were set"))

@@ -66,3 +66,21 @@ def stage_rows(stages: list[dict]) -> list[list[str]]:
 def worst_layers(verification: dict | None, n: int = 3) -> list[dict]:
     layers = (verification or {}).get("layers") or []
     return sorted(layers, key=lambda r: -r["rmse_over_scale"])[:n]
+
+
+def key_facts(r: dict, peak_live: bool = False) -> list[list[str]]:
+    """The few figures a reader looks for first: model bytes, MACs, arena (and with ``peak_live`` the
+    largest live activations at one op), latency, accuracy."""
+    t, meas, v = r["tflite"], r["measurements"], r.get("verification") or {}
+    facts = [["int8 model", f"{t['bytes']:,} B ({kib(t['bytes'])})"], ["MACs", f"{meas['macs']:,}"]]
+    if meas.get("arena_bytes") is not None:
+        facts.append(["TFLite-Micro arena", f"{meas['arena_bytes']:,} B ({kib(meas['arena_bytes'])})"])
+    if peak_live and meas.get("peak_live_bytes") is not None:
+        facts.append(["largest live activations at one op", f"{meas['peak_live_bytes']:,} B"])
+    if meas.get("latency_ms") is not None:
+        facts.append([f"latency on {r['target']['name']} (estimate)", f"{meas['latency_ms']:.3g} ms"])
+    if "int8_accuracy" in v:
+        facts.append(["accuracy float → int8", f"{pct(v['float_accuracy'])} → {pct(v['int8_accuracy'])}"])
+    elif "top1_agreement" in v:
+        facts.append(["int8 top-1 agreement with float", pct(v["top1_agreement"])])
+    return facts

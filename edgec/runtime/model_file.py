@@ -141,17 +141,13 @@ class TFLiteModel:
         return life
 
     def live_tensors(self) -> list[list[int]]:
-        """Per op, the activation tensors alive while it runs."""
+        """Per op, the activation tensors alive while it runs; their bytes summed are what a memory
+        plan cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
         live = [[] for _ in self.ops]
         for i, (first, last) in sorted(self.lifetimes().items()):
             for k in range(first, last + 1):
                 live[k].append(i)
         return live
-
-    def live_bytes(self) -> list[int]:
-        """Per op, the bytes of the activation tensors alive while it runs: the sum a memory plan
-        cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
-        return [sum(self.tensors[i].nbytes for i in ts) for ts in self.live_tensors()]
 
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
