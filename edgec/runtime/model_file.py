@@ -155,7 +155,8 @@ class TFLiteModel:
 
 
 def _options(op, schema) -> dict:
-    """The builtin options of the conv/pool/fc ops that MACs depend on."""
+    """The builtin options edgec reads: strides, padding, filters and fused activations of the
+    conv/pool/fully-connected/elementwise ops, softmax's beta."""
     t = op.BuiltinOptionsType()
     table = op.BuiltinOptions()
     if table is None:
@@ -165,12 +166,14 @@ def _options(op, schema) -> dict:
         o = schema.Conv2DOptions()
         o.Init(table.Bytes, table.Pos)
         return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
+                "dilation": (o.DilationHFactor(), o.DilationWFactor()),
                 "activation": o.FusedActivationFunction()}
     if t == kinds.DepthwiseConv2DOptions:
         o = schema.DepthwiseConv2DOptions()
         o.Init(table.Bytes, table.Pos)
         return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
                 "depth_multiplier": o.DepthMultiplier(),
+                "dilation": (o.DilationHFactor(), o.DilationWFactor()),
                 "activation": o.FusedActivationFunction()}
     if t == kinds.Pool2DOptions:
         o = schema.Pool2DOptions()
@@ -178,6 +181,19 @@ def _options(op, schema) -> dict:
         return {"filter": (o.FilterHeight(), o.FilterWidth()),
                 "stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
                 "activation": o.FusedActivationFunction()}
+    if t == kinds.FullyConnectedOptions:
+        o = schema.FullyConnectedOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"activation": o.FusedActivationFunction(), "weights_format": o.WeightsFormat()}
+    if t in (kinds.AddOptions, kinds.SubOptions, kinds.MulOptions):
+        o = {kinds.AddOptions: schema.AddOptions, kinds.SubOptions: schema.SubOptions,
+             kinds.MulOptions: schema.MulOptions}[t]()
+        o.Init(table.Bytes, table.Pos)
+        return {"activation": o.FusedActivationFunction()}
+    if t == kinds.SoftmaxOptions:
+        o = schema.SoftmaxOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"beta": float(o.Beta())}
     return {}
 
 
@@ -295,27 +311,42 @@ def dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
 
-def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]:
-    """(op index, int8 weight values) of every conv/depthwise/fully-connected op with constant weights."""
+_NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "uint8": np.uint8,
+                "int64": np.int64, "bool": np.bool_, "int16": np.int16, "int8": np.int8,
+                "float64": np.float64, "uint32": np.uint32, "uint16": np.uint16, "uint64": np.uint64}
+
+
+def constant_values(data: bytes, tfl: TFLiteModel, index: int) -> np.ndarray | None:
+    """The values of constant tensor ``index`` with its dtype and shape, or None if it has no data."""
+    t = tfl.tensors[index]
+    dtype = _NUMPY_TYPES.get(t.dtype)
+    if not t.is_constant or dtype is None:
+        return None
     schema = _schema()
     model = schema.Model.GetRootAsModel(data, 0)
-    graph = model.Subgraphs(0)
+    buf = model.Buffers(model.Subgraphs(0).Tensors(index).Buffer())
+    if buf.DataLength():
+        raw = buf.DataAsNumpy().tobytes()
+    elif buf.Size():  # data stored after the flatbuffer (models over 2 GB)
+        raw = data[int(buf.Offset()):int(buf.Offset()) + int(buf.Size())]
+    else:
+        return None
+    values = np.frombuffer(raw, dtype)
+    return values.reshape(t.shape) if values.size == t.elements else values
+
+
+def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]:
+    """(op index, int8 weight values) of every conv/depthwise/fully-connected op with constant weights."""
     out = []
     for op in tfl.ops:
         if op.name not in _WEIGHT_OPS or len(op.inputs) < 2:
             continue
         w_index = op.inputs[2] if op.name == "TRANSPOSE_CONV" else op.inputs[1]
-        t = tfl.tensors[w_index]
-        if not t.is_constant or t.dtype != "int8":
+        if tfl.tensors[w_index].dtype != "int8":
             continue
-        buf = model.Buffers(graph.Tensors(w_index).Buffer())
-        if buf.DataLength():
-            values = buf.DataAsNumpy().view(np.int8)
-        elif buf.Size():  # data stored after the flatbuffer (models over 2 GB)
-            values = np.frombuffer(data, np.int8, count=int(buf.Size()), offset=int(buf.Offset()))
-        else:
-            continue
-        out.append((op.index, values))
+        values = constant_values(data, tfl, w_index)
+        if values is not None:
+            out.append((op.index, values.reshape(-1)))
     return out
 
 

@@ -1,0 +1,174 @@
+"""Interpreter-free C for an int8 TFLite model.
+
+``generate`` writes portable C99: one ``<name>_infer(const int8_t *in, int8_t
+*out)``, the weights as ``const`` arrays, one static activation buffer planned
+by :mod:`edgec.codegen.plan`, and kernels (``c/*.c``) only for the ops the model
+uses, each following TFLite's integer arithmetic so that outputs are bit-exact
+with TFLite-Micro (checked by :mod:`edgec.codegen.verify`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from importlib import resources
+
+import numpy as np
+
+from edgec.codegen import ops as op_registry
+from edgec.codegen.plan import plan
+from edgec.errors import ConfigError
+from edgec.runtime.model_file import TFLiteModel, constant_values
+
+_C_TYPES = {"int8_t": np.int8, "int32_t": np.int32, "int": np.int32}
+
+
+@dataclasses.dataclass
+class Generated:
+    """The generated sources and what edgec knows about them."""
+
+    name: str
+    files: dict[str, str]
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    kernels: list[str]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "files": sorted(self.files), "arena_bytes": self.arena_bytes,
+                "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
+                "kernels": self.kernels}
+
+
+def c_identifier(name: str) -> str:
+    """``name`` as a C identifier prefix; refuses what cannot be one."""
+    ident = re.sub(r"[^0-9A-Za-z_]", "_", name).lower()
+    if not ident or ident[0].isdigit():
+        raise ConfigError(f"--name {name!r} cannot start a C identifier; pass a name that starts with a letter")
+    return ident
+
+
+def _kernel(file: str) -> str:
+    return resources.files("edgec.codegen").joinpath("c", file).read_text()
+
+
+class _Emitter:
+    """Collects constant arrays and resolves tensors to C pointers while ops are emitted."""
+
+    def __init__(self, name: str, data: bytes, tfl: TFLiteModel, storage: dict[int, int],
+                 offsets: dict[int, int]):
+        self.name, self.data, self.tfl = name, data, tfl
+        self.storage, self.offsets = storage, offsets
+        self.arrays: list[str] = []
+        self.reads_input = False
+
+    def constant(self, index: int):
+        return constant_values(self.data, self.tfl, index)
+
+    def array(self, ident: str, ctype: str, values) -> str:
+        flat = np.asarray(values).reshape(-1).astype(np.int64)
+        lines = [", ".join(str(int(v)) for v in flat[k:k + 16]) for k in range(0, flat.size, 16)]
+        body = ",\n    ".join(lines)
+        full = f"{self.name}_{ident}"
+        self.arrays.append(f"static const {ctype} {full}[{flat.size}] = {{\n    {body}\n}};\n")
+        return full
+
+    def ptr(self, index: int) -> str:
+        root = self.storage.get(index, index)
+        if root in self.tfl.inputs:
+            self.reads_input = True
+            return "in"
+        if index in self.tfl.outputs:
+            return "out"
+        return f"({self.name}_arena + {self.offsets[root]})"
+
+
+def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") -> Generated:
+    """C99 sources ``<name>_infer.h`` and ``<name>_infer.c`` for the int8 model ``tfl`` (bytes ``data``).
+
+    Raises:
+        UnsupportedOpError: an op has no C kernel, or its types/options are not generated.
+        ConfigError: ``name`` cannot be a C identifier.
+    """
+    name = c_identifier(name)
+    if len(tfl.inputs) != 1 or len(tfl.outputs) != 1:
+        raise ConfigError(f"{source} has {len(tfl.inputs)} inputs and {len(tfl.outputs)} outputs; "
+                          "C code is generated for models with one input and one output")
+    for op in tfl.ops:
+        if op.name not in op_registry.OPS:
+            raise op_registry.unsupported(op, "it has no C kernel (there are kernels for "
+                                          + ", ".join(sorted(op_registry.OPS)) + ")")
+    aliases = {}
+    for op in tfl.ops:
+        if op.name in op_registry.ALIAS_OPS and op.outputs[0] not in tfl.outputs:
+            aliases[op.outputs[0]] = op.inputs[0]
+    layout = plan(tfl, aliases)
+    em = _Emitter(name, data, tfl, layout.storage, layout.offsets)
+    calls, kernels = [], []
+    for op in tfl.ops:
+        files, emit = op_registry.OPS[op.name]
+        try:
+            call = emit(em, op)
+        except op_registry.Unsupported as exc:
+            raise op_registry.unsupported(op, str(exc)) from None
+        shapes = " -> ".join("x".join(map(str, tfl.tensors[i].shape)) for i in (op.inputs[0], op.outputs[0]))
+        calls.append(f"    /* op {op.index}: {op.name} {shapes} */\n    {call}")
+        if call.startswith("ec_"):
+            kernels += [f for f in files if f not in kernels]
+    i, o = tfl.input, tfl.output
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    guard = f"{name.upper()}_INFER_H"
+    up = name.upper()
+    header = f"""/* Generated by edgec from {source} (sha256 {digest}...). Do not edit.
+ * Interpreter-free int8 inference, bit-exact with TFLite-Micro's reference kernels. */
+#ifndef {guard}
+#define {guard}
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+#define {up}_INPUT_SIZE {i.elements}
+#define {up}_OUTPUT_SIZE {o.elements}
+#define {up}_INPUT_SCALE {float(np.float32(i.scale))!r}f
+#define {up}_INPUT_ZERO_POINT ({i.zero_point})
+#define {up}_OUTPUT_SCALE {float(np.float32(o.scale))!r}f
+#define {up}_OUTPUT_ZERO_POINT ({o.zero_point})
+/* bytes of the static activation buffer inside {name}.c */
+#define {up}_ARENA_SIZE {layout.arena_bytes}
+
+/* Runs one inference: `in` holds {up}_INPUT_SIZE int8 values (shape {list(i.shape)}),
+ * `out` receives {up}_OUTPUT_SIZE (shape {list(o.shape)}). Not reentrant: it uses
+ * one static buffer. */
+void {name}_infer(const int8_t *in, int8_t *out);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif /* {guard} */
+"""
+    arena = (f"static int8_t {name}_arena[{layout.arena_bytes}];\n" if layout.arena_bytes
+             else "")
+    body = "\n".join(calls)
+    unused = "" if em.reads_input else "    (void)in;\n"
+    source_text = f"""/* Generated by edgec from {source} (sha256 {digest}...). Do not edit.
+ * Kernels follow TFLite's integer reference kernels: per-channel requantization
+ * with fixed-point multipliers and shifts, zero points, fused activations. */
+#include <stdint.h>
+
+#include "{name}_infer.h"
+
+{"".join(_kernel(k) + chr(10) for k in kernels)}
+{"".join(em.arrays)}
+{arena}
+void {name}_infer(const int8_t *in, int8_t *out)
+{{
+{unused}{body}
+}}
+"""
+    return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
+                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry._FIXED])

@@ -1,0 +1,213 @@
+"""Compile and run generated C: on the host (gcc) and on an emulated Cortex-M4
+(arm-none-eabi-gcc, QEMU's mps2-an386 with semihosting and -icount).
+
+Sizes come from the linked ELF: every symbol the model's object file defines,
+plus what it pulls from the C library, split into flash (.text, .rodata and the
+load image of .data) and RAM (.data, .bss); the stack is measured by painting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from edgec.errors import RuntimeCheckError
+
+C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
+QEMU_MACHINE = "mps2-an386"
+TIMER_HZ = 25_000_000  # mps2-an386's APB timers run on the 25 MHz system clock
+ICOUNT_SHIFT = 0        # -icount shift=0: one guest instruction per virtual nanosecond
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeCheckError(f"{name} is not installed; install Debian's {package} "
+                                f"(apt-get install {package}), or skip this check")
+    return path
+
+
+def _harness(file: str) -> str:
+    return resources.files("edgec.codegen").joinpath("c", "harness", file).read_text()
+
+
+def _run(cmd: list[str], what: str, timeout: float, **kw) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise RuntimeCheckError(f"{what} did not finish within {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        first = next((line for line in err if "error" in line), err[0] if err else f"exit {proc.returncode}")
+        raise RuntimeCheckError(f"{what} failed: {first.strip()}")
+    return proc
+
+
+def _defines(gen) -> list[str]:
+    up = gen.name.upper()
+    return [f'-DMODEL_HEADER="{gen.name}_infer.h"', f"-DINPUT_SIZE={up}_INPUT_SIZE",
+            f"-DOUTPUT_SIZE={up}_OUTPUT_SIZE", f"-DINFER={gen.name}_infer"]
+
+
+def write_sources(gen, workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, text in gen.files.items():
+        (workdir / name).write_text(text)
+    return workdir / f"{gen.name}_infer.c"
+
+
+def build_host(gen, workdir: Path, extra_flags: tuple[str, ...] = ()) -> Path:
+    """The generated model plus a stdin/stdout harness, built with the host's gcc at
+    ``-std=c99 -Wall -Wextra -Werror -pedantic -O2``."""
+    cc = _tool("gcc", "gcc")
+    model_c = write_sources(gen, workdir)
+    (workdir / "host_main.c").write_text(_harness("host_main.c"))
+    exe = workdir / f"{gen.name}_host"
+    _run([cc, *C_FLAGS, "-O2", *extra_flags, *_defines(gen), "-I", str(workdir), str(model_c),
+          str(workdir / "host_main.c"), "-o", str(exe)], "compiling the generated C with gcc", 300)
+    return exe
+
+
+def run_host(exe: Path, inputs_q: np.ndarray, output_size: int) -> np.ndarray:
+    """int8 outputs of the host build for each row of ``inputs_q``."""
+    data = np.ascontiguousarray(inputs_q.astype(np.int8)).tobytes()
+    proc = _run([str(exe)], "running the generated C on the host", 600, input=data)
+    out = np.frombuffer(proc.stdout, np.int8)
+    if out.size != len(inputs_q) * output_size:
+        raise RuntimeCheckError(f"the host build wrote {out.size} output bytes for {len(inputs_q)} inputs")
+    return out.reshape(len(inputs_q), output_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class McuRun:
+    """What one QEMU run measured."""
+
+    outputs: np.ndarray              # int8, one row per input
+    instructions: list[int]          # per inference
+    instructions_per_tick: float     # measured by the calibration loop
+    stack_bytes: int                 # deepest stack use of any inference
+    flash_bytes: int                 # the model's .text + .rodata (+ .data image), from the ELF
+    ram_bytes: int                   # the model's .data + .bss, from the ELF
+    code_bytes: int                  # .text only (kernels and the infer function)
+    library: list[str]               # C library functions the model pulled in
+
+    def to_dict(self) -> dict:
+        return {"instructions": self.instructions, "instructions_per_tick": self.instructions_per_tick,
+                "stack_bytes": self.stack_bytes, "flash_bytes": self.flash_bytes,
+                "ram_bytes": self.ram_bytes, "code_bytes": self.code_bytes, "library": self.library}
+
+
+def _inputs_c(gen, inputs_q: np.ndarray) -> str:
+    rows = []
+    for x in inputs_q.astype(np.int8):
+        rows.append("    {" + ", ".join(str(int(v)) for v in x.reshape(-1)) + "}")
+    up = gen.name.upper()
+    return (f'#include <stdint.h>\n#include "{gen.name}_infer.h"\n'
+            f"const int8_t h_inputs[{len(rows)}][{up}_INPUT_SIZE] = {{\n" + ",\n".join(rows) + "\n};\n"
+            f"const int h_count = {len(rows)};\n")
+
+
+def build_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2") -> tuple[Path, Path]:
+    """A bare-metal mps2-an386 image of the model, the harness and ``inputs_q``;
+    returns (ELF, the model's object file)."""
+    cc = _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi")
+    model_c = write_sources(gen, workdir)
+    (workdir / "mcu_main.c").write_text(_harness("mcu_main.c"))
+    (workdir / "mps2_an386.ld").write_text(_harness("mps2_an386.ld"))
+    (workdir / "inputs.c").write_text(_inputs_c(gen, inputs_q))
+    flags = [opt, *ARM_FLAGS, "-ffunction-sections", "-fdata-sections", "-I", str(workdir)]
+    obj = workdir / f"{gen.name}.o"
+    _run([cc, *C_FLAGS, *flags, "-c", str(model_c), "-o", str(obj)],
+         "compiling the generated C with arm-none-eabi-gcc", 600)
+    elf = workdir / f"{gen.name}.elf"
+    # the harness holds startup code (a vector table of function pointers): no -pedantic
+    _run([cc, "-std=c99", "-Wall", "-Wextra", *flags, *_defines(gen), "-nostartfiles", "--specs=nano.specs",
+          "-T", str(workdir / "mps2_an386.ld"), "-Wl,--gc-sections", str(obj),
+          str(workdir / "mcu_main.c"), str(workdir / "inputs.c"), "-o", str(elf)],
+         "linking the Cortex-M4 image (libnewlib-arm-none-eabi)", 600)
+    return elf, obj
+
+
+def _symbols(nm: str, path: Path, defined: bool = True) -> dict[str, tuple[str, int]]:
+    args = [nm, "-S", "-t", "d"] + (["--defined-only"] if defined else ["-u"]) + [str(path)]
+    out = _run(args, f"reading symbols of {path.name}", 60).stdout.decode()
+    table = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if defined and len(parts) == 4:
+            table[parts[3]] = (parts[2], int(parts[1]))
+        elif not defined and parts:
+            table[parts[-1]] = ("U", 0)
+    return table
+
+
+def model_footprint(elf: Path, obj: Path) -> tuple[int, int, int, list[str]]:
+    """(flash, RAM, code) bytes of the model's symbols in the linked ELF, and the C
+    library functions it uses (their code counted as flash). Sizes come from the ELF,
+    kinds from the object file (the image merges .rodata into its .text)."""
+    nm = _tool("arm-none-eabi-nm", "binutils-arm-none-eabi")
+    linked = _symbols(nm, elf)
+    own = _symbols(nm, obj)
+    library = sorted(n for n in _symbols(nm, obj, defined=False) if n in linked)
+    flash = ram = code = 0
+    for name in [*own, *library]:
+        if name not in linked:
+            continue
+        size = linked[name][1]
+        kind = own.get(name, ("t", 0))[0].lower()
+        if kind == "t":
+            code += size
+            flash += size
+        elif kind == "r":
+            flash += size
+        elif kind == "d":
+            flash += size
+            ram += size
+        elif kind == "b":
+            ram += size
+    return flash, ram, code, library
+
+
+def run_qemu(elf: Path, count: int, output_size: int, timeout: float = 900) -> tuple[np.ndarray, list[int], float, int]:
+    """Run the image under QEMU with semihosting and ``-icount``: (outputs, instructions
+    per inference, calibration instructions per tick, deepest stack use)."""
+    qemu = _tool("qemu-system-arm", "qemu-system-arm")
+    log = elf.with_suffix(".semihosting.txt")
+    log.unlink(missing_ok=True)
+    _run([qemu, "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "none",
+          "-chardev", f"file,id=semihosting,path={log}",
+          "-semihosting-config", "enable=on,target=native,chardev=semihosting",
+          "-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=off", "-kernel", str(elf)],
+         f"running {elf.name} under qemu-system-arm -M {QEMU_MACHINE}", timeout, stdin=subprocess.DEVNULL)
+    lines = log.read_text("ascii", "replace").splitlines() if log.exists() else []
+    if any(line.startswith("F ") for line in lines):
+        raise RuntimeCheckError(f"{elf.name} faulted under QEMU")
+    calib = next((line.split() for line in lines if line.startswith("C ")), None)
+    if calib is None:
+        raise RuntimeCheckError(f"{elf.name} printed nothing under QEMU; is semihosting enabled?")
+    per_tick = int(calib[2], 16) / int(calib[1], 16)
+    ticks = [line.split() for line in lines if line.startswith("T ")]
+    outs = [line.split()[1:] for line in lines if line.startswith("O ")]
+    if len(ticks) != count or len(outs) != count:
+        raise RuntimeCheckError(f"{elf.name} reported {len(outs)} of {count} inferences under QEMU")
+    rows = []
+    for words in outs:
+        raw = b"".join(int(w, 16).to_bytes(4, "big") for w in words)
+        rows.append(np.frombuffer(raw[:output_size], np.int8))
+    instructions = [round(int(t[1], 16) * per_tick) for t in ticks]
+    stack = max(int(t[2], 16) for t in ticks)
+    return np.stack(rows), instructions, per_tick, stack
+
+
+def measure_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2") -> McuRun:
+    """Build for the Cortex-M4, run ``inputs_q`` under QEMU, read sizes from the ELF."""
+    elf, obj = build_mcu(gen, inputs_q, workdir, opt)
+    flash, ram, code, library = model_footprint(elf, obj)
+    outputs, instructions, per_tick, stack = run_qemu(elf, len(inputs_q), gen.output_bytes)
+    return McuRun(outputs, instructions, per_tick, stack, flash, ram, code, library)

@@ -1,0 +1,83 @@
+"""Generate C for an int8 model and prove it: bit-exact with TFLite-Micro on the
+host, and on an emulated Cortex-M4 where flash, RAM and instructions are measured.
+
+Wrong C is never written: any difference from TFLite-Micro is an error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgec.codegen import Generated, generate, toolchain
+from edgec.errors import RuntimeCheckError
+from edgec.runtime import micro
+from edgec.runtime.model_file import TFLiteModel
+
+MCU_SAMPLES = 3
+
+
+def probe_inputs(tfl: TFLiteModel, samples: int = 100, seed: int = 0) -> np.ndarray:
+    """int8 inputs that exercise the kernels without a data set: the extremes, the zero
+    point, and random values spread over the whole int8 range."""
+    n = tfl.input.elements
+    rng = np.random.default_rng(seed)
+    fixed = [np.full(n, -128), np.full(n, 127), np.full(n, tfl.input.zero_point or 0)]
+    spread = rng.integers(-128, 128, size=(max(samples - len(fixed), 0), n))
+    return np.concatenate([np.stack(fixed), spread]).astype(np.int8)[:samples]
+
+
+def _compare(ours: np.ndarray, reference: np.ndarray, what: str, source: str) -> dict:
+    diff = np.abs(ours.astype(np.int32) - reference.astype(np.int32))
+    result = {"samples": int(len(ours)), "values": int(diff.size), "mismatched_values": int((diff > 0).sum()),
+              "max_abs_diff": int(diff.max(initial=0)), "bit_exact": bool((diff == 0).all())}
+    if not result["bit_exact"]:
+        raise RuntimeCheckError(f"the C generated for {source} differs from {what} in {result['mismatched_values']} "
+                                f"of {result['values']} output values (up to {result['max_abs_diff']} LSB); "
+                                "this is a bug in edgec: report it with the model, and deploy with TFLite-Micro")
+    return result
+
+
+def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, inputs_q: np.ndarray,
+                    mcu: str = "auto", clock_hz: int | None = None, cycles_per_instruction: float = 1.0,
+                    workdir: Path | None = None) -> tuple[Generated, dict]:
+    """Generate, compile on the host, compare with TFLite-Micro; then, unless ``mcu`` is
+    ``"off"``, build for the Cortex-M4 and run under QEMU (``"require"``: missing tools are
+    an error; ``"auto"``: they are reported as skipped).
+
+    Returns:
+        The generated sources and the report's ``c`` section.
+    """
+    gen = generate(data, tfl, name, source)
+    section: dict = gen.to_dict()
+    with tempfile.TemporaryDirectory(prefix="edgec-c-") as tmp:
+        work = Path(workdir or tmp)
+        reference = micro.run(data, inputs_q)
+        exe = toolchain.build_host(gen, work / "host")
+        section["host"] = {"compiler": "gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2",
+                           **_compare(toolchain.run_host(exe, inputs_q, gen.output_bytes), reference,
+                                      "TFLite-Micro on the host", source)}
+        if mcu == "off":
+            section["mcu"] = {"skipped": "not asked for"}
+            return gen, section
+        try:
+            run = toolchain.measure_mcu(gen, inputs_q[:MCU_SAMPLES], work / "mcu")
+        except RuntimeCheckError as exc:
+            if mcu == "require" or "not installed" not in str(exc):
+                raise
+            section["mcu"] = {"skipped": str(exc)}
+            return gen, section
+    cycles = float(np.median(run.instructions)) * cycles_per_instruction
+    section["mcu"] = {
+        "machine": f"QEMU {toolchain.QEMU_MACHINE} (Cortex-M4F), arm-none-eabi-gcc -O2",
+        **_compare(run.outputs, reference[:MCU_SAMPLES], "TFLite-Micro (run under QEMU)", source),
+        **run.to_dict(),
+        "instructions_per_inference": int(np.median(run.instructions)),
+        "instructions_per_mac": float(np.median(run.instructions)) / tfl.macs if tfl.macs else None,
+        "ram_total_bytes": run.ram_bytes + run.stack_bytes + gen.input_bytes + gen.output_bytes,
+        "cycles_per_instruction": cycles_per_instruction,
+        "latency_ms": 1000.0 * cycles / clock_hz if clock_hz else None,
+    }
+    return gen, section
