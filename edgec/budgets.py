@@ -1,7 +1,9 @@
 """Measure an int8 model against a target and judge it against its budgets.
 
 Flash is the model's bytes plus the profile's reserve for the application and
-runtime code; RAM is the measured TFLite-Micro arena plus the RAM reserve;
+runtime code; RAM is the measured TFLite-Micro arena plus the RAM reserve (for a
+runtime "c" target both come from the ELF of edgec's generated C, with the stack
+measured under QEMU, and latency from the instructions QEMU counted);
 MCU latency is estimated per op from its MACs and the profile's cycles per MAC
 for that op kind and kernel library; phone latency from MACs and the profile's
 reference throughput, next to the LiteRT latency measured on this host.
@@ -88,19 +90,37 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
 
 
 def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, host_latency: bool = True,
-            npu: VelaResult | None = None) -> dict:
+            npu: VelaResult | None = None, codegen: dict | None = None) -> dict:
     """The ``measurements`` section of the report for ``target``.
 
     ``arena`` is None when TFLite-Micro cannot run the model (allowed only for
     LiteRT targets); ``npu`` is Vela's result for Ethos-U targets, whose RAM,
-    flash and NPU latency then come from Vela.
+    flash and NPU latency then come from Vela; ``codegen`` is the ``c`` section of
+    :func:`edgec.codegen.verify.emit_and_verify`, whose measured footprint and
+    instruction count are what a runtime "c" target is judged on.
     """
     m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
          "arena": arena and arena.to_dict()}
     ops = op_table(tfl, target)
     m["peak_live_bytes"] = max((r["live_bytes"] for r in ops), default=0)
+    if codegen is not None:
+        m["c"] = codegen
     if npu is not None:
         m.update(_npu_measurements(npu, target, arena))
+    elif target.runtime == "c":
+        mcu = codegen["mcu"]
+        cycles = mcu["instructions_per_inference"] * target.cycles_per_instruction
+        m.update({
+            "flash_bytes": mcu["flash_bytes"] + target.flash_reserved_bytes,
+            "ram_bytes": mcu["ram_total_bytes"] + target.ram_reserved_bytes,
+            "cycles": cycles,
+            "latency_ms": 1000.0 * cycles / target.clock_hz,
+            "latency_model": {"clock_hz": target.clock_hz, "calibrated": False,
+                              "cycles_per_instruction": target.cycles_per_instruction,
+                              "method": "instructions per inference counted under QEMU (-icount) "
+                                        "x cycles_per_instruction / clock"},
+            "ops": ops,
+        })
     elif target.kind == "mcu":
         cycles = sum(r["cycles"] for r in ops)
         m.update({

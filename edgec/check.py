@@ -12,8 +12,12 @@ from pathlib import Path
 from edgec import budgets, targets
 from edgec.errors import UnsupportedOpError
 from edgec.report import Report
+from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.runtime import micro
 from edgec.runtime.model_file import read_model_file
+
+
+C_CHECK_SAMPLES = 20  # probe inputs the generated C must reproduce bit for bit in a check
 
 
 def check(path: str, target_name: str, overrides: dict[str, float] | None = None,
@@ -30,7 +34,18 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     except UnsupportedOpError as exc:
         op = tfl.find_op(exc.op, exc.index)
         raise exc.at(tfl.describe_op(op)) if op else exc from None
-    measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target))
+    codegen = None
+    if target.runtime == "c":  # judged on the generated C, built and run under QEMU
+        try:
+            _, codegen = emit_and_verify(data, tfl, Path(path).stem, Path(path).name, probe_inputs(tfl, C_CHECK_SAMPLES),
+                                         mcu="require", clock_hz=target.clock_hz,
+                                         cycles_per_instruction=target.cycles_per_instruction)
+        except UnsupportedOpError as exc:
+            op = tfl.find_op(exc.op, exc.index)
+            raise exc.at(tfl.describe_op(op)) if op else exc from None
+        codegen["tflm_arena_bytes"] = arena.bytes
+    measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target),
+                                   codegen=codegen)
     return Report(
         command="check",
         model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},

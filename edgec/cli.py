@@ -7,6 +7,7 @@ go to stderr. An :class:`EdgecError` is one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -101,9 +102,12 @@ def _common_options(f):
               help="Find the least channel pruning (the 'channels' stage's fraction) that meets the budgets.")
 @click.option("--allow-custom-code", is_flag=True, default=None,
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
+@click.option("--emit", "emit", multiple=True, type=click.Choice(["c"]),
+              help="Also write interpreter-free C inference code (<name>_infer.c/.h), proved bit-exact "
+                   "with TFLite-Micro on the host and, where the ARM tools are installed, under QEMU.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, budget, kernels, as_json, summary_md, quiet, verbose):
+          seed, fit, allow_custom_code, emit, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -113,7 +117,8 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     settings = load_recipe(config_path) if config_path else {}
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
-             "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels}
+             "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,
+             "emit": list(emit) or None}
     settings.update({k: v for k, v in given.items() if v is not None})
     if budget:
         recipe_budgets = settings.get("budgets", {})
@@ -141,6 +146,52 @@ def check(model, target, budget, kernels, as_json, summary_md, quiet, verbose):
     _check_writable(summary_md)
     return _render(run_check(model, target, parse_budget_options(list(budget)), kernels), as_json, quiet,
                    summary_md)
+
+
+@main.command("emit-c")
+@click.argument("model")
+@click.option("--out", "-o", default="edgec_c", show_default=True, help="Output directory for <name>_infer.c/.h.")
+@click.option("--name", default=None, help="C identifier prefix (default: the model file's stem).")
+@click.option("--samples", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Probe inputs (extremes, zero point, random) the C must reproduce bit for bit.")
+@click.option("--mcu/--no-mcu", default=True, show_default=True,
+              help="Also build for a Cortex-M4 and run under QEMU (skipped, with a note, without the ARM tools).")
+@click.option("--target", "-t", default="cortex-m4", show_default=True,
+              help="Target profile whose clock (and cycles_per_instruction) convert instructions to milliseconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was generated and measured as JSON on stdout.")
+def emit_c(model, out, name, samples, mcu, target, as_json):
+    """Generate interpreter-free C99 for an int8 MODEL.tflite and prove it bit-exact with TFLite-Micro."""
+    from pathlib import Path
+
+    from edgec import artifacts, targets
+    from edgec.codegen.verify import emit_and_verify, probe_inputs
+    from edgec.errors import UnsupportedOpError
+    from edgec.runtime.model_file import read_model_file
+
+    profile = targets.get(target)
+    dest = artifacts.check_destination(out)
+    data, tfl = read_model_file(model)
+    try:
+        gen, section = emit_and_verify(data, tfl, name or Path(model).stem, Path(model).name,
+                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off",
+                                       clock_hz=profile.clock_hz,
+                                       cycles_per_instruction=profile.cycles_per_instruction)
+    except UnsupportedOpError as exc:
+        op = tfl.find_op(exc.op, exc.index)
+        raise exc.at(tfl.describe_op(op)) if op else exc from None
+    written = artifacts.write_artifacts(dest, {k: v.encode() for k, v in gen.files.items()})
+    section["files"] = written
+    if as_json:
+        click.echo(json.dumps(section, indent=2))
+    click.echo(codegen_text(section), err=True, nl=False)
+    return 0
+
+
+def codegen_text(c: dict) -> str:
+    """What ``emit-c`` generated and measured, for the terminal."""
+    from edgec.report.text import codegen_lines
+
+    return "\n".join([f"edgec emit-c: {c['name']}", *codegen_lines(c)]) + "\n"
 
 
 def _check_writable(path: str | None) -> None:

@@ -95,6 +95,7 @@ class TrainingConfig:
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+EMIT_KINDS = ("c",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +117,7 @@ class BuildConfig:
     training: TrainingConfig = TrainingConfig()
     stages: tuple = ()  # StageSpec, in order
     fit: bool = False  # search the channels fraction that meets the budgets
+    emit: tuple = ()  # extra artifacts: "c" = interpreter-free C inference code
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -136,6 +138,12 @@ class BuildConfig:
             raise ConfigError("stages must be a list of tables: [[stages]] name = \"prune\" ...")
         data["stages"] = tuple(st if isinstance(st, StageSpec) else StageSpec.from_dict(st, f"stages[{i}]")
                                for i, st in enumerate(stages))
+        if isinstance(data.get("emit"), str):
+            data["emit"] = (data["emit"],)
+        data["emit"] = tuple(data.get("emit", ()))
+        unknown = [e for e in data["emit"] if e not in EMIT_KINDS]
+        if unknown:
+            raise ConfigError(f"emit {unknown[0]!r} is not known; use one of {', '.join(EMIT_KINDS)}")
         cfg = cls(**data)
         if not isinstance(cfg.fit, bool):
             raise ConfigError(f"fit must be true or false, got {cfg.fit!r}")
@@ -148,6 +156,7 @@ class BuildConfig:
         d = dataclasses.asdict(self)
         d["stages"] = [st.to_dict() for st in self.stages]
         d["budgets"] = dict(self.budgets)
+        d["emit"] = list(self.emit)
         return d
 
 

@@ -1,5 +1,9 @@
 """``build()``: load → (compress) → convert → measure → verify → emit → report.
 
+With ``emit = ["c"]`` or a runtime "c" target, the emit step also generates
+interpreter-free C (:mod:`edgec.codegen`), proved bit-exact with TFLite-Micro
+before it is written.
+
 The only function here that writes files is the emit step at the end, and it
 writes atomically; everything before it passes models and bytes in memory.
 """
@@ -8,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+
+import numpy as np
 import time
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.check import tflite_summary
 from edgec.config import BuildConfig
+from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.converters import c_array
 from edgec.converters.tflite import convert_int8, layer_for_tensor, layer_of_op
 from edgec.data import load_data
@@ -24,11 +31,12 @@ from edgec.errors import UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import Report
 from edgec.runtime import micro, vela
-from edgec.runtime.model_file import read_model, weight_sparsity
+from edgec.runtime.model_file import quantize, read_model, weight_sparsity
 from edgec.verify import verify
 
 _log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
+C_VERIFY_SAMPLES = 100  # validation samples the generated C must reproduce bit for bit
 
 
 class _Clock:
@@ -90,7 +98,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     except UnsupportedOpError as exc:
         op = tfl.find_op(exc.op, exc.index)
         exc = exc.at(layer_of_op(keras_model, tfl, op)) if op else exc
-        if target.runtime == "tflite-micro":
+        if target.runtime in ("tflite-micro", "c"):
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
         warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
@@ -108,8 +116,14 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     if data.random:
         warnings.append("calibrated and verified on RANDOM inputs, not real data: int8 scales may not fit "
                         "real inputs and accuracy was not measured; pass --data with real samples")
+    c_files, codegen = {}, None
+    if target.runtime == "c" or "c" in cfg.emit:
+        _log.info("generating C and checking it against TFLite-Micro")
+        c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
+                                   quantize(x_val[:C_VERIFY_SAMPLES], tfl.input))
+        clock.lap("codegen")
     npu = budgets.compile_for_npu(tfl_bytes, target)
-    measurements = budgets.measure(tfl_bytes, tfl, target, arena, npu=npu)
+    measurements = budgets.measure(tfl_bytes, tfl, target, arena, npu=npu, codegen=codegen)
     accuracy_drop = verification.get("accuracy_drop")
     if stage_rows:
         stage_rows.append(_int8_row(tfl_bytes, tfl, verification))
@@ -145,6 +159,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
         files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
         files.update(c_array.settings_header(npu.compiled, vela.npu_arena(npu, arena),
                                              ident, Path(cfg.model).name))
+    files.update(c_files)
     report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json", "report.html"]}
     clock.lap("emit")
     report.timing = clock.times
@@ -166,11 +181,32 @@ def _int8_row(data: bytes, tfl, verification: dict) -> dict:
     return row
 
 
+def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena, samples_q):
+    """The generated C files and the report's ``c`` section; an op without a C kernel is
+    named by its Keras layer."""
+    inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q.reshape(len(samples_q), -1)])
+    try:
+        gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
+                                       mcu="require" if target.runtime == "c" else "auto",
+                                       clock_hz=target.clock_hz,
+                                       cycles_per_instruction=target.cycles_per_instruction)
+    except UnsupportedOpError as exc:
+        op = tfl.find_op(exc.op, exc.index)
+        raise (exc.at(layer_of_op(keras_model, tfl, op)) if op else exc) from None
+    section["tflm_arena_bytes"] = arena.bytes if arena else None
+    return {k: v.encode() for k, v in gen.files.items()}, section
+
+
 def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
     """Budget rows of ``keras_model`` converted to int8: the cheap measurements ``--fit`` searches on."""
     fp = footprint(keras_model, data.x_train)
-    if fp.arena is None and target.runtime == "tflite-micro":
+    if fp.arena is None and target.runtime in ("tflite-micro", "c"):
         raise fp.refusal
+    codegen = None
+    if target.runtime == "c":  # judged on the generated C's measured footprint
+        _, codegen = emit_and_verify(fp.tflite, fp.model, "fit_trial", "--fit trial", probe_inputs(fp.model, 4),
+                                     mcu="require", clock_hz=target.clock_hz,
+                                     cycles_per_instruction=target.cycles_per_instruction)
     measurements = budgets.measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,
-                                   npu=budgets.compile_for_npu(fp.tflite, target))
+                                   npu=budgets.compile_for_npu(fp.tflite, target), codegen=codegen)
     return budgets.evaluate(measurements, target, dict(cfg.budgets))

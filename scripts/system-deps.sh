@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages edgec's tests use, where they are missing:
 # gcc/g++ and binutils (compile and inspect the generated C), chromium (renders
-# report.html headless in the report test).
+# report.html headless in the report test), and for the Cortex-M4 checks of the
+# generated C: gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm.
 # Needs root (or sudo) and apt-get; elsewhere it says what is missing and the
 # tests that need those tools skip with that reason.
 set -euo pipefail
@@ -10,6 +11,9 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v g++ >/dev/null || need+=(g++)
 command -v readelf >/dev/null || need+=(binutils)
 command -v chromium >/dev/null || need+=(chromium)
+command -v arm-none-eabi-gcc >/dev/null || need+=(gcc-arm-none-eabi)
+[ -d /usr/lib/arm-none-eabi/newlib ] || need+=(libnewlib-arm-none-eabi)
+command -v qemu-system-arm >/dev/null || need+=(qemu-system-arm)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if ! command -v apt-get >/dev/null; then
   echo "system-deps: missing ${need[*]} and no apt-get here; install them by hand (tests needing them will skip)" >&2

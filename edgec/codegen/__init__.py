@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from importlib import resources
 
 import numpy as np
 
 from edgec.codegen import ops as op_registry
 from edgec.codegen.plan import plan
+from edgec.converters.c_array import c_identifier
 from edgec.errors import ConfigError
 from edgec.runtime.model_file import TFLiteModel, constant_values
 
@@ -39,14 +39,6 @@ class Generated:
         return {"name": self.name, "files": sorted(self.files), "arena_bytes": self.arena_bytes,
                 "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
                 "kernels": self.kernels}
-
-
-def c_identifier(name: str) -> str:
-    """``name`` as a C identifier prefix; refuses what cannot be one."""
-    ident = re.sub(r"[^0-9A-Za-z_]", "_", name).lower()
-    if not ident or ident[0].isdigit():
-        raise ConfigError(f"--name {name!r} cannot start a C identifier; pass a name that starts with a letter")
-    return ident
 
 
 def _kernel(file: str) -> str:
@@ -89,9 +81,9 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
 
     Raises:
         UnsupportedOpError: an op has no C kernel, or its types/options are not generated.
-        ConfigError: ``name`` cannot be a C identifier.
+        ConfigError: the model has more than one input or output.
     """
-    name = c_identifier(name)
+    name = c_identifier(name).lower()
     if len(tfl.inputs) != 1 or len(tfl.outputs) != 1:
         raise ConfigError(f"{source} has {len(tfl.inputs)} inputs and {len(tfl.outputs)} outputs; "
                           "C code is generated for models with one input and one output")

@@ -70,6 +70,14 @@ def _act(em, op) -> tuple[int, int]:
     return quant.activation_range(op.options.get("activation", 0), o.scale, _zp(em, op.outputs[0]))
 
 
+def _no_dilation(op) -> tuple[int, int]:
+    # The converter lowers Keras' dilated convolutions to SPACE_TO_BATCH_ND + CONV_2D +
+    # BATCH_TO_SPACE_ND, so a dilated CONV_2D never reached a test: refused, not guessed.
+    if tuple(op.options.get("dilation", (1, 1))) != (1, 1):
+        raise Unsupported(f"its dilation {tuple(op.options['dilation'])} is not generated (only 1x1)")
+    return 1, 1
+
+
 def conv_2d(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
     ih, iw, ic = _nhwc(em, op.inputs[0])
@@ -79,7 +87,7 @@ def conv_2d(em, op) -> str:
     if ic % fc or oc % (ic // fc):
         raise Unsupported(f"its {ic} input channels do not split into groups of {fc}")
     sh, sw = op.options["stride"]
-    dh, dw = op.options.get("dilation", (1, 1))
+    dh, dw = _no_dilation(op)
     ph = quant.padding(op.options["padding"], ih, oh, sh, kh, dh)
     pw = quant.padding(op.options["padding"], iw, ow, sw, kw, dw)
     scales = em.tfl.tensors[op.inputs[1]].scales
@@ -101,7 +109,7 @@ def depthwise_conv_2d(em, op) -> str:
     if wc != oc or oc % ic:
         raise Unsupported(f"its filter has {wc} channels for {ic} inputs and {oc} outputs")
     sh, sw = op.options["stride"]
-    dh, dw = op.options.get("dilation", (1, 1))
+    dh, dw = _no_dilation(op)
     ph = quant.padding(op.options["padding"], ih, oh, sh, kh, dh)
     pw = quant.padding(op.options["padding"], iw, ow, sw, kw, dw)
     scales = em.tfl.tensors[op.inputs[1]].scales

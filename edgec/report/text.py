@@ -22,6 +22,8 @@ def render(r: dict, color: bool = False) -> str:
     if meas.get("arena"):
         lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
                      f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+    if meas.get("c"):
+        lines += codegen_lines(meas["c"])
     if meas.get("npu"):
         npu = meas["npu"]
         lines.append(f"  npu       {npu['config']['accelerator']} (Vela): {npu['npu_ops']} NPU op(s), "
@@ -78,4 +80,24 @@ def _verification(v: dict) -> list[str]:
     elif "layers" in v:
         lines.append("  worst     per-layer quantization error not measured (the model is not post-training "
                      "quantized)")
+    return lines
+
+
+def codegen_lines(c: dict) -> list[str]:
+    """The generated C: its arena next to TFLite-Micro's, the bit-exactness checks, and what the
+    Cortex-M4 build measured under QEMU."""
+    tflm = f" (TFLite-Micro {c['tflm_arena_bytes']:,})" if c.get("tflm_arena_bytes") else ""
+    host = c["host"]
+    lines = [f"  C code    {', '.join(sorted(c['files']))}: arena {c['arena_bytes']:,} bytes{tflm}; "
+             f"bit-exact with TFLite-Micro on {host['samples']} inputs (host gcc)"]
+    mcu = c.get("mcu", {})
+    if "skipped" in mcu:
+        lines.append(f"            Cortex-M4 build not run: {mcu['skipped']}")
+    else:
+        latency = f", {mcu['latency_ms']:.3g} ms at 1 instr/cycle" if mcu.get("latency_ms") else ""
+        per_mac = f" ({mcu['instructions_per_mac']:.1f}/MAC)" if mcu.get("instructions_per_mac") else ""
+        lines.append(f"            Cortex-M4 (QEMU {mcu['machine'].split()[1]}): flash {mcu['flash_bytes']:,} B, "
+                     f"RAM {mcu['ram_total_bytes']:,} B (arena + stack {mcu['stack_bytes']:,} + input/output), "
+                     f"{mcu['instructions_per_inference']:,} instructions{per_mac}{latency}; "
+                     f"bit-exact on {mcu['samples']} inputs")
     return lines

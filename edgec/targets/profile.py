@@ -17,6 +17,7 @@ from edgec.config import check_keys
 from edgec.errors import TargetError
 
 KERNELS = ("reference", "optimized")
+RUNTIMES = ("tflite-micro", "litert", "c")  # "c": edgec's interpreter-free C, measured under QEMU
 BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop")
 CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
@@ -29,7 +30,7 @@ class Target:
     name: str
     description: str
     kind: str  # "mcu" or "mobile"
-    runtime: str  # "tflite-micro" or "litert"
+    runtime: str  # "tflite-micro", "litert" or "c"
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     flash_reserved_bytes: int = 0
@@ -39,6 +40,7 @@ class Target:
     calibrated: tuple = ()  # kernel libraries whose cycle figures are fitted to published latencies
     cycles: dict = dataclasses.field(default_factory=dict)
     phone_macs_per_second: float | None = None
+    cycles_per_instruction: float = 1.0  # runtime "c": instructions counted under QEMU -> cycles
     npu: dict = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
     budgets: dict = dataclasses.field(default_factory=dict)
     source: str = ""
@@ -52,6 +54,14 @@ class Target:
             raise TargetError(f"target profile {source} lacks {', '.join(missing)}; add them to the file")
         if data["kind"] not in ("mcu", "mobile"):
             raise TargetError(f"target profile {source}: kind '{data['kind']}' is not 'mcu' or 'mobile'")
+        if data["runtime"] not in RUNTIMES:
+            raise TargetError(f"target profile {source}: runtime '{data['runtime']}' is not one of "
+                              f"{', '.join(RUNTIMES)}")
+        if data["runtime"] == "c" and data["kind"] != "mcu":
+            raise TargetError(f"target profile {source}: runtime 'c' needs kind = \"mcu\"")
+        cpi = data.get("cycles_per_instruction", 1.0)
+        if isinstance(cpi, bool) or not isinstance(cpi, (int, float)) or cpi <= 0:
+            raise TargetError(f"target profile {source}: cycles_per_instruction must be a number > 0, got {cpi!r}")
         if data.get("kernels", "reference") not in KERNELS:
             raise TargetError(f"target profile {source}: kernels must be one of {', '.join(KERNELS)}")
         check_keys(data.get("budgets", {}), BUDGET_NAMES, f"target profile {source} [budgets]", TargetError)
