@@ -95,6 +95,10 @@ def main() -> None:
                   "ratios show the fit, not how the model generalizes to other networks.", ""]
     else:
         lines += ["(../shared/models absent: the latency comparison was skipped.)", ""]
+    from codegen import bench_codegen, markdown
+
+    results["codegen"] = bench_codegen()
+    lines += markdown(results["codegen"])
     (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(lines))
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, have, run_cli, shared_model
+from conftest import assert_one_line_error, have, run_cli, shared_model
 from edgec.codegen import generate, quant, toolchain
 from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.runtime import micro
@@ -195,3 +195,19 @@ def test_reference_models_bit_exact(name, tmp_path):
     live = max(sum(tfl.tensors[i].nbytes for i in ts if i not in (*tfl.inputs, *tfl.outputs))
                for ts in tfl.live_tensors())
     assert gen.arena_bytes == live
+
+
+@needs_gcc
+def test_grouped_convolution_bit_exact(tfk, tmp_path):
+    from edgec.converters.tflite import convert_int8
+
+    tfk.utils.set_random_seed(5)
+    inp = tfk.Input((6, 6, 4))
+    x = tfk.layers.Conv2D(6, 3, groups=2, padding="same", name="grouped")(inp)
+    out = tfk.layers.Conv2D(2, 1, name="pointwise")(x)
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 6, 6, 4)).astype(np.float32))
+    tfl = read_model(data)
+    assert tfl.tensors[tfl.ops[0].inputs[1]].shape == (6, 3, 3, 2)  # two groups of two input channels
+    _, section = emit_and_verify(data, tfl, "grouped", "grouped", probe_inputs(tfl, 100), mcu="off",
+                                 workdir=tmp_path)
+    assert section["host"]["bit_exact"] and section["host"]["values"] == 100 * 72
