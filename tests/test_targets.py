@@ -49,6 +49,9 @@ def test_custom_profile_extends_a_builtin(tmp_path):
     ('extends = "cortex-m4"\nname = "x"\nkernels = "fast"\n', "kernels must be"),
     ('extends = "cortex-m4"\nname = "x"\nram_bytes = -5\n', "whole number"),
     ('extends = "cortex-m4"\nname = "x"\n[budgets]\nlatency = "fast"\n', "no valid unit"),
+    ('extends = "cortex-m4"\nname = "x"\nruntime = "tvm"\n', "runtime 'tvm' is not one of"),
+    ('extends = "mobile"\nname = "x"\nruntime = "c"\n', "runtime 'c' needs kind"),
+    ('extends = "cortex-m4-c"\nname = "x"\ncycles_per_instruction = 0\n', "cycles_per_instruction must be"),
 ])
 def test_malformed_profiles(tmp_path, text, words):
     path = tmp_path / "bad.toml"

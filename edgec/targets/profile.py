@@ -17,7 +17,7 @@ from edgec.config import check_keys
 from edgec.errors import TargetError
 
 KERNELS = ("reference", "optimized")
-RUNTIMES = ("tflite-micro", "litert", "c")  # "c": edgec's interpreter-free C, measured under QEMU
+RUNTIMES = ("tflite-micro", "tflite-micro+ethos-u", "litert", "c")  # "c": generated C, measured under QEMU
 BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop")
 CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
@@ -30,7 +30,7 @@ class Target:
     name: str
     description: str
     kind: str  # "mcu" or "mobile"
-    runtime: str  # "tflite-micro", "litert" or "c"
+    runtime: str  # one of RUNTIMES
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     flash_reserved_bytes: int = 0
