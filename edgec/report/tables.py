@@ -77,6 +77,14 @@ def key_facts(r: dict, peak_live: bool = False) -> list[list[str]]:
         facts.append(["TFLite-Micro arena", f"{meas['arena_bytes']:,} B ({kib(meas['arena_bytes'])})"])
     if peak_live and meas.get("peak_live_bytes") is not None:
         facts.append(["largest live activations at one op", f"{meas['peak_live_bytes']:,} B"])
+    c = meas.get("c")
+    if c:
+        mcu = c.get("mcu", {})
+        facts.append(["generated C: arena, bit-exact inputs (host)", f"{c['arena_bytes']:,} B, {c['host']['samples']}"])
+        if "flash_bytes" in mcu:
+            facts.append(["generated C on Cortex-M4 (QEMU): flash, RAM, instructions",
+                          f"{mcu['flash_bytes']:,} B, {mcu['ram_total_bytes']:,} B, "
+                          f"{mcu['instructions_per_inference']:,}"])
     if meas.get("latency_ms") is not None:
         facts.append([f"latency on {r['target']['name']} (estimate)", f"{meas['latency_ms']:.3g} ms"])
     if "int8_accuracy" in v:
