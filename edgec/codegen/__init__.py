@@ -163,4 +163,4 @@ void {name}_infer(const int8_t *in, int8_t *out)
 }}
 """
     return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
-                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry._FIXED])
+                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry.SHARED_KERNELS])

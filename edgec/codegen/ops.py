@@ -215,16 +215,16 @@ def softmax(em, op) -> str:
 
 
 # op name -> (kernel files in c/, the kernel's own file last; emitter)
-_FIXED = ("fixedpoint.c", "clamp.c")
+SHARED_KERNELS = ("fixedpoint.c", "clamp.c")  # helpers several kernels use
 OPS: dict[str, tuple[tuple[str, ...], Callable]] = {
-    "CONV_2D": ((*_FIXED, "conv_2d.c"), conv_2d),
-    "DEPTHWISE_CONV_2D": ((*_FIXED, "depthwise_conv_2d.c"), depthwise_conv_2d),
-    "FULLY_CONNECTED": ((*_FIXED, "fully_connected.c"), fully_connected),
+    "CONV_2D": ((*SHARED_KERNELS, "conv_2d.c"), conv_2d),
+    "DEPTHWISE_CONV_2D": ((*SHARED_KERNELS, "depthwise_conv_2d.c"), depthwise_conv_2d),
+    "FULLY_CONNECTED": ((*SHARED_KERNELS, "fully_connected.c"), fully_connected),
     "AVERAGE_POOL_2D": (("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d")),
     "MAX_POOL_2D": (("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d")),
-    "ADD": ((*_FIXED, "add.c"), add),
+    "ADD": ((*SHARED_KERNELS, "add.c"), add),
     "RESHAPE": (("reshape.c",), reshape),
-    "SOFTMAX": ((*_FIXED, "softmax.c"), softmax),
+    "SOFTMAX": ((*SHARED_KERNELS, "softmax.c"), softmax),
 }
 
 # Ops that only reinterpret bytes: their output may share their input's storage.
