@@ -40,6 +40,7 @@ def _models(tmp: Path) -> list[tuple[str, Path]]:
 
 
 def bench_codegen() -> list[dict]:
+    from edgec import targets
     from edgec.codegen.verify import emit_and_verify, probe_inputs
     from edgec.runtime import micro
     from edgec.runtime.model_file import read_model_file
@@ -50,7 +51,7 @@ def bench_codegen() -> list[dict]:
             data, tfl = read_model_file(path)
             arena = micro.measure_arena(data)
             gen, c = emit_and_verify(data, tfl, "model", path.name, probe_inputs(tfl, 100), mcu="require",
-                                     clock_hz=120_000_000)
+                                     target=targets.get("cortex-m4"))
             mcu = c["mcu"]
             rows.append({
                 "model": label, "macs": tfl.macs, "tflite_bytes": tfl.nbytes, "tflm_arena_bytes": arena.bytes,

@@ -29,21 +29,15 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     """
     target = targets.get(target_name).with_kernels(kernels)
     data, tfl = read_model_file(path)
+    codegen = None
     try:
         arena = micro.measure_arena(data)
+        if target.runtime == "c":  # judged on the generated C, built and run under QEMU
+            _, codegen = emit_and_verify(data, tfl, Path(path).stem, Path(path).name,
+                                         probe_inputs(tfl, C_CHECK_SAMPLES), mcu="require", target=target)
+            codegen["tflm_arena_bytes"] = arena.bytes
     except UnsupportedOpError as exc:
-        op = tfl.find_op(exc.op, exc.index)
-        raise exc.at(tfl.describe_op(op)) if op else exc from None
-    codegen = None
-    if target.runtime == "c":  # judged on the generated C, built and run under QEMU
-        try:
-            _, codegen = emit_and_verify(data, tfl, Path(path).stem, Path(path).name, probe_inputs(tfl, C_CHECK_SAMPLES),
-                                         mcu="require", clock_hz=target.clock_hz,
-                                         cycles_per_instruction=target.cycles_per_instruction)
-        except UnsupportedOpError as exc:
-            op = tfl.find_op(exc.op, exc.index)
-            raise exc.at(tfl.describe_op(op)) if op else exc from None
-        codegen["tflm_arena_bytes"] = arena.bytes
+        raise tfl.locate(exc) from None
     measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target),
                                    codegen=codegen)
     return Report(

@@ -173,12 +173,9 @@ def emit_c(model, out, name, samples, mcu, target, as_json):
     data, tfl = read_model_file(model)
     try:
         gen, section = emit_and_verify(data, tfl, name or Path(model).stem, Path(model).name,
-                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off",
-                                       clock_hz=profile.clock_hz,
-                                       cycles_per_instruction=profile.cycles_per_instruction)
+                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off", target=profile)
     except UnsupportedOpError as exc:
-        op = tfl.find_op(exc.op, exc.index)
-        raise exc.at(tfl.describe_op(op)) if op else exc from None
+        raise tfl.locate(exc) from None
     written = artifacts.write_artifacts(dest, {k: v.encode() for k, v in gen.files.items()})
     section["files"] = written
     if as_json:

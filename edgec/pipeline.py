@@ -96,8 +96,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     try:
         arena = micro.measure_arena(tfl_bytes)
     except UnsupportedOpError as exc:
-        op = tfl.find_op(exc.op, exc.index)
-        exc = exc.at(layer_of_op(keras_model, tfl, op)) if op else exc
+        exc = tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op))
         if target.runtime in ("tflite-micro", "c"):
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
@@ -187,12 +186,9 @@ def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena,
     inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q.reshape(len(samples_q), -1)])
     try:
         gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
-                                       mcu="require" if target.runtime == "c" else "auto",
-                                       clock_hz=target.clock_hz,
-                                       cycles_per_instruction=target.cycles_per_instruction)
+                                       mcu="require" if target.runtime == "c" else "auto", target=target)
     except UnsupportedOpError as exc:
-        op = tfl.find_op(exc.op, exc.index)
-        raise (exc.at(layer_of_op(keras_model, tfl, op)) if op else exc) from None
+        raise tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op)) from None
     section["tflm_arena_bytes"] = arena.bytes if arena else None
     return {k: v.encode() for k, v in gen.files.items()}, section
 
@@ -205,8 +201,7 @@ def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
     codegen = None
     if target.runtime == "c":  # judged on the generated C's measured footprint
         _, codegen = emit_and_verify(fp.tflite, fp.model, "fit_trial", "--fit trial", probe_inputs(fp.model, 4),
-                                     mcu="require", clock_hz=target.clock_hz,
-                                     cycles_per_instruction=target.cycles_per_instruction)
+                                     mcu="require", target=target)
     measurements = budgets.measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,
                                    npu=budgets.compile_for_npu(fp.tflite, target), codegen=codegen)
     return budgets.evaluate(measurements, target, dict(cfg.budgets))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, have, run_cli, shared_model
+from edgec import targets
 from edgec.codegen import generate, quant, toolchain
 from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.runtime import micro
@@ -45,9 +46,9 @@ def test_activation_ranges():
 
 
 def test_padding_and_softmax_parameters():
-    assert quant.padding(0, 9, 5, 2, 3) == 1          # SAME, odd input: 1 before, 1 after
-    assert quant.padding(0, 8, 4, 2, 3) == 0          # SAME: total 1, all after
-    assert quant.padding(1, 9, 3, 2, 5, dilation=1) == 0
+    assert quant.padding(9, 5, 2, 3) == 1          # SAME, odd input: 1 before, 1 after
+    assert quant.padding(8, 4, 2, 3) == 0          # SAME: total 1, all after
+    assert quant.padding(9, 3, 2, 5) == 0          # VALID
     mult, shift, diff_min = quant.softmax_params(1.0, 1 / 16)
     # beta * scale * 2^26 = 2^22 -> multiplier 2^30 with shift 23; radius 31 * 2^26 / 2^23 = 248
     assert (mult, shift, diff_min) == (1 << 30, 23, -248)
@@ -145,7 +146,7 @@ def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
 def test_qemu_run_is_bit_exact_and_measured(variants, tmp_path):
     data, tfl = variants[True]
     gen, section = emit_and_verify(data, tfl, "variants", "variants", probe_inputs(tfl, 20), mcu="require",
-                                   clock_hz=120_000_000, workdir=tmp_path)
+                                   target=targets.get("cortex-m4"), workdir=tmp_path)
     mcu = section["mcu"]
     assert mcu["bit_exact"] and mcu["samples"] == 3
     # the calibration loop of 2,000,000 instructions: icount at 1 ns per instruction, 25 MHz timer

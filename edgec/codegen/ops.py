@@ -70,56 +70,50 @@ def _act(em, op) -> tuple[int, int]:
     return quant.activation_range(op.options.get("activation", 0), o.scale, _zp(em, op.outputs[0]))
 
 
-def _no_dilation(op) -> tuple[int, int]:
+def _no_dilation(op) -> None:
     # The converter lowers Keras' dilated convolutions to SPACE_TO_BATCH_ND + CONV_2D +
     # BATCH_TO_SPACE_ND, so a dilated CONV_2D never reached a test: refused, not guessed.
     if tuple(op.options.get("dilation", (1, 1))) != (1, 1):
         raise Unsupported(f"its dilation {tuple(op.options['dilation'])} is not generated (only 1x1)")
-    return 1, 1
 
 
-def conv_2d(em, op) -> str:
-    _int8(em, op.inputs[0], op.outputs[0])
-    ih, iw, ic = _nhwc(em, op.inputs[0])
-    oh, ow, oc = _nhwc(em, op.outputs[0])
-    w = _weights(em, op, 4)
-    _, kh, kw, fc = w.shape
+def _filter_depth(shape, ic: int, oc: int) -> int:
+    """CONV_2D: the filter's input depth (less than ``ic`` for a grouped convolution)."""
+    fc = shape[3]
     if ic % fc or oc % (ic // fc):
         raise Unsupported(f"its {ic} input channels do not split into groups of {fc}")
-    sh, sw = op.options["stride"]
-    dh, dw = _no_dilation(op)
-    ph = quant.padding(op.options["padding"], ih, oh, sh, kh, dh)
-    pw = quant.padding(op.options["padding"], iw, ow, sw, kw, dw)
-    scales = em.tfl.tensors[op.inputs[1]].scales
-    scales = scales if len(scales) == oc else scales[:1] * oc
-    mult, shift = _requant(em, op, scales)
-    lo, hi = _act(em, op)
-    wname = em.array(f"op{op.index}_weights", "int8_t", w)
-    return (f"ec_conv_2d({em.ptr(op.inputs[0])}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {fc}, "
-            f"{_bias(em, op, oc)}, {em.ptr(op.outputs[0])}, {oh}, {ow}, {oc}, {sh}, {sw}, {dh}, {dw}, "
-            f"{ph}, {pw}, {-_zp(em, op.inputs[0])}, {_zp(em, op.outputs[0])}, {mult}, {shift}, {lo}, {hi});")
+    return fc
 
 
-def depthwise_conv_2d(em, op) -> str:
-    _int8(em, op.inputs[0], op.outputs[0])
-    ih, iw, ic = _nhwc(em, op.inputs[0])
-    oh, ow, oc = _nhwc(em, op.outputs[0])
-    w = _weights(em, op, 4)
-    _, kh, kw, wc = w.shape
-    if wc != oc or oc % ic:
-        raise Unsupported(f"its filter has {wc} channels for {ic} inputs and {oc} outputs")
-    sh, sw = op.options["stride"]
-    dh, dw = _no_dilation(op)
-    ph = quant.padding(op.options["padding"], ih, oh, sh, kh, dh)
-    pw = quant.padding(op.options["padding"], iw, ow, sw, kw, dw)
-    scales = em.tfl.tensors[op.inputs[1]].scales
-    scales = scales if len(scales) == oc else scales[:1] * oc
-    mult, shift = _requant(em, op, scales)
-    lo, hi = _act(em, op)
-    wname = em.array(f"op{op.index}_weights", "int8_t", w)
-    return (f"ec_depthwise_conv_2d({em.ptr(op.inputs[0])}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, "
-            f"{oc // ic}, {_bias(em, op, oc)}, {em.ptr(op.outputs[0])}, {oh}, {ow}, {sh}, {sw}, {dh}, {dw}, "
-            f"{ph}, {pw}, {-_zp(em, op.inputs[0])}, {_zp(em, op.outputs[0])}, {mult}, {shift}, {lo}, {hi});")
+def _depth_multiplier(shape, ic: int, oc: int) -> int:
+    """DEPTHWISE_CONV_2D: output channels per input channel."""
+    if shape[3] != oc or oc % ic:
+        raise Unsupported(f"its filter has {shape[3]} channels for {ic} inputs and {oc} outputs")
+    return oc // ic
+
+
+def _convolution(kernel: str, per_filter: Callable):
+    """CONV_2D and DEPTHWISE_CONV_2D, whose kernels take the same arguments but one:
+    ``per_filter(filter shape, in channels, out channels)`` checks the filter and returns it."""
+    def emit(em, op) -> str:
+        _int8(em, op.inputs[0], op.outputs[0])
+        _no_dilation(op)
+        ih, iw, ic = _nhwc(em, op.inputs[0])
+        oh, ow, oc = _nhwc(em, op.outputs[0])
+        w = _weights(em, op, 4)
+        _, kh, kw, _ = w.shape
+        extra = per_filter(w.shape, ic, oc)
+        sh, sw = op.options["stride"]
+        ph, pw = quant.padding(ih, oh, sh, kh), quant.padding(iw, ow, sw, kw)
+        scales = em.tfl.tensors[op.inputs[1]].scales
+        scales = scales if len(scales) == oc else scales[:1] * oc
+        mult, shift = _requant(em, op, scales)
+        lo, hi = _act(em, op)
+        wname = em.array(f"op{op.index}_weights", "int8_t", w)
+        return (f"{kernel}({em.ptr(op.inputs[0])}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {extra}, "
+                f"{_bias(em, op, oc)}, {em.ptr(op.outputs[0])}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, "
+                f"{-_zp(em, op.inputs[0])}, {_zp(em, op.outputs[0])}, {mult}, {shift}, {lo}, {hi});")
+    return emit
 
 
 def fully_connected(em, op) -> str:
@@ -157,8 +151,7 @@ def _pool(kernel: str):
         oh, ow, _ = _nhwc(em, op.outputs[0])
         fh, fw = op.options["filter"]
         sh, sw = op.options["stride"]
-        ph = quant.padding(op.options["padding"], ih, oh, sh, fh)
-        pw = quant.padding(op.options["padding"], iw, ow, sw, fw)
+        ph, pw = quant.padding(ih, oh, sh, fh), quant.padding(iw, ow, sw, fw)
         lo, hi = _act(em, op)
         return (f"{kernel}({em.ptr(op.inputs[0])}, {ih}, {iw}, {c}, {em.ptr(op.outputs[0])}, {oh}, {ow}, "
                 f"{fh}, {fw}, {sh}, {sw}, {ph}, {pw}, {lo}, {hi});")
@@ -217,8 +210,9 @@ def softmax(em, op) -> str:
 # op name -> (kernel files in c/, the kernel's own file last; emitter)
 SHARED_KERNELS = ("fixedpoint.c", "clamp.c")  # helpers several kernels use
 OPS: dict[str, tuple[tuple[str, ...], Callable]] = {
-    "CONV_2D": ((*SHARED_KERNELS, "conv_2d.c"), conv_2d),
-    "DEPTHWISE_CONV_2D": ((*SHARED_KERNELS, "depthwise_conv_2d.c"), depthwise_conv_2d),
+    "CONV_2D": ((*SHARED_KERNELS, "conv_2d.c"), _convolution("ec_conv_2d", _filter_depth)),
+    "DEPTHWISE_CONV_2D": ((*SHARED_KERNELS, "depthwise_conv_2d.c"),
+                          _convolution("ec_depthwise_conv_2d", _depth_multiplier)),
     "FULLY_CONNECTED": ((*SHARED_KERNELS, "fully_connected.c"), fully_connected),
     "AVERAGE_POOL_2D": (("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d")),
     "MAX_POOL_2D": (("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d")),

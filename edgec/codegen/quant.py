@@ -95,9 +95,8 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     return mult, left_shift, -radius
 
 
-def padding(padding_kind: int, in_size: int, out_size: int, stride: int, filter_size: int,
-            dilation: int = 1) -> int:
-    """``ComputePaddingWithOffset``'s leading pad (SAME = 0, VALID = 1 in the schema)."""
-    effective = (filter_size - 1) * dilation + 1
-    total = max((out_size - 1) * stride + effective - in_size, 0)
+def padding(in_size: int, out_size: int, stride: int, filter_size: int) -> int:
+    """``ComputePaddingWithOffset``'s leading pad (dilation 1). It is the same formula for SAME
+    and VALID: with VALID the output is small enough that it comes out 0."""
+    total = max((out_size - 1) * stride + filter_size - in_size, 0)
     return total // 2

@@ -41,11 +41,11 @@ def _compare(ours: np.ndarray, reference: np.ndarray, what: str, source: str) ->
 
 
 def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, inputs_q: np.ndarray,
-                    mcu: str = "auto", clock_hz: int | None = None, cycles_per_instruction: float = 1.0,
-                    workdir: Path | None = None) -> tuple[Generated, dict]:
+                    mcu: str = "auto", target=None, workdir: Path | None = None) -> tuple[Generated, dict]:
     """Generate, compile on the host, compare with TFLite-Micro; then, unless ``mcu`` is
     ``"off"``, build for the Cortex-M4 and run under QEMU (``"require"``: missing tools are
-    an error; ``"auto"``: they are reported as skipped).
+    an error; ``"auto"``: they are reported as skipped). ``target`` (a profile) turns the
+    instruction count into milliseconds with its clock and ``cycles_per_instruction``.
 
     Returns:
         The generated sources and the report's ``c`` section.
@@ -69,7 +69,8 @@ def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, input
                 raise
             section["mcu"] = {"skipped": str(exc)}
             return gen, section
-    cycles = float(np.median(run.instructions)) * cycles_per_instruction
+    cpi = target.cycles_per_instruction if target else 1.0
+    cycles = float(np.median(run.instructions)) * cpi
     section["mcu"] = {
         "machine": f"QEMU {toolchain.QEMU_MACHINE} (Cortex-M4F), arm-none-eabi-gcc -O2",
         **_compare(run.outputs, reference[:MCU_SAMPLES], "TFLite-Micro (run under QEMU)", source),
@@ -77,7 +78,7 @@ def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, input
         "instructions_per_inference": int(np.median(run.instructions)),
         "instructions_per_mac": float(np.median(run.instructions)) / tfl.macs if tfl.macs else None,
         "ram_total_bytes": run.ram_bytes + run.stack_bytes + gen.input_bytes + gen.output_bytes,
-        "cycles_per_instruction": cycles_per_instruction,
-        "latency_ms": 1000.0 * cycles / clock_hz if clock_hz else None,
+        "cycles_per_instruction": cpi,
+        "latency_ms": 1000.0 * cycles / target.clock_hz if target and target.clock_hz else None,
     }
     return gen, section

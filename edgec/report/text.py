@@ -96,7 +96,7 @@ def codegen_lines(c: dict) -> list[str]:
     else:
         latency = f", {mcu['latency_ms']:.3g} ms at 1 instr/cycle" if mcu.get("latency_ms") else ""
         per_mac = f" ({mcu['instructions_per_mac']:.1f}/MAC)" if mcu.get("instructions_per_mac") else ""
-        lines.append(f"            Cortex-M4 (QEMU {mcu['machine'].split()[1]}): flash {mcu['flash_bytes']:,} B, "
+        lines.append(f"            Cortex-M4 (QEMU): flash {mcu['flash_bytes']:,} B, "
                      f"RAM {mcu['ram_total_bytes']:,} B (arena + stack {mcu['stack_bytes']:,} + input/output), "
                      f"{mcu['instructions_per_inference']:,} instructions{per_mac}{latency}; "
                      f"bit-exact on {mcu['samples']} inputs")

@@ -125,6 +125,12 @@ class TFLiteModel:
         out = f" (output tensor '{self.tensors[op.outputs[0]].name}')" if op.outputs else ""
         return f"op #{op.index}{out}"
 
+    def locate(self, exc, describe=None):
+        """``exc`` (an :class:`~edgec.errors.UnsupportedOpError`) naming where its op sits:
+        ``describe(op)`` (a Keras layer, say), by default :meth:`describe_op`."""
+        op = self.find_op(exc.op, exc.index)
+        return exc.at((describe or self.describe_op)(op)) if op else exc
+
     def lifetimes(self) -> dict[int, tuple[int, int]]:
         """Activation tensor -> (first op, last op) during which it must be kept in memory."""
         last_op = len(self.ops) - 1

@@ -3,7 +3,7 @@
 static void ec_conv_2d(const int8_t *in, int in_h, int in_w, int in_c,
                        const int8_t *filter, int k_h, int k_w, int filter_c,
                        const int32_t *bias, int8_t *out, int out_h, int out_w, int out_c,
-                       int stride_h, int stride_w, int dil_h, int dil_w, int pad_h, int pad_w,
+                       int stride_h, int stride_w, int pad_h, int pad_w,
                        int32_t in_offset, int32_t out_offset,
                        const int32_t *mult, const int32_t *shift, int32_t act_min, int32_t act_max)
 {
@@ -18,12 +18,12 @@ static void ec_conv_2d(const int8_t *in, int in_h, int in_w, int in_c,
                 const int8_t *f = filter + oc * k_h * k_w * filter_c;
                 int32_t acc = 0;
                 for (ky = 0; ky < k_h; ++ky) {
-                    const int y = y0 + dil_h * ky;
+                    const int y = y0 + ky;
                     if (y < 0 || y >= in_h) {
                         continue;
                     }
                     for (kx = 0; kx < k_w; ++kx) {
-                        const int x = x0 + dil_w * kx;
+                        const int x = x0 + kx;
                         const int8_t *src;
                         const int8_t *w;
                         if (x < 0 || x >= in_w) {
