@@ -1,21 +1,32 @@
 """Write the build's artifacts so that a failure never leaves half an output.
 
-Files are first written completely into a temporary directory beside the
-destination (same filesystem, so renames are atomic). A new destination is
-then created by renaming that directory; an existing one has each finished
-file renamed over its old version, so files edgec did not produce there are
-never deleted and an interrupted or failed build leaves the previous output as
-it was.
+Files are first written completely (and fsynced) into a temporary directory
+beside the destination, on the same filesystem. Files of an existing
+destination that this build does not produce are hard-linked (or copied) into
+it too, so edgec never deletes what it did not write. The finished directory
+then replaces the destination in one step: Linux's ``renameat2`` with
+``RENAME_EXCHANGE`` swaps the two directories atomically; elsewhere two
+renames run with SIGINT and SIGTERM held back. An interrupted or failed build
+(an error, a full disk, Ctrl-C) leaves the previous output exactly as it was,
+and never a mix of old and new files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from edgec.errors import OutputError
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 
 
 def check_destination(out_dir: str | Path) -> Path:
@@ -34,6 +45,80 @@ def check_destination(out_dir: str | Path) -> Path:
     return out
 
 
+def _renameat2():
+    name = ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap directories ``a`` and ``b``; False where the system cannot."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this filesystem or kernel cannot exchange
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM back (delivered after the block) where this thread can."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _keep_others(out: Path, staging: Path, produced: set[str]) -> None:
+    """Link (or copy) the destination's entries this build does not produce into ``staging``."""
+    for entry in out.iterdir():
+        if entry.name in produced:
+            continue
+        target = staging / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry, target)
+
+
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Make ``staging`` the destination in one step; the old contents end up in ``staging``."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    if _exchange(staging, out):
+        return
+    backup = staging.with_name(staging.name + "-old")
+    with _signals_held():
+        os.rename(out, backup)
+        try:
+            os.rename(staging, out)
+        except OSError:
+            os.rename(backup, out)
+            raise
+        os.rename(backup, staging)
+
+
 def write_artifacts(out_dir: str | Path, files: dict[str, bytes]) -> dict[str, str]:
     """Write ``files`` (name → bytes) into ``out_dir`` atomically.
 
@@ -50,19 +135,17 @@ def write_artifacts(out_dir: str | Path, files: dict[str, bytes]) -> dict[str, s
     except OSError as exc:
         raise OutputError(f"cannot create a directory beside {out} ({exc.strerror}); "
                           "pass --out a writable location") from None
+    existed = out.exists()
     try:
         for name, data in files.items():
-            path = staging / name
-            with open(path, "wb") as fh:
+            with open(staging / name, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        if not out.exists():
-            os.rename(staging, out)
-        else:
-            for name in files:
-                os.replace(staging / name, out / name)
-            shutil.rmtree(staging, ignore_errors=True)
+        if existed:
+            _keep_others(out, staging, set(files))
+        os.chmod(staging, 0o777 & ~_umask())
+        _swap_in(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise OutputError(f"could not write the artifacts to {out} ({exc.strerror}); the previous "
@@ -70,4 +153,11 @@ def write_artifacts(out_dir: str | Path, files: dict[str, bytes]) -> dict[str, s
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(staging, ignore_errors=True)  # the previous contents, after a swap
     return {name: str(out / name) for name in files}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

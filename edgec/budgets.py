@@ -22,7 +22,8 @@ from edgec.runtime.model_file import TFLiteModel
 from edgec.runtime.vela import VelaResult
 from edgec.targets.profile import BUDGET_NAMES, Target
 
-_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+               "gb": 1000**3, "gib": 1024**3}
 _MS_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
 _FRACTION_UNITS = {"": 1.0, "%": 0.01}
 _UNITS = {"flash": ("bytes", _BYTE_UNITS), "ram": ("bytes", _BYTE_UNITS), "latency": ("ms", _MS_UNITS),

@@ -13,7 +13,7 @@ from edgec import budgets, targets
 from edgec.errors import UnsupportedOpError
 from edgec.report import Report
 from edgec.codegen.verify import emit_and_verify, probe_inputs
-from edgec.runtime import micro
+from edgec.runtime import micro, sandbox
 from edgec.runtime.model_file import read_model_file
 
 
@@ -27,6 +27,11 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     Raises:
         EdgecError: unreadable model, unknown target, or a model TFLite-Micro cannot load.
     """
+    with sandbox.model_label(str(path)):
+        return _check(path, target_name, overrides, kernels)
+
+
+def _check(path, target_name, overrides, kernels) -> Report:
     target = targets.get(target_name).with_kernels(kernels)
     data, tfl = read_model_file(path)
     codegen = None

@@ -60,8 +60,16 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 @click.group(cls=_OneLineGroup)
 @click.version_option(__version__, prog_name="edgec")
-def main():
+@click.option("--max-input-size", envvar="EDGEC_MAX_INPUT_SIZE", default="2GiB", show_default=True,
+              help="Largest model or data file edgec reads, and largest array an .npz may expand to.")
+@click.option("--max-memory", envvar="EDGEC_MAX_MEMORY", default=None,
+              help="Memory the interpreters may use (default: 80% of what is available).")
+def main(max_input_size, max_memory):
     """edgec: a trained Keras model to a microcontroller or a phone."""
+    from edgec import limits
+
+    limits.set_current(limits.Limits(limits.parse_size(max_input_size, "--max-input-size"),
+                                     limits.parse_size(max_memory, "--max-memory") if max_memory else 0))
 
 
 def _common_options(f):
@@ -102,12 +110,14 @@ def _common_options(f):
               help="Find the least channel pruning (the 'channels' stage's fraction) that meets the budgets.")
 @click.option("--allow-custom-code", is_flag=True, default=None,
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+              help="A module of your code whose classes (custom layers) the model may use: mypkg.layers.")
 @click.option("--emit", "emit", multiple=True, type=click.Choice(["c"]),
               help="Also write interpreter-free C inference code (<name>_infer.c/.h), proved bit-exact "
                    "with TFLite-Micro on the host and, where the ARM tools are installed, under QEMU.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, emit, budget, kernels, as_json, summary_md, quiet, verbose):
+          seed, fit, allow_custom_code, custom_objects, emit, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -118,7 +128,7 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
              "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,
-             "emit": list(emit) or None}
+             "emit": list(emit) or None, "custom_objects": list(custom_objects) or None}
     settings.update({k: v for k, v in given.items() if v is not None})
     if budget:
         recipe_budgets = settings.get("budgets", {})

@@ -11,6 +11,7 @@ import difflib
 import tomllib
 from pathlib import Path
 
+from edgec import limits
 from edgec.errors import ConfigError
 
 
@@ -112,6 +113,7 @@ class BuildConfig:
     micro_samples: int = 50
     seed: int = 0
     allow_custom_code: bool = False
+    custom_objects: tuple = ()  # modules (the user's code) whose classes the model may use
     kernels: str | None = None
     budgets: tuple = ()  # (name, value in bytes / ms / fraction) pairs overriding the profile
     training: TrainingConfig = TrainingConfig()
@@ -138,6 +140,11 @@ class BuildConfig:
             raise ConfigError("stages must be a list of tables: [[stages]] name = \"prune\" ...")
         data["stages"] = tuple(st if isinstance(st, StageSpec) else StageSpec.from_dict(st, f"stages[{i}]")
                                for i, st in enumerate(stages))
+        if isinstance(data.get("custom_objects"), str):
+            data["custom_objects"] = (data["custom_objects"],)
+        data["custom_objects"] = tuple(data.get("custom_objects", ()))
+        if not all(isinstance(m, str) and m for m in data["custom_objects"]):
+            raise ConfigError("custom_objects must be module names, like [\"mypkg.layers\"]")
         if isinstance(data.get("emit"), str):
             data["emit"] = (data["emit"],)
         data["emit"] = tuple(data.get("emit", ()))
@@ -157,6 +164,7 @@ class BuildConfig:
         d["stages"] = [st.to_dict() for st in self.stages]
         d["budgets"] = dict(self.budgets)
         d["emit"] = list(self.emit)
+        d["custom_objects"] = list(self.custom_objects)
         return d
 
 
@@ -173,10 +181,10 @@ def load_recipe(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist; pass the path of an edgec.toml or pyproject.toml")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(limits.read_text(p, "config file"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p} ({exc}); check the file") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"config file {p} is not valid TOML ({exc}); fix the file") from None
     if p.name == "pyproject.toml":
         data = data.get("tool", {}).get("edgec")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from edgec import limits
 from edgec.errors import DataError
 
 RANDOM = "random"
@@ -105,15 +108,37 @@ def _from_arrays(arrays: dict, shape: tuple, source: str) -> Dataset:
                     "'x_train'/'y_train'/'x_val'/'y_val'")
 
 
+def _npz_nbytes(path: Path) -> int:
+    """Bytes the arrays of an .npz expand to, read from their headers before any data (a small
+    compressed file can hold a huge array)."""
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read = {(1, 0): np.lib.format.read_array_header_1_0,
+                        (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read is None:
+                    raise ValueError(f"unsupported .npy version {version}")
+                shape, _, dtype = read(fh)
+                if dtype.hasobject:
+                    raise DataError(f"{path}: '{info.filename}' holds Python objects, which edgec does not "
+                                    "unpickle; store numeric arrays")
+                total += math.prod(shape) * dtype.itemsize
+    return total
+
+
 def _load_npz(path: Path, shape: tuple) -> Dataset:
     if not path.exists():
         raise DataError(f"data file {path} does not exist; check the path, or pass --data random")
     if path.is_dir():
         raise DataError(f"data {path} is a directory; pass an .npz file")
+    limits.check_file_size(path, "data file")
     try:
+        limits.check_array_size(_npz_nbytes(path), f"data file {path}")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}); "
                         "save the data with numpy.savez") from None
     return _from_arrays(arrays, shape, str(path))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import _tf, keras_bridge
+from edgec import _tf, keras_bridge, limits
 from edgec.errors import ModelLoadError
 
 _log = logging.getLogger(__name__)
@@ -73,17 +73,133 @@ def _keras_file_version(path: Path) -> str:
     return str(meta.get("keras_version", ""))
 
 
-def _load_tf_keras(path: Path, safe_mode: bool):
+def _load_tf_keras(path: Path, safe_mode: bool, custom: dict):
     k = _tf.tf_keras()
-    kwargs = {"compile": False}
+    kwargs = {"compile": False, "custom_objects": custom or None}
     if path.suffix == ".keras":
         kwargs["safe_mode"] = safe_mode
     return k.models.load_model(str(path), **kwargs)
 
 
-def _load_keras3(path: Path, safe_mode: bool):
+def _load_keras3(path: Path, safe_mode: bool, custom: dict):
     k3 = _tf.keras3()
-    return k3.saving.load_model(str(path), compile=False, safe_mode=safe_mode)
+    return k3.saving.load_model(str(path), compile=False, safe_mode=safe_mode, custom_objects=custom or None)
+
+
+# Layers that store Python code (marshalled bytecode) in the model file.
+_CODE_CLASSES = {"Lambda", "__lambda__"}
+# Serialization markers of Keras 3 configs that carry values, not classes.
+_MARKERS = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__typespec__", "__slice__",
+            "__ellipsis__", "__tuple__", "function"}
+_TF_KERAS_NAMESPACES = ("layers", "initializers", "regularizers", "constraints", "activations", "optimizers",
+                        "losses", "metrics", "models", "mixed_precision")
+
+
+def _stored_config(p: Path):
+    """The model's architecture as JSON data, read without running any of it (None if absent)."""
+    if p.is_dir():
+        meta = p / "keras_metadata.pb"
+        if not meta.exists():
+            return None
+        from tf_keras.protobuf import saved_metadata_pb2
+
+        proto = saved_metadata_pb2.SavedMetadata()
+        proto.ParseFromString(meta.read_bytes())
+        return [json.loads(node.metadata) for node in proto.nodes if node.metadata]
+    head = p.read_bytes()[:8]
+    if head.startswith(b"PK"):
+        with zipfile.ZipFile(p) as z:
+            info = z.getinfo("config.json")
+            if info.file_size > limits.MAX_TEXT_BYTES * 64:
+                raise ModelLoadError(f"{p}'s config.json is {info.file_size:,} bytes; that is not a model "
+                                     "architecture; check the file")
+            return json.loads(z.read(info))
+    if head.startswith(_HDF5_MAGIC):
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            text = f.attrs.get("model_config")
+        if text is None:
+            return None
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    return None
+
+
+def _code_in(config, trusted_modules: tuple[str, ...], custom: dict) -> list[tuple[str, str, str]]:
+    """(layer, kind, what) of every object in ``config`` that would run code not in Keras:
+    ``kind`` is "code" (a Lambda's stored bytecode) or "custom" (a class from another module)."""
+    found = []
+    known = None
+
+    def builtin_tf_keras(name: str) -> bool:
+        nonlocal known
+        if known is None:
+            k = _tf.tf_keras()
+            known = {n for ns in _TF_KERAS_NAMESPACES for n in dir(getattr(k, ns, None))}
+            known |= {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda"}
+        return name in known
+
+    def walk(obj, layer: str):
+        if isinstance(obj, list):
+            for v in obj:
+                walk(v, layer)
+            return
+        if not isinstance(obj, dict):
+            return
+        cls = obj.get("class_name")
+        inner = obj.get("config")
+        if isinstance(cls, str):
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str) and cls not in _MARKERS:
+                layer = inner["name"]
+            module = obj.get("module")
+            registered = obj.get("registered_name")
+            if cls in _CODE_CLASSES:
+                found.append((layer, "code", "a Lambda layer"))
+            elif cls in custom or cls in _MARKERS:
+                pass
+            elif isinstance(module, str):
+                if not (module == "keras" or module.startswith("keras.")) and module not in trusted_modules:
+                    found.append((layer, "custom", f"class {module}.{cls}"))
+                elif isinstance(registered, str) and ">" in registered and cls not in custom:
+                    found.append((layer, "custom", f"the registered class {registered}"))
+            elif module is None and "module" not in obj and not builtin_tf_keras(cls):
+                found.append((layer, "custom", f"class {cls}"))
+        for key, v in obj.items():
+            if key != "class_name":
+                walk(v, layer)
+
+    walk(config, "model")
+    return found
+
+
+def _refuse_code(p: Path, config, safe_mode: bool, trusted_modules: tuple[str, ...], custom: dict) -> None:
+    for layer, kind, what in _code_in(config, trusted_modules, custom):
+        if kind == "code" and safe_mode:
+            raise ModelLoadError(f"{p}: layer '{layer}' is {what}, Python code stored in the model file, "
+                                 "which edgec does not run by default; rebuild the model without it, or pass "
+                                 "--allow-custom-code if you trust the file")
+        if kind == "custom":
+            raise ModelLoadError(f"{p}: layer '{layer}' uses {what}, which is not part of Keras; pass "
+                                 "--custom-objects with the module that defines it (your own code, "
+                                 "e.g. --custom-objects mypkg.layers), or rebuild the model from Keras layers")
+
+
+def import_custom_objects(modules: tuple[str, ...]) -> dict:
+    """Classes and functions of the modules a user named with ``--custom-objects``, by name."""
+    import importlib
+    import inspect
+
+    objects = {}
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:
+            raise ModelLoadError(f"--custom-objects {name}: cannot import it ({type(exc).__name__}: {exc}); "
+                                 "pass a module importable from the current directory") from None
+        for attr, obj in vars(module).items():
+            if not attr.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)):
+                objects[attr] = obj
+    return objects
 
 
 def _probe_input(model, rng: np.random.Generator) -> np.ndarray:
@@ -103,13 +219,19 @@ def _refused(exc: Exception, path: Path, safe_mode: bool) -> ModelLoadError:
                           "check that it is a Keras .keras/.h5 file or a SavedModel directory")
 
 
-def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True) -> LoadedModel:
+def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True,
+               custom_objects: tuple[str, ...] = ()) -> LoadedModel:
     """Load a Keras 3 ``.keras``, a tf_keras ``.keras``/``.h5``, or a SavedModel directory.
+
+    Before any Keras loader sees the file, its stored architecture is read as
+    data and refused if it holds code: a Lambda layer (unless ``safe_mode`` is
+    off) or a class from a module other than Keras and ``custom_objects``.
 
     Args:
         path: the model file or directory.
         name: the model name; defaults to the file stem.
         safe_mode: refuse models that carry code (Lambda layers).
+        custom_objects: modules (your code) whose classes the model may use.
 
     Returns:
         A :class:`LoadedModel` holding a tf_keras model.
@@ -123,16 +245,26 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     if p.is_file() and p.suffix == ".tflite":
         raise ModelLoadError(f"{p} is already a TFLite model; use `edgec check {p}` to measure it")
     name = name or default_name(p)
+    if p.is_file():
+        limits.check_file_size(p, "model")
+    custom = import_custom_objects(tuple(custom_objects))
+    try:
+        config = _stored_config(p)
+    except ModelLoadError:
+        raise
+    except Exception:
+        config = None  # unreadable: the loader below reports what is wrong with the file
+    _refuse_code(p, config, safe_mode, tuple(custom_objects), custom)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = _load_any(p, safe_mode)
+        loaded = _load_any(p, safe_mode, custom)
     for w in caught:  # Keras' loader warnings are for developers, not for a build's stderr
         _log.debug("while loading %s: %s", p, w.message)
     model, fmt, k3_model = loaded
     return _finish(p, name, model, fmt, k3_model)
 
 
-def _load_any(p: Path, safe_mode: bool):
+def _load_any(p: Path, safe_mode: bool, custom: dict):
     """(tf_keras model or None, format, Keras 3 model or None)."""
     k3_model = None
     try:
@@ -140,23 +272,23 @@ def _load_any(p: Path, safe_mode: bool):
             if not (p / "saved_model.pb").exists() and not (p / "saved_model.pbtxt").exists():
                 raise ModelLoadError(f"{p} is a directory but not a SavedModel (no saved_model.pb); "
                                      "pass a .keras/.h5 file or a SavedModel directory")
-            model, fmt = _load_tf_keras(p, safe_mode), "savedmodel"
+            model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
             head = p.read_bytes()[:8]
             if head.startswith(_HDF5_MAGIC):
                 try:
-                    model, fmt = _load_tf_keras(p, safe_mode), "h5"
+                    model, fmt = _load_tf_keras(p, safe_mode, custom), "h5"
                 except ModelLoadError:
                     raise
                 except Exception:
-                    k3_model = _load_keras3(p, safe_mode)
+                    k3_model = _load_keras3(p, safe_mode, custom)
                     model, fmt = None, "h5-keras3"
             elif head.startswith(b"PK"):
                 version = _keras_file_version(p)
                 if version.startswith("2."):
-                    model, fmt = _load_tf_keras(p, safe_mode), "keras-tf_keras"
+                    model, fmt = _load_tf_keras(p, safe_mode, custom), "keras-tf_keras"
                 else:
-                    k3_model = _load_keras3(p, safe_mode)
+                    k3_model = _load_keras3(p, safe_mode, custom)
                     model, fmt = None, "keras3"
             else:
                 raise ModelLoadError(f"{p} is not a Keras model (neither a .keras zip nor an HDF5 file); "

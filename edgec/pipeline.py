@@ -30,7 +30,7 @@ from edgec.data import load_data
 from edgec.errors import UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import Report
-from edgec.runtime import micro, vela
+from edgec.runtime import micro, sandbox, vela
 from edgec.runtime.model_file import quantize, read_model, weight_sparsity
 from edgec.verify import verify
 
@@ -58,6 +58,11 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     Raises:
         EdgecError: bad input or a model that cannot be converted; nothing is written.
     """
+    with sandbox.model_label(f"the int8 model converted from {cfg.model}"):
+        return _build(cfg, progress)
+
+
+def _build(cfg: BuildConfig, progress: bool) -> Report:
     clock = _Clock()
     target = targets.get(cfg.target).with_kernels(cfg.kernels)
     out = artifacts.check_destination(cfg.out)
@@ -65,7 +70,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     if cfg.fit:
         stages = fit.with_channels(stages)
     _log.info("loading model %s", cfg.model)
-    model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code)
+    model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
+                       custom_objects=cfg.custom_objects)
     ident = c_array.c_identifier(cfg.name or model.name)
     data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed)
     _tf.set_seed(cfg.seed)
@@ -81,7 +87,7 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     if stages:
         ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
                       training=cfg.training, seed=cfg.seed, progress=progress,
-                      allow_custom_code=cfg.allow_custom_code)
+                      allow_custom_code=cfg.allow_custom_code, custom_objects=cfg.custom_objects)
         keras_model, stage_rows = compress.run(keras_model, stages, ctx)
         clock.lap("compress")
 

@@ -26,6 +26,7 @@ class Context:
     seed: int = 0
     progress: bool = True
     allow_custom_code: bool = False
+    custom_objects: tuple = ()
     done: list = dataclasses.field(default_factory=list)  # names of the stages already run
     clustered_layers: list = dataclasses.field(default_factory=list)  # set by a cluster stage
 

@@ -56,9 +56,10 @@ class Distill(Stage):
         p = self.params
         tf = _tf.tf()
         k = _tf.tf_keras()
-        safe = not ctx.allow_custom_code
-        teacher = load_model(p.teacher, safe_mode=safe).keras
-        student = in_strategy(load_model(p.student, safe_mode=safe).keras if p.student else model, ctx)
+        safe, custom = not ctx.allow_custom_code, ctx.custom_objects
+        teacher = load_model(p.teacher, safe_mode=safe, custom_objects=custom).keras
+        student = in_strategy(load_model(p.student, safe_mode=safe, custom_objects=custom).keras
+                              if p.student else model, ctx)
         n_out = int(student.outputs[0].shape[-1])
         if tuple(teacher.inputs[0].shape[1:]) != tuple(student.inputs[0].shape[1:]) \
                 or int(teacher.outputs[0].shape[-1]) != n_out:

@@ -1,4 +1,9 @@
-"""Run an int8 TFLite model with the LiteRT interpreter (``ai-edge-litert``)."""
+"""Run an int8 TFLite model with the LiteRT interpreter (``ai-edge-litert``).
+
+:func:`run` and :func:`host_latency_ms` run LiteRT in edgec's interpreter
+process (:mod:`edgec.runtime.sandbox`), so that a model crashing it cannot
+take edgec down.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 
 from edgec._capture import captured_fd2
 from edgec.errors import RuntimeCheckError
+from edgec.runtime import sandbox
 
 
 def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
@@ -37,11 +43,20 @@ def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
 
 
 def run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool = True) -> np.ndarray:
-    """Run every sample of ``inputs_q`` (int8, batch first) one at a time.
+    """Run every sample of ``inputs_q`` (int8, batch first) one at a time (in the sandbox).
 
     Returns:
         The int8 outputs stacked along a new first axis.
     """
+    return sandbox.call(_run, bytes(data), np.asarray(inputs_q), reference_kernels, runtime="LiteRT")
+
+
+def host_latency_ms(data: bytes, runs: int = 50, warmup: int = 5, threads: int = 1) -> float:
+    """Median wall time of one invocation with LiteRT's default delegate (timed in the sandbox)."""
+    return sandbox.call(_host_latency_ms, bytes(data), runs, warmup, threads, runtime="LiteRT")
+
+
+def _run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool) -> np.ndarray:
     it = interpreter(data, reference_kernels=reference_kernels)
     inp = it.get_input_details()[0]
     out = it.get_output_details()[0]
@@ -53,8 +68,7 @@ def run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool = True) -> np
     return np.stack(results)
 
 
-def host_latency_ms(data: bytes, runs: int = 50, warmup: int = 5, threads: int = 1) -> float:
-    """Median wall time of one invocation with LiteRT's default delegate."""
+def _host_latency_ms(data: bytes, runs: int, warmup: int, threads: int) -> float:
     it = interpreter(data, threads=threads)
     inp = it.get_input_details()[0]
     rng = np.random.default_rng(0)

@@ -7,6 +7,10 @@ finds the smallest ``arena_size`` with which the interpreter allocates. The
 figures are those of the x86-64 host build of TFLite-Micro with reference
 kernels: on a 32-bit MCU the tail (structures holding pointers) is smaller,
 and optimized kernels may add scratch buffers.
+
+:func:`measure_arena` and :func:`run` run TFLite-Micro in edgec's interpreter
+process (:mod:`edgec.runtime.sandbox`), after LiteRT's flatbuffer verifier has
+accepted the bytes there: TFLite-Micro itself trusts every offset.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import re
 
 import numpy as np
 
-from edgec.errors import RuntimeCheckError, UnsupportedOpError
+from edgec.errors import ModelLoadError, RuntimeCheckError, UnsupportedOpError
 from edgec._capture import captured_fd2
+from edgec.runtime import sandbox
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 _HEAD = re.compile(r"Arena allocation head (\d+) bytes")
@@ -96,13 +101,42 @@ def load(data: bytes, arena_size: int | None = None):
     return it
 
 
-def measure_arena(data: bytes) -> Arena:
-    """Smallest arena with which TFLite-Micro allocates ``data``, plus its record.
+def verified(data: bytes) -> bytes:
+    """``data`` once the flatbuffer verifier LiteRT compiles in has accepted it (in this process).
 
     Raises:
-        RuntimeCheckError: the model does not load even with a 256 MiB arena.
+        ModelLoadError: the verifier refuses the bytes.
     """
-    it = load(data)
+    from ai_edge_litert import interpreter as lrt
+
+    try:
+        with captured_fd2():
+            lrt.Interpreter(model_content=bytes(data))
+    except ValueError as exc:
+        if "not a valid Flatbuffer" in str(exc):
+            raise ModelLoadError("the model is not a valid TFLite flatbuffer (LiteRT's verifier refuses it); "
+                                 "regenerate it with the TFLite converter (`edgec build`)") from None
+    except RuntimeError:
+        pass  # ops LiteRT cannot resolve: the verifier itself passed
+    return data
+
+
+def measure_arena(data: bytes) -> Arena:
+    """Smallest arena with which TFLite-Micro allocates ``data``, plus its record (in the sandbox).
+
+    Raises:
+        RuntimeCheckError: the model does not load even with a 256 MiB arena, or crashes TFLite-Micro.
+    """
+    return sandbox.call(_measure_arena, bytes(data), runtime="TFLite-Micro")
+
+
+def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
+    """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time (in the sandbox)."""
+    return sandbox.call(_run, bytes(data), np.asarray(inputs_q), runtime="TFLite-Micro")
+
+
+def _measure_arena(data: bytes) -> Arena:
+    it = load(verified(data))
     with captured_fd2() as log:
         it.print_allocations()
     text = log[0]
@@ -125,9 +159,8 @@ def measure_arena(data: bytes) -> Arena:
     return Arena(bytes=hi, head_bytes=head, tail_bytes=tail, recorded_bytes=total)
 
 
-def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
-    """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time."""
-    it = load(data)
+def _run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
+    it = load(verified(data))
     shape = tuple(it.get_input_details(0)["shape"])
     dtype = it.get_input_details(0)["dtype"]
     results = []

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgec import limits
 from edgec.errors import ModelLoadError
+from edgec.runtime import flatbuffer_check
 
 _TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
@@ -155,6 +157,11 @@ class TFLiteModel:
                 live[k].append(i)
         return live
 
+    @property
+    def peak_live_bytes(self) -> int:
+        """The largest sum of activation bytes live at one op: what any runtime needs at least."""
+        return max((sum(self.tensors[i].nbytes for i in live) for live in self.live_tensors()), default=0)
+
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
         return [t for t in self.tensors if not t.is_constant and t.dtype in ("float32", "float16")]
@@ -243,9 +250,7 @@ def read_model(data: bytes, source: str = "<bytes>") -> TFLiteModel:
         ModelLoadError: the bytes are not a TFLite flatbuffer.
     """
     schema = _schema()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelLoadError(f"{source} is not a TFLite flatbuffer (no 'TFL3' identifier); "
-                             "pass a .tflite file written by a TFLite converter")
+    flatbuffer_check.verify(data, source)
     try:
         model = schema.Model.GetRootAsModel(data, 0)
         if model.SubgraphsLength() < 1:
@@ -299,8 +304,11 @@ def read_model_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
         raise ModelLoadError(f"model file {p} does not exist; check the path")
     if not p.is_file():
         raise ModelLoadError(f"{p} is not a file; pass a .tflite file")
+    limits.check_file_size(p, "model")
     data = p.read_bytes()
-    return data, read_model(data, str(p))
+    tfl = read_model(data, str(p))
+    limits.check_memory(tfl.peak_live_bytes, f"{p}'s activations")
+    return data, tfl
 
 
 def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:

@@ -13,6 +13,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from edgec import limits
 from edgec.config import check_keys
 from edgec.errors import TargetError
 
@@ -118,7 +119,7 @@ def names() -> list[str]:
 def _parse(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise TargetError(f"target profile {source} is not valid TOML ({exc}); fix the file") from None
 
 
@@ -142,7 +143,7 @@ def _raw(name_or_path: str, seen: tuple = ()) -> tuple[dict, str]:
             raise TargetError(f"target profile {path} does not exist; pass a built-in name "
                               f"({', '.join(names())}) or a .toml file")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = limits.read_text(path, "target profile", TargetError)
         except (OSError, UnicodeDecodeError) as exc:
             raise TargetError(f"cannot read target profile {path} ({exc}); check the file") from None
         data, source = _parse(text, str(path)), str(path)

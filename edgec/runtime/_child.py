@@ -1,0 +1,95 @@
+"""The interpreter process of :mod:`edgec.runtime.sandbox` (``python -m edgec.runtime._child``).
+
+Reads length-prefixed pickled calls on stdin, runs them, and answers on a
+private copy of stdout: the C++ code's own prints go to stderr, so they cannot
+corrupt the answers. Once LiteRT and TFLite-Micro are loaded, limits its
+address space to what it maps then plus ``EDGEC_CHILD_MEMORY_BYTES``, and
+writes no core files. Exits when stdin closes.
+"""
+
+import importlib
+import os
+import pickle
+import resource
+import signal
+import struct
+import sys
+
+_HEADER = struct.Struct("<Q")
+_ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")
+
+
+def _mapped_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _limit_resources():
+    """No core files; the interpreters may map ``EDGEC_CHILD_MEMORY_BYTES`` beyond what the process
+    holds once its libraries are loaded."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for edgec, which then closes the pipe
+    import numpy  # noqa: F401  (loaded before the limit: the limit is for the models' memory)
+    from ai_edge_litert import interpreter  # noqa: F401
+    from tflite_micro.python.tflite_micro import runtime  # noqa: F401
+
+    limit = int(os.environ.get("EDGEC_CHILD_MEMORY_BYTES", "0"))
+    if limit > 0:
+        try:
+            total = _mapped_bytes() + limit
+            resource.setrlimit(resource.RLIMIT_AS, (total, total))
+        except (OSError, ValueError):
+            pass  # no /proc, or a hard limit already lower
+
+
+def _read(fh, n):
+    data = b""
+    while len(data) < n:
+        chunk = fh.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _answer(out, status, value):
+    try:
+        payload = pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # an unpicklable result or exception
+        payload = pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"))
+    out.write(_HEADER.pack(len(payload)) + payload)
+    out.flush()
+
+
+def main():
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints of the C++ code must not reach the answer stream
+    _limit_resources()
+    from edgec.errors import EdgecError
+
+    stdin = sys.stdin.buffer
+    while True:
+        header = _read(stdin, _HEADER.size)
+        if header is None:
+            return
+        module, name, args, kwargs = pickle.loads(_read(stdin, _HEADER.unpack(header)[0]))
+        if module not in _ALLOWED_MODULES:
+            _answer(out, "failed", f"{module} may not run here")
+            continue
+        try:
+            value = getattr(importlib.import_module(module), name)(*args, **kwargs)
+        except EdgecError as exc:
+            _answer(out, "error", exc)
+        except MemoryError:
+            _answer(out, "failed", "it ran out of the memory it may use (--max-memory)")
+        except Exception as exc:
+            _answer(out, "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        else:
+            _answer(out, "ok", value)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Run the C++ interpreters (LiteRT, TFLite-Micro) in a child process.
+
+A model that crashes an interpreter (a segfault, an abort, a hang, memory
+exhaustion) must not take edgec down with it. Every call that hands model
+bytes to LiteRT or TFLite-Micro goes through :func:`call`: the function runs
+in one long-lived child (``python -m edgec.runtime._child``, which imports
+neither TensorFlow nor the CLI), with an address-space limit
+(:mod:`edgec.limits`) and a time limit. If the child dies, the call raises a
+:class:`~edgec.errors.RuntimeCheckError` naming the model (see
+:func:`model_label`) and the signal, and the next call starts a fresh child.
+
+The child only runs functions of the modules in ``_ALLOWED_MODULES``. Its
+answers are unpickled with a whitelist of classes (NumPy arrays, edgec's
+errors and measurement records), so even a child that a hostile model had
+taken over could not make the parent run code.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import io
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+
+from edgec import limits
+from edgec.errors import RuntimeCheckError
+
+_ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")
+_LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
+_HEADER = struct.Struct("<Q")
+TIMEOUT_S = 900.0  # one call: TFLite-Micro's arena bisection or a verification run
+
+
+@contextlib.contextmanager
+def model_label(label: str):
+    """Name the model in crash messages of the calls made inside the block."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+class _Unpickler(pickle.Unpickler):
+    """Only the classes the interpreters' functions return or raise."""
+
+    _NUMPY = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"}
+
+    def find_class(self, module, name):
+        if (module.startswith("numpy") and name in self._NUMPY) or module == "edgec.errors" \
+                or (module, name) == ("edgec.runtime.micro", "Arena"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"the interpreter process sent a {module}.{name}")
+
+
+class _Child:
+    def __init__(self):
+        self.log = tempfile.TemporaryFile()
+        self.timed_out = False
+        env = dict(os.environ, EDGEC_CHILD_MEMORY_BYTES=str(limits.current().memory_bytes))
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgec.runtime._child"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, env=env,
+                                     start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, payload: bytes):
+        self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+        self.proc.stdin.flush()
+
+    def receive(self, timeout: float) -> bytes | None:
+        """The answer, or None if the child died or timed out (it is then killed)."""
+        fd = self.proc.stdout
+        header = self._read(fd, _HEADER.size, timeout)
+        if header is None:
+            return None
+        return self._read(fd, _HEADER.unpack(header)[0], timeout)
+
+    def _read(self, fh, n: int, timeout: float) -> bytes | None:
+        buf = io.BytesIO()
+        while buf.tell() < n:
+            ready, _, _ = select.select([fh], [], [], timeout)
+            if not ready:
+                self.timed_out = True
+                self.kill()
+                return None
+            chunk = os.read(fh.fileno(), n - buf.tell())
+            if not chunk:
+                return None
+            buf.write(chunk)
+        return buf.getvalue()
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+_child: _Child | None = None
+
+
+def _get() -> _Child:
+    global _child
+    if _child is None or not _child.alive():
+        _child = _Child()
+    return _child
+
+
+@atexit.register
+def shutdown():
+    """Stop the child (it also exits by itself when edgec's end of the pipe closes)."""
+    global _child
+    if _child is not None:
+        _child.close()
+        _child = None
+
+
+def _death(child: _Child, runtime: str, timed_out: bool, timeout: float) -> RuntimeCheckError:
+    label = _LABEL.get()
+    if timed_out:
+        return RuntimeCheckError(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
+                                 "stopped; the model is far too large or malformed; check it with `edgec inspect`")
+    code = child.proc.returncode
+    try:
+        how = signal.Signals(-code).name if code < 0 else f"exit code {code}"
+    except ValueError:
+        how = f"signal {-code}"
+    mem = limits.current().memory_bytes
+    return RuntimeCheckError(f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
+                             f"malformed in a way they miss, needs more than the {mem // 2**20} MiB allowed "
+                             "(--max-memory), or hits an interpreter bug; rebuild it with `edgec build`")
+
+
+def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, **kwargs):
+    """``fn(*args, **kwargs)`` run in the child; its EdgecErrors are re-raised here.
+
+    Raises:
+        RuntimeCheckError: the child crashed, ran out of memory or time.
+    """
+    if fn.__module__ not in _ALLOWED_MODULES:
+        raise ValueError(f"{fn.__module__}.{fn.__qualname__} may not run in the interpreter process")
+    payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    child = _get()
+    try:
+        child.send(payload)
+        answer = child.receive(timeout)
+    except (BrokenPipeError, ConnectionResetError):
+        answer = None
+    if answer is None:
+        child.kill()
+        raise _death(child, runtime, child.timed_out, timeout)
+    status, value = _Unpickler(io.BytesIO(answer)).load()
+    if status == "ok":
+        return value
+    if status == "error":
+        raise value
+    raise RuntimeCheckError(f"{runtime} failed on {_LABEL.get()}: {value}; rebuild the model with `edgec build`")

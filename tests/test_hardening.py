@@ -1,0 +1,334 @@
+"""Hostile and broken inputs: code in model files, corrupt flatbuffers, crashing interpreters,
+interrupted writes, oversized files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, assert_one_line_error, run_cli
+from edgec import artifacts, limits
+from edgec.errors import ModelLoadError, OutputError, RuntimeCheckError
+from edgec.models import load_model
+from edgec.runtime import flatbuffer_check, litert, sandbox
+from edgec.runtime.model_file import read_model
+
+
+# ---- safe loading ----------------------------------------------------------------------------
+
+def _writer(marker: Path):
+    """A lambda that writes ``marker`` (its path a constant in the code, not a closure)."""
+    return eval(f"lambda t: (open({str(marker)!r}, 'w').write('ran'), t * 2.0)[1]")
+
+
+def _lambda_model_keras3(path: Path, marker: Path):
+    import keras
+
+    inp = keras.Input((4,), name="x")
+    out = keras.layers.Lambda(_writer(marker), name="doubler")(inp)
+    keras.Model(inp, keras.layers.Dense(2, name="head")(out)).save(path)
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once
+
+
+def test_lambda_model_does_not_run_its_code_by_default(tmp_path):
+    model, marker = tmp_path / "lam.keras", tmp_path / "marker.txt"
+    _lambda_model_keras3(model, marker)
+    with pytest.raises(ModelLoadError, match="layer 'doubler' is a Lambda layer.*--allow-custom-code"):
+        load_model(model)
+    assert not marker.exists()
+    # Negative control: the file does carry code that writes the marker once it is allowed to run.
+    try:
+        load_model(model, safe_mode=False)
+    except ModelLoadError:
+        pass  # the Keras 3 -> tf_keras bridge may refuse a Lambda, after Keras ran it
+    assert marker.read_text() == "ran"
+
+
+def test_lambda_in_hdf5_is_refused_before_loading(tfk, tmp_path):
+    model, marker = tmp_path / "lam.h5", tmp_path / "marker.txt"
+    inp = tfk.Input((4,))
+    out = tfk.layers.Lambda(_writer(marker), name="writer")(inp)
+    tfk.Model(inp, out).save(model)
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="layer 'writer' is a Lambda layer"):
+        load_model(model)
+    assert not marker.exists()
+
+
+CUSTOM_LAYER = '''
+import tf_keras as k
+
+class Scale(k.layers.Layer):
+    def call(self, x):
+        return x * 3.0
+'''
+
+
+def test_custom_class_needs_custom_objects(tfk, tmp_path, monkeypatch):
+    (tmp_path / "mylayers.py").write_text(CUSTOM_LAYER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mylayers
+
+    inp = tfk.Input((4,))
+    path = tmp_path / "custom.h5"
+    tfk.Model(inp, tfk.layers.Dense(2)(mylayers.Scale(name="triple")(inp))).save(path)
+    with pytest.raises(ModelLoadError, match="layer 'triple' uses class Scale.*--custom-objects"):
+        load_model(path)
+    loaded = load_model(path, custom_objects=("mylayers",))
+    assert [layer.name for layer in loaded.keras.layers][1] == "triple"
+
+
+# ---- flatbuffer verification -----------------------------------------------------------------
+
+def _mutated(tflite: bytes, edit) -> bytes:
+    """The model after ``edit(model_object)``, repacked with the flatbuffers object API."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
+    edit(obj)
+    b = flatbuffers.Builder(1024)
+    b.Finish(obj.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _conv_weights(m):
+    g = m.subgraphs[0]
+    return next(t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data) > 16)
+
+
+def _set_buffer_offset(m):
+    b = m.buffers[_conv_weights(m).buffer]
+    b.data, b.offset, b.size = None, 10**9, 64
+
+
+def _put(obj, field: str, index: int, value: int):
+    """``obj.field[index] = value`` on the object API's (read-only NumPy) lists."""
+    seq = [int(v) for v in getattr(obj, field)]
+    seq[index] = value
+    setattr(obj, field, seq)
+
+
+SEMANTIC_CASES = {
+    "tensor buffer index out of range": (lambda m: setattr(m.subgraphs[0].tensors[0], "buffer", 999), "buffer 999"),
+    "operator input out of range": (lambda m: _put(m.subgraphs[0].operators[0], "inputs", 0, 777), "input 777"),
+    "operator output -1": (lambda m: _put(m.subgraphs[0].operators[0], "outputs", 0, -1), "output -1"),
+    "opcode index out of range": (lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 55), "code 55"),
+    "subgraph input out of range": (lambda m: _put(m.subgraphs[0], "inputs", 0, 4000), "input 4000"),
+    "negative dimension": (lambda m: _put(m.subgraphs[0].tensors[0], "shape", 0, -3), "negative"),
+    "unknown tensor type": (lambda m: setattr(m.subgraphs[0].tensors[0], "type", 99), "unknown type"),
+    "data shorter than the shape": (lambda m: _put(_conv_weights(m), "shape", 0, 1000), "holds"),
+    "buffer offset outside the file": (_set_buffer_offset, "outside the file"),
+    "no subgraph": (lambda m: setattr(m, "subgraphs", []), "no subgraph"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEMANTIC_CASES))
+def test_inconsistent_flatbuffers_are_refused(tiny_tflite, case):
+    edit, words = SEMANTIC_CASES[case]
+    bad = _mutated(tiny_tflite, edit)
+    with pytest.raises(ModelLoadError, match=words):
+        flatbuffer_check.verify(bad, "bad.tflite")
+
+
+def test_repacked_model_still_verifies(tiny_tflite):
+    flatbuffer_check.verify(_mutated(tiny_tflite, lambda m: None))  # the oracle for the edits above
+
+
+def test_verifier_agrees_with_litert_on_structural_damage(tiny_tflite):
+    """Structural corruption LiteRT's generated C++ verifier refuses, edgec's refuses too (sampled)."""
+    from ai_edge_litert import interpreter as lrt
+
+    rng = np.random.default_rng(1)
+    missed = 0
+    for _ in range(300):
+        b = bytearray(tiny_tflite)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        try:
+            lrt.Interpreter(model_content=bytes(b))
+        except ValueError as exc:
+            if "not a valid Flatbuffer" in str(exc):
+                try:
+                    flatbuffer_check.verify(bytes(b))
+                    missed += 1
+                except ModelLoadError:
+                    pass
+        except RuntimeError:
+            pass
+    assert missed == 0
+
+
+# ---- the interpreter sandbox -----------------------------------------------------------------
+
+def test_a_crash_in_the_interpreter_is_an_error_naming_the_model(tiny_tflite):
+    result = {}
+
+    def long_call():
+        try:
+            with sandbox.model_label("models/evil.tflite"):
+                litert.sandbox.call(litert._host_latency_ms, tiny_tflite, 10**9, 0, 1, runtime="LiteRT")
+        except RuntimeCheckError as exc:
+            result["error"] = exc.one_line()
+
+    litert.host_latency_ms(tiny_tflite, runs=1, warmup=0)  # the child is up
+    pid = sandbox._child.proc.pid
+    t = threading.Thread(target=long_call)
+    t.start()
+    time.sleep(1.0)
+    os.kill(pid, signal.SIGSEGV)
+    t.join(30)
+    assert "LiteRT crashed (SIGSEGV) on models/evil.tflite" in result["error"]
+    assert litert.host_latency_ms(tiny_tflite, runs=3, warmup=0) > 0  # a fresh child takes over
+
+
+def test_a_hanging_interpreter_is_stopped(tiny_tflite):
+    with pytest.raises(RuntimeCheckError, match="did not finish .* within 1 s"):
+        sandbox.call(litert._host_latency_ms, tiny_tflite, 10**9, 0, 1, runtime="LiteRT", timeout=1.0)
+
+
+def test_only_interpreter_functions_run_in_the_child():
+    with pytest.raises(ValueError):
+        sandbox.call(os.system, "true", runtime="none")
+
+
+# ---- atomic outputs --------------------------------------------------------------------------
+
+def _previous(out: Path) -> dict:
+    out.mkdir()
+    (out / "model.tflite").write_bytes(b"old model")
+    (out / "notes.txt").write_text("mine")
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _state(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_full_disk_leaves_the_previous_output(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    before = _previous(out)
+    real_write = os.write
+    calls = {"n": 0}
+
+    class FullFile:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: FullFile(real_open(*a, **k)))
+    with pytest.raises(OutputError, match="No space left on device.*previous contents are unchanged"):
+        artifacts.write_artifacts(out, {"model.tflite": b"new model", "model.h": b"new header"})
+    monkeypatch.undo()
+    assert _state(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left behind
+    del real_write
+
+
+def test_ctrl_c_while_writing_leaves_the_previous_output(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    before = _previous(out)
+    real_fsync = os.fsync
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _state(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_interrupted_swap_never_mixes_old_and_new(tmp_path, monkeypatch):
+    """Every file of the new output appears at once: an interruption between file renames cannot
+    leave a directory with some new and some old files."""
+    out = tmp_path / "out"
+    before = _previous(out)
+    real_replace, calls = os.replace, []
+
+    def replace_then_interrupt(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_replace(*args)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    try:
+        artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(os, "replace", real_replace)
+    state = _state(out)
+    assert state in (before, {**before, "model.tflite": b"new", "model.h": b"new"})
+    artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    assert _state(out) == {**before, "model.tflite": b"new", "model.h": b"new"}  # unrelated files kept
+
+
+def test_ctrl_c_during_a_build_leaves_the_previous_output(tmp_path):
+    """A real SIGINT to a real `edgec build`, at a random moment of its work."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    before = _previous(out)
+    proc = subprocess.Popen([sys.executable, "-m", "edgec", "build", str(SAMPLE / "digits.keras"), "-t",
+                             "cortex-m4", "-d", str(SAMPLE / "digits.npz"), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 0), err
+    if proc.returncode == 130:
+        assert "Traceback" not in err and "interrupted" in err
+        assert _state(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"]
+
+
+# ---- resource limits -------------------------------------------------------------------------
+
+def test_npz_expanding_past_the_limit_is_refused_before_loading(tmp_path):
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((16000, 8, 8, 1), np.float32))  # 3.9 MiB of zeros, ~4 KiB on disk
+    assert path.stat().st_size < 20_000
+    proc = run_cli("--max-input-size", "1MiB", "build", str(SAMPLE / "digits.keras"), "-t", "cortex-m4",
+                   "-d", str(path), "-o", str(tmp_path / "out"))
+    assert_one_line_error(proc, 2, "would take 3.9 MiB", "--max-input-size")
+    assert not (tmp_path / "out").exists()
+
+
+def test_activations_past_the_memory_limit_are_refused(tiny_tflite, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tiny_tflite)
+    peak = read_model(tiny_tflite).peak_live_bytes
+    proc = run_cli("--max-memory", str(peak - 1), "check", str(path), "-t", "cortex-m4")
+    assert_one_line_error(proc, 2, "activations needs at least", "--max-memory")
+
+
+def test_limits_parse_sizes():
+    assert limits.parse_size("2GiB", "--x") == 2 << 30
+    with pytest.raises(Exception, match="not a size"):
+        limits.parse_size("lots", "--x")
