@@ -58,8 +58,8 @@ def keras3():
     return keras
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and ask TensorFlow for determinism."""
+def set_seed(seed: int) -> dict:
+    """Seed Python, NumPy and TensorFlow and ask TensorFlow for determinism; what was set."""
     import random
 
     import numpy as np
@@ -70,8 +70,12 @@ def set_seed(seed: int) -> None:
     t.random.set_seed(seed)
     try:
         t.config.experimental.enable_op_determinism()
+        determinism = True
     except Exception as exc:  # older TF or already-initialised context
         _log.debug("op determinism not enabled: %s", exc)
+        determinism = False
+    return {"seed": seed, "seeded": ["python random", "numpy", "tensorflow (global)"],
+            "tf_op_determinism": determinism}
 
 
 def tfmot():

@@ -13,6 +13,16 @@ import json
 from edgec.report.tables import quantity as format_quantity  # noqa: F401  (budgets' messages use it)
 
 SCHEMA_VERSION = 1
+# What differs between two runs of the same build: wall-clock figures and where the files went.
+TIMING_FIELDS = ("timing", "stages[].seconds", "measurements.host_latency_ms")
+
+
+def without_timing(report: dict) -> dict:
+    """``report`` (a ``to_dict()``) without :data:`TIMING_FIELDS`: equal for equal builds."""
+    d = {k: v for k, v in report.items() if k != "timing"}
+    d["stages"] = [{k: v for k, v in row.items() if k != "seconds"} for row in d.get("stages") or []]
+    d["measurements"] = {k: v for k, v in (d.get("measurements") or {}).items() if k != "host_latency_ms"}
+    return d
 
 
 @dataclasses.dataclass
@@ -32,6 +42,7 @@ class Report:
     fit: dict | None = None  # --fit: the channel fraction chosen and every trial
     warnings: list = dataclasses.field(default_factory=list)
     timing: dict = dataclasses.field(default_factory=dict)
+    reproducibility: dict | None = None  # seeds and determinism settings edgec set
 
     @property
     def ok(self) -> bool:

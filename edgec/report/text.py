@@ -61,6 +61,9 @@ def render(r: dict, color: bool = False) -> str:
     if r["artifacts"]:
         lines.append("")
         lines += [f"  wrote     {path}" for path in r["artifacts"].values()]
+    if rep := r.get("reproducibility"):
+        lines.append(f"  seed      {rep['seed']} ({', '.join(rep['seeded'])}); TensorFlow op determinism "
+                     f"{'on' if rep['tf_op_determinism'] else 'OFF: training may differ between runs'}")
     return "\n".join(lines) + "\n"
 
 
