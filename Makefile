@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test test-slow fuzz bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q -m slow
+
+# The long fuzz run recorded in the README (FUZZ_KIND: tflite, npz, h5, recipe, target).
+FUZZ_KIND ?= tflite
+FUZZ_RUNS ?= 100000
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py $(FUZZ_KIND) -atheris_runs=$(FUZZ_RUNS)
 
 clean:
 	rm -rf $(VENV) out edgec_out *.egg-info

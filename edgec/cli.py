@@ -207,10 +207,14 @@ def _check_writable(path: str | None) -> None:
         return
     from edgec.errors import OutputError
 
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK) or \
-            (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise OutputError(f"--summary-md {path}: cannot write there; pass a path in a writable directory")
+    existed = os.path.exists(path)
+    try:  # access() says yes to root even where nothing can be written (/proc): try it
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            os.unlink(path)
+    except OSError:
+        raise OutputError(f"--summary-md {path}: cannot write there; pass a path in a writable directory") from None
 
 
 def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -> int:

@@ -13,13 +13,12 @@ import importlib
 import math
 import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from edgec import limits
-from edgec.errors import DataError
+from edgec.errors import DataError, EdgecError
 
 RANDOM = "random"
 # Fraction of a plain x/y file held out for validation (stated in the report).
@@ -138,7 +137,9 @@ def _load_npz(path: Path, shape: tuple) -> Dataset:
         limits.check_array_size(_npz_nbytes(path), f"data file {path}")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except EdgecError:
+        raise
+    except Exception as exc:  # zipfile, zlib and the .npy parser raise many kinds on a damaged file
         raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}); "
                         "save the data with numpy.savez") from None
     return _from_arrays(arrays, shape, str(path))

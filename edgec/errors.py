@@ -65,5 +65,8 @@ class UnsupportedOpError(RuntimeCheckError):
         super().__init__(f"{runtime} cannot run this model: {origin}, and {reason}; replace that layer "
                          f"with one {runtime} supports, or pick a target whose runtime has {op}")
 
+    def __reduce__(self):  # errors cross from the interpreter process by pickle
+        return UnsupportedOpError, (self.runtime, self.op, self.index, self.reason, self.where)
+
     def at(self, where: str) -> "UnsupportedOpError":
         return UnsupportedOpError(self.runtime, self.op, self.index, self.reason, where)

@@ -91,6 +91,7 @@ _CODE_CLASSES = {"Lambda", "__lambda__"}
 # Serialization markers of Keras 3 configs that carry values, not classes.
 _MARKERS = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__typespec__", "__slice__",
             "__ellipsis__", "__tuple__", "function"}
+_KERAS_PACKAGES = ("keras", "tf_keras")  # what a config's "module" may name without --custom-objects
 _TF_KERAS_NAMESPACES = ("layers", "initializers", "regularizers", "constraints", "activations", "optimizers",
                         "losses", "metrics", "models", "mixed_precision")
 
@@ -158,7 +159,7 @@ def _code_in(config, trusted_modules: tuple[str, ...], custom: dict) -> list[tup
             elif cls in custom or cls in _MARKERS:
                 pass
             elif isinstance(module, str):
-                if not (module == "keras" or module.startswith("keras.")) and module not in trusted_modules:
+                if module.split(".")[0] not in _KERAS_PACKAGES and module not in trusted_modules:
                     found.append((layer, "custom", f"class {module}.{cls}"))
                 elif isinstance(registered, str) and ">" in registered and cls not in custom:
                     found.append((layer, "custom", f"the registered class {registered}"))

@@ -26,7 +26,9 @@ verifier) before TFLite-Micro sees the bytes.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import struct
 
 from edgec.errors import ModelLoadError
@@ -65,6 +67,7 @@ _SCHEMA = {
     "ExternalBufferGroup": {0: _STR},
     "ExternalBuffer": {0: _S4, 1: _S4, 2: _S8, 3: _S8, 4: _STR},
 }
+_OPTIONS_FIELDS: dict[str, dict] = {}  # filled from the schema module by _options_names()
 _TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
 _KNOWN_TYPES = set(range(0, 20))
 _MAX_TABLES_PER_BYTE = 1  # a table takes at least 4 bytes; shared offsets must not multiply the work
@@ -187,7 +190,7 @@ class _Table:
 
 def _walk(r: _Reader, table: _Table, name: str, options: dict[int, str]):
     """Check every field of ``table`` (a ``name``) against the schema, recursively."""
-    for i, kind in _SCHEMA.get(name, _OPTIONS_VECTORS.get(name, {})).items():
+    for i, kind in _SCHEMA.get(name, _OPTIONS_FIELDS.get(name, {})).items():
         p = table.fields.get(i)
         if p is None:
             continue
@@ -217,14 +220,101 @@ def _walk(r: _Reader, table: _Table, name: str, options: dict[int, str]):
             _walk(r, table.sub(i), target or "", options)
 
 
+_FLAG_BYTES = {"Bool": 1, "Uint8": 1, "Int8": 1, "Uint16": 2, "Int16": 2, "Uint32": 4, "Int32": 4, "Float32": 4,
+               "Uint64": 8, "Int64": 8, "Float64": 8}
+_ACCESSOR = re.compile(r"Offset\((\d+)\)\)\n\s+if o != 0:\n\s+(?:return |x = |a = )?(.*)")
+
+
+@functools.lru_cache(maxsize=1)
 def _options_names() -> dict[int, str]:
+    """BuiltinOptions union type -> table name; the field kinds of every options table are added to
+    the schema, read from the accessors of the schema module LiteRT ships (generated code)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    return {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
+    names = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
+    with open(schema.__file__, encoding="utf-8") as fh:
+        sources = {chunk.split("(", 1)[0]: chunk for chunk in fh.read().split("\nclass ")}
+    for name in names.values():
+        if name not in sources or name in _OPTIONS_FIELDS:
+            continue
+        fields = {}
+        for offset, body in _ACCESSOR.findall(sources[name]):
+            field = (int(offset) - 4) // 2
+            if m := re.search(r"GetVectorAsNumpy\(flatbuffers\.number_types\.(\w+)Flags", body):
+                fields[field] = ("v", _FLAG_BYTES[m.group(1)])
+            elif m := re.search(r"Get\(flatbuffers\.number_types\.(\w+)Flags, o \+ self\._tab\.Pos\)", body):
+                fields.setdefault(field, ("s", _FLAG_BYTES[m.group(1)]))
+            elif "self._tab.String(" in body:
+                fields[field] = _STR
+            elif "self._tab.Vector(o)" in body:
+                fields.setdefault(field, ("v", 1))  # the length is checked; elements are not read here
+        _OPTIONS_FIELDS[name] = {**fields, **_OPTIONS_VECTORS.get(name, {})}
+    return names
 
 
-def _semantics(r: _Reader, model: _Table):
-    """Indices in range, buffers inside the file, tensor data consistent with shape and type."""
+_ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767)}
+# Operands each kernel reads without checking their count, and the options table it expects.
+_ARITY = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "AVERAGE_POOL_2D": 1, "MAX_POOL_2D": 1,
+          "ADD": 2, "SUB": 2, "MUL": 2, "SOFTMAX": 1, "RESHAPE": 1, "CONCATENATION": 1, "LOGISTIC": 1,
+          "TANH": 1, "QUANTIZE": 1, "DEQUANTIZE": 1, "MEAN": 2, "PAD": 2, "RELU": 1, "RELU6": 1}
+_OPTIONS_OF = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+               "FULLY_CONNECTED": "FullyConnectedOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
+               "MAX_POOL_2D": "Pool2DOptions", "ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions",
+               "SOFTMAX": "SoftmaxOptions", "RESHAPE": "ReshapeOptions", "CONCATENATION": "ConcatenationOptions"}
+
+
+def _quantization(r: _Reader, t: _Table, shape: list[int], ttype: int, where: str) -> tuple[float, ...]:
+    """The tensor's scales, after checking them and its zero points; () if it has none."""
+    q = t.sub(4)
+    if q is None:
+        return ()
+    scales = q.floats(2)
+    zps = []
+    if 3 in q.fields:
+        start, n = r.vector(q.fields[3], 8, where)
+        zps = list(struct.unpack_from(f"<{n}q", r.data, start))
+    if scales and zps and len(scales) != len(zps):
+        raise _Invalid(f"{where} has {len(scales)} scales but {len(zps)} zero points")
+    if any(not (math.isfinite(s) and s > 0) for s in scales):
+        raise _Invalid(f"{where} has a scale that is not a positive number")
+    lo, hi = _ZP_RANGE.get(ttype, (-(2**63), 2**63 - 1))
+    if any(not lo <= z <= hi for z in zps):
+        raise _Invalid(f"{where} has a zero point outside its type's range {lo}..{hi}")
+    dim = q.scalar(6, 4, signed=True)
+    if len(scales) > 1 and not (0 <= dim < len(shape) and shape[dim] == len(scales)):
+        raise _Invalid(f"{where} has {len(scales)} per-channel scales that do not match its shape "
+                       f"{shape} on dimension {dim}")
+    return tuple(scales)
+
+
+def _kernel_preconditions(name: str, op: _Table, ins: list[int], outs: list[int], scales: dict, where: str,
+                          option_names: dict[int, str]):
+    """What TFLite's kernels assert (and abort on) rather than report, checked here instead."""
+    if len(outs) < 1 or len(ins) < _ARITY.get(name, 0) or any(i < 0 for i in ins[:_ARITY.get(name, 0)]):
+        raise _Invalid(f"{where} ({name}) has {len(ins)} inputs and {len(outs)} outputs, too few")
+    expected = _OPTIONS_OF.get(name)
+    utype = op.scalar(3, 1)
+    if expected and utype and option_names.get(utype) != expected:
+        raise _Invalid(f"{where} ({name}) carries {option_names.get(utype, utype)} instead of {expected}")
+    s_in = [scales.get(i, ()) for i in ins]
+    s_out = scales.get(outs[0], ())
+    if name in ("ADD", "SUB") and len(s_in) >= 2 and s_in[0] and s_in[1] and s_out:
+        twice_max = 2 * max(s_in[0][0], s_in[1][0])
+        if not 0 < twice_max / ((1 << 20) * s_out[0]) < 1:  # left shift 20 for int8 (QuantizeMultiplierSmallerThanOneExp)
+            raise _Invalid(f"{where} ({name}) has input and output scales no integer kernel can rescale")
+    if name == "SOFTMAX" and s_in and s_in[0] and utype and option_names.get(utype) == "SoftmaxOptions":
+        beta = struct.unpack("<f", struct.pack("<I", op.sub(4).scalar(0, 4)))[0] if op.sub(4) else 1.0
+        if not beta * s_in[0][0] * (1 << 26) > 1:  # PreprocessSoftmaxScaling needs a multiplier over 1
+            raise _Invalid(f"{where} (SOFTMAX) has beta x input scale {beta * s_in[0][0]:.3g}, too small for "
+                           "the integer kernel")
+
+
+def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
+    """Indices in range, buffers inside the file, tensor data consistent with shape and type,
+    quantization parameters the integer kernels accept."""
+    from edgec.runtime.model_file import _op_names
+
+    op_names = _op_names()
     buffers = model.tables(4)
     codes = model.tables(1)
     subgraphs = model.tables(2)
@@ -243,6 +333,7 @@ def _semantics(r: _Reader, model: _Table):
     for s, g in enumerate(subgraphs):
         tensors = g.tables(0)
         nt = len(tensors)
+        scales = {}
         for k, t in enumerate(tensors):
             where = f"subgraph {s} tensor {k}"
             ttype = t.scalar(1, 1, signed=True)
@@ -259,15 +350,7 @@ def _semantics(r: _Reader, model: _Table):
                 if data_size[buf] != expected:
                     raise _Invalid(f"{where} has shape {shape} of type {ttype} ({expected} bytes) but its "
                                    f"buffer {buf} holds {data_size[buf]} bytes")
-            q = t.sub(4)
-            if q is not None:
-                scales, zps = len(q.floats(2)), r.vector(q.fields[3], 8, where)[1] if 3 in q.fields else 0
-                if scales and zps and scales != zps:
-                    raise _Invalid(f"{where} has {scales} scales but {zps} zero points")
-                dim = q.scalar(6, 4, signed=True)
-                if scales > 1 and not (0 <= dim < len(shape) and shape[dim] == scales):
-                    raise _Invalid(f"{where} has {scales} per-channel scales that do not match its shape "
-                                   f"{shape} on dimension {dim}")
+            scales[k] = _quantization(r, t, shape, ttype, where)
         for field, role in ((1, "input"), (2, "output")):
             for i in g.ints(field):
                 if not 0 <= i < nt:
@@ -280,6 +363,10 @@ def _semantics(r: _Reader, model: _Table):
                 for i in op.ints(field):
                     if not (-1 <= i < nt) or (i == -1 and role != "input"):
                         raise _Invalid(f"subgraph {s} op {k} {role} {i} is not one of its {nt} tensors")
+            c = codes[code]
+            builtin = max(c.scalar(3, 4, signed=True), c.scalar(0, 1, signed=True))
+            _kernel_preconditions(op_names.get(builtin, ""), op, op.ints(1), op.ints(2), scales,
+                                  f"subgraph {s} op {k}", option_names)
 
 
 def verify(data: bytes, source: str = "<bytes>") -> None:
@@ -291,8 +378,9 @@ def verify(data: bytes, source: str = "<bytes>") -> None:
     r = _Reader(bytes(data))
     try:
         model = r.table(r.deref(0, "the root offset"), "model")
-        _walk(r, model, "Model", _options_names())
-        _semantics(r, model)
+        option_names = _options_names()
+        _walk(r, model, "Model", option_names)
+        _semantics(r, model, option_names)
     except (_Invalid, struct.error, OverflowError) as exc:
         raise ModelLoadError(f"{source} is a corrupt TFLite model: {exc}; regenerate it with the TFLite "
                              "converter (`edgec build`)") from None

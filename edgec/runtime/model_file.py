@@ -153,7 +153,7 @@ class TFLiteModel:
         plan cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
         live = [[] for _ in self.ops]
         for i, (first, last) in sorted(self.lifetimes().items()):
-            for k in range(first, last + 1):
+            for k in range(max(first, 0), min(last, len(self.ops) - 1) + 1):
                 live[k].append(i)
         return live
 

@@ -1,0 +1,92 @@
+"""What the fuzzer feeds: one function per input kind, each taking the raw bytes of a file.
+
+Each target writes the bytes to a file with the kind's suffix and calls the
+same library function the CLI calls for that input. The only allowed outcomes
+are a result or an :class:`~edgec.errors.EdgecError`; anything else propagates
+and is a finding. The interpreter process dying is reported by edgec as an
+EdgecError (the CLI survives it), but it also means edgec's own verification
+let a harmful file through, so :data:`CHILD_CRASHES` counts those.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgec.errors import EdgecError
+
+WORKDIR = Path(tempfile.mkdtemp(prefix="edgec-fuzz-"))
+CHILD_CRASHES: list[str] = []
+FINDINGS = Path(__file__).resolve().parent / "findings"
+_SHAPE = (8, 8, 1)  # the seed models' input
+
+
+def _file(data: bytes, suffix: str) -> Path:
+    path = WORKDIR / f"input{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def _keep(path: Path):
+    """Save an input that crashed the interpreter process in fuzz/findings/ (not kept in git)."""
+    import hashlib
+
+    FINDINGS.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+    shutil.copy(path, FINDINGS / f"child-crash-{digest}{path.suffix}")
+
+
+def _allowed(fn, *args):
+    try:
+        fn(*args)
+        return "ok"
+    except EdgecError as exc:
+        text = exc.one_line()
+        if "crashed (" in text or "did not finish" in text:
+            CHILD_CRASHES.append(text)
+            _keep(Path(args[0]))
+        return "error"
+
+
+def check_tflite(data: bytes) -> str:
+    """`edgec check FILE.tflite --target cortex-m4`: verification, TFLite-Micro, LiteRT, budgets."""
+    from edgec.check import check
+
+    return _allowed(check, str(_file(data, ".tflite")), "cortex-m4")
+
+
+def load_npz(data: bytes) -> str:
+    """`--data FILE.npz`: size limits, headers, arrays, labels."""
+    from edgec.data import load_data
+
+    return _allowed(load_data, str(_file(data, ".npz")), _SHAPE)
+
+
+def load_h5(data: bytes) -> str:
+    """A model given as FILE.h5: the code scan, then the Keras loaders."""
+    from edgec.models import load_model
+
+    return _allowed(load_model, str(_file(data, ".h5")))
+
+
+def load_recipe(data: bytes) -> str:
+    """`--config edgec.toml`: TOML, keys, stages, budgets with units."""
+    from edgec.config import BuildConfig, load_recipe as read
+
+    return _allowed(lambda p: BuildConfig.from_dict(read(p)), str(_file(data, ".toml")))
+
+
+def load_target(data: bytes) -> str:
+    """`--target FILE.toml`: a target profile."""
+    from edgec import targets
+
+    return _allowed(targets.get, str(_file(data, ".toml")))
+
+
+TARGETS = {"tflite": check_tflite, "npz": load_npz, "h5": load_h5, "recipe": load_recipe, "target": load_target}
+SEEDS = Path(__file__).resolve().parents[1] / "tests" / "data" / "fuzz"
+
+
+atexit.register(shutil.rmtree, WORKDIR, True)
