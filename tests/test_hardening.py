@@ -138,6 +138,12 @@ def test_inconsistent_flatbuffers_are_refused(tiny_tflite, case):
         flatbuffer_check.verify(bad, "bad.tflite")
 
 
+def test_scales_that_made_tflite_micro_abort_are_refused():
+    found = Path(__file__).parent / "data" / "fuzz" / "tflite" / "regress-add-scale-aborted-tflite-micro"
+    with pytest.raises(ModelLoadError, match=r"op 2 \(ADD\) has input and output scales no integer kernel"):
+        flatbuffer_check.verify(found.read_bytes())
+
+
 def test_repacked_model_still_verifies(tiny_tflite):
     flatbuffer_check.verify(_mutated(tiny_tflite, lambda m: None))  # the oracle for the edits above
 
