@@ -91,5 +91,17 @@ def sample_build(tmp_path_factory):
     return out, proc
 
 
+def repacked_tflite(data: bytes, edit) -> bytes:
+    """``data`` after ``edit(model)`` on the flatbuffers object API's model, packed again."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    edit(obj)
+    b = flatbuffers.Builder(1024)
+    b.Finish(obj.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
 def have(*tools: str) -> bool:
     return all(shutil.which(t) for t in tools)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, run_cli
+from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
 
 SEED_TFLITE = Path(__file__).resolve().parent / "data" / "fuzz" / "tflite" / "seed.tflite"
 MODEL, DATA = str(SAMPLE / "digits.keras"), str(SAMPLE / "digits.npz")
@@ -26,15 +26,7 @@ def _read_only_dir(tmp: Path) -> Path:
 
 
 def _mutated(edit) -> bytes:
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    data = SEED_TFLITE.read_bytes()
-    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    edit(obj)
-    b = flatbuffers.Builder(1024)
-    b.Finish(obj.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    return repacked_tflite(SEED_TFLITE.read_bytes(), edit)
 
 
 def _negative_scale(m):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, run_cli
+from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
 from edgec import artifacts, limits
 from edgec.errors import ModelLoadError, OutputError, RuntimeCheckError
 from edgec.models import load_model
@@ -87,18 +87,6 @@ def test_custom_class_needs_custom_objects(tfk, tmp_path, monkeypatch):
 
 # ---- flatbuffer verification -----------------------------------------------------------------
 
-def _mutated(tflite: bytes, edit) -> bytes:
-    """The model after ``edit(model_object)``, repacked with the flatbuffers object API."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    obj = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
-    edit(obj)
-    b = flatbuffers.Builder(1024)
-    b.Finish(obj.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
 def _conv_weights(m):
     g = m.subgraphs[0]
     return next(t for t in g.tensors if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data) > 16)
@@ -133,7 +121,7 @@ SEMANTIC_CASES = {
 @pytest.mark.parametrize("case", sorted(SEMANTIC_CASES))
 def test_inconsistent_flatbuffers_are_refused(tiny_tflite, case):
     edit, words = SEMANTIC_CASES[case]
-    bad = _mutated(tiny_tflite, edit)
+    bad = repacked_tflite(tiny_tflite, edit)
     with pytest.raises(ModelLoadError, match=words):
         flatbuffer_check.verify(bad, "bad.tflite")
 
@@ -145,7 +133,7 @@ def test_scales_that_made_tflite_micro_abort_are_refused():
 
 
 def test_repacked_model_still_verifies(tiny_tflite):
-    flatbuffer_check.verify(_mutated(tiny_tflite, lambda m: None))  # the oracle for the edits above
+    flatbuffer_check.verify(repacked_tflite(tiny_tflite, lambda m: None))  # the oracle for the edits above
 
 
 def test_structural_damage_never_reaches_tflite_micro(tiny_tflite):
@@ -302,22 +290,27 @@ def test_interrupted_swap_never_mixes_old_and_new(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_during_a_build_leaves_the_previous_output(tmp_path):
-    """A real SIGINT to a real `edgec build`, at a random moment of its work."""
+    """A real SIGINT to a real `edgec build`, sent when it reports measuring the arena (mid-build,
+    with the interpreter process running)."""
     import subprocess
     import sys
 
     out = tmp_path / "out"
     before = _previous(out)
     proc = subprocess.Popen([sys.executable, "-m", "edgec", "build", str(SAMPLE / "digits.keras"), "-t",
-                             "cortex-m4", "-d", str(SAMPLE / "digits.npz"), "-o", str(out)],
+                             "cortex-m4", "-d", str(SAMPLE / "digits.npz"), "-o", str(out), "--verbose"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode in (130, 0), err
-    if proc.returncode == 130:
-        assert "Traceback" not in err and "interrupted" in err
-        assert _state(out) == before
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "measuring the TFLite-Micro arena" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(seen) + rest
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "edgec: interrupted; nothing was written" in err
+    assert _state(out) == before
     assert not [p for p in tmp_path.iterdir() if p.name != "out"]
 
 

@@ -162,19 +162,13 @@ class _Table:
         fmt = {1: "b", 2: "h", 4: "i", 8: "q"}[size]
         return struct.unpack_from("<" + (fmt if signed else fmt.upper()), self.r.data, p)[0]
 
-    def ints(self, i: int) -> list[int]:
+    def numbers(self, i: int, code: str = "i") -> list:
+        """Vector field ``i`` of 4-byte numbers: ``code`` "i" (int32) or "f" (float32)."""
         p = self.fields.get(i)
         if p is None:
             return []
         start, n = self.r.vector(p, 4, f"{self.what} field {i}")
-        return list(struct.unpack_from(f"<{n}i", self.r.data, start))
-
-    def floats(self, i: int) -> list[float]:
-        p = self.fields.get(i)
-        if p is None:
-            return []
-        start, n = self.r.vector(p, 4, f"{self.what} field {i}")
-        return list(struct.unpack_from(f"<{n}f", self.r.data, start))
+        return list(struct.unpack_from(f"<{n}{code}", self.r.data, start))
 
     def tables(self, i: int) -> list["_Table"]:
         p = self.fields.get(i)
@@ -268,7 +262,7 @@ def _quantization(r: _Reader, t: _Table, shape: list[int], ttype: int, where: st
     q = t.sub(4)
     if q is None:
         return ()
-    scales = q.floats(2)
+    scales = q.numbers(2, "f")
     zps = []
     if 3 in q.fields:
         start, n = r.vector(q.fields[3], 8, where)
@@ -339,7 +333,7 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
             ttype = t.scalar(1, 1, signed=True)
             if ttype not in _KNOWN_TYPES:
                 raise _Invalid(f"{where} has unknown type {ttype}")
-            shape = t.ints(0)
+            shape = t.numbers(0)
             if any(d < 0 for d in shape):
                 raise _Invalid(f"{where} has a negative dimension {shape}")
             buf = t.scalar(2, 4)
@@ -352,7 +346,7 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
                                    f"buffer {buf} holds {data_size[buf]} bytes")
             scales[k] = _quantization(r, t, shape, ttype, where)
         for field, role in ((1, "input"), (2, "output")):
-            for i in g.ints(field):
+            for i in g.numbers(field):
                 if not 0 <= i < nt:
                     raise _Invalid(f"subgraph {s} {role} {i} is not one of its {nt} tensors")
         for k, op in enumerate(g.tables(3)):
@@ -360,12 +354,12 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
             if code >= len(codes):
                 raise _Invalid(f"subgraph {s} op {k} uses operator code {code} of {len(codes)}")
             for field, role in ((1, "input"), (2, "output"), (8, "intermediate")):
-                for i in op.ints(field):
+                for i in op.numbers(field):
                     if not (-1 <= i < nt) or (i == -1 and role != "input"):
                         raise _Invalid(f"subgraph {s} op {k} {role} {i} is not one of its {nt} tensors")
             c = codes[code]
             builtin = max(c.scalar(3, 4, signed=True), c.scalar(0, 1, signed=True))
-            _kernel_preconditions(op_names.get(builtin, ""), op, op.ints(1), op.ints(2), scales,
+            _kernel_preconditions(op_names.get(builtin, ""), op, op.numbers(1), op.numbers(2), scales,
                                   f"subgraph {s} op {k}", option_names)
 
 
