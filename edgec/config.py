@@ -95,6 +95,14 @@ class TrainingConfig:
         return cfg
 
 
+def _names(value, key: str, example: str) -> tuple:
+    """A string or a list of non-empty strings, as a tuple."""
+    value = (value,) if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key} must be a list of names, like {key} = {example}")
+    return tuple(value)
+
+
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 EMIT_KINDS = ("c",)
 
@@ -140,14 +148,8 @@ class BuildConfig:
             raise ConfigError("stages must be a list of tables: [[stages]] name = \"prune\" ...")
         data["stages"] = tuple(st if isinstance(st, StageSpec) else StageSpec.from_dict(st, f"stages[{i}]")
                                for i, st in enumerate(stages))
-        if isinstance(data.get("custom_objects"), str):
-            data["custom_objects"] = (data["custom_objects"],)
-        data["custom_objects"] = tuple(data.get("custom_objects", ()))
-        if not all(isinstance(m, str) and m for m in data["custom_objects"]):
-            raise ConfigError("custom_objects must be module names, like [\"mypkg.layers\"]")
-        if isinstance(data.get("emit"), str):
-            data["emit"] = (data["emit"],)
-        data["emit"] = tuple(data.get("emit", ()))
+        data["custom_objects"] = _names(data.get("custom_objects", ()), "custom_objects", '["mypkg.layers"]')
+        data["emit"] = _names(data.get("emit", ()), "emit", '["c"]')
         unknown = [e for e in data["emit"] if e not in EMIT_KINDS]
         if unknown:
             raise ConfigError(f"emit {unknown[0]!r} is not known; use one of {', '.join(EMIT_KINDS)}")
