@@ -103,7 +103,7 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     m = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
          "arena": arena and arena.to_dict()}
     ops = op_table(tfl, target)
-    m["peak_live_bytes"] = max((r["live_bytes"] for r in ops), default=0)
+    m["peak_live_bytes"] = tfl.peak_live_bytes
     if codegen is not None:
         m["c"] = codegen
     if npu is not None:

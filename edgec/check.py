@@ -67,7 +67,7 @@ def inspect(path: str, target_name: str, kernels: str | None = None) -> dict:
     data, tfl = read_model_file(path)
     ops = budgets.op_table(tfl, target)
     return {"model": str(path), "target": target.name, "kernels": target.kernels, "macs": tfl.macs,
-            "parameters": tfl.params, "peak_live_bytes": max((o["live_bytes"] for o in ops), default=0),
+            "parameters": tfl.params, "peak_live_bytes": tfl.peak_live_bytes,
             "cycles_calibrated": target.kind == "mcu" and target.kernels in target.calibrated, "ops": ops}
 
 

@@ -17,7 +17,6 @@ Recipes and target profiles are text: at most ``MAX_TEXT_BYTES``.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import dataclasses
 import os
@@ -59,15 +58,6 @@ def current() -> Limits:
         limits = Limits()
         _CURRENT.set(limits)
     return limits
-
-
-@contextlib.contextmanager
-def using(limits: Limits):
-    token = _CURRENT.set(limits)
-    try:
-        yield limits
-    finally:
-        _CURRENT.reset(token)
 
 
 def set_current(limits: Limits) -> None:

@@ -96,6 +96,12 @@ _TF_KERAS_NAMESPACES = ("layers", "initializers", "regularizers", "constraints",
                         "losses", "metrics", "models", "mixed_precision")
 
 
+def _magic(p: Path) -> bytes:
+    """The first 8 bytes of a file, which tell a .keras zip from an HDF5 file."""
+    with open(p, "rb") as fh:
+        return fh.read(8)
+
+
 def _stored_config(p: Path):
     """The model's architecture as JSON data, read without running any of it (None if absent)."""
     if p.is_dir():
@@ -107,7 +113,7 @@ def _stored_config(p: Path):
         proto = saved_metadata_pb2.SavedMetadata()
         proto.ParseFromString(meta.read_bytes())
         return [json.loads(node.metadata) for node in proto.nodes if node.metadata]
-    head = p.read_bytes()[:8]
+    head = _magic(p)
     if head.startswith(b"PK"):
         with zipfile.ZipFile(p) as z:
             info = z.getinfo("config.json")
@@ -275,7 +281,7 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
                                      "pass a .keras/.h5 file or a SavedModel directory")
             model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
-            head = p.read_bytes()[:8]
+            head = _magic(p)
             if head.startswith(_HDF5_MAGIC):
                 try:
                     model, fmt = _load_tf_keras(p, safe_mode, custom), "h5"

@@ -216,7 +216,6 @@ def _state(out: Path) -> dict:
 def test_full_disk_leaves_the_previous_output(tmp_path, monkeypatch):
     out = tmp_path / "out"
     before = _previous(out)
-    real_write = os.write
     calls = {"n": 0}
 
     class FullFile:
@@ -245,7 +244,6 @@ def test_full_disk_leaves_the_previous_output(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _state(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left behind
-    del real_write
 
 
 def test_ctrl_c_while_writing_leaves_the_previous_output(tmp_path, monkeypatch):

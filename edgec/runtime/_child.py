@@ -12,11 +12,9 @@ import os
 import pickle
 import resource
 import signal
-import struct
 import sys
 
-_HEADER = struct.Struct("<Q")
-_ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")
+from edgec.runtime.sandbox import ALLOWED_MODULES, HEADER
 
 
 def _mapped_bytes() -> int:
@@ -60,7 +58,7 @@ def _answer(out, status, value):
         payload = pickle.dumps((status, value), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an unpicklable result or exception
         payload = pickle.dumps(("failed", f"{type(exc).__name__}: {exc}"))
-    out.write(_HEADER.pack(len(payload)) + payload)
+    out.write(HEADER.pack(len(payload)) + payload)
     out.flush()
 
 
@@ -72,11 +70,11 @@ def main():
 
     stdin = sys.stdin.buffer
     while True:
-        header = _read(stdin, _HEADER.size)
+        header = _read(stdin, HEADER.size)
         if header is None:
             return
-        module, name, args, kwargs = pickle.loads(_read(stdin, _HEADER.unpack(header)[0]))
-        if module not in _ALLOWED_MODULES:
+        module, name, args, kwargs = pickle.loads(_read(stdin, HEADER.unpack(header)[0]))
+        if module not in ALLOWED_MODULES:
             _answer(out, "failed", f"{module} may not run here")
             continue
         try:

@@ -67,7 +67,6 @@ _SCHEMA = {
     "ExternalBufferGroup": {0: _STR},
     "ExternalBuffer": {0: _S4, 1: _S4, 2: _S8, 3: _S8, 4: _STR},
 }
-_OPTIONS_FIELDS: dict[str, dict] = {}  # filled from the schema module by _options_names()
 _TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
 _KNOWN_TYPES = set(range(0, 20))
 _MAX_TABLES_PER_BYTE = 1  # a table takes at least 4 bytes; shared offsets must not multiply the work
@@ -182,9 +181,9 @@ class _Table:
         return None if p is None else self.r.table(self.r.deref(p, self.what), f"{self.what} field {i}")
 
 
-def _walk(r: _Reader, table: _Table, name: str, options: dict[int, str]):
+def _walk(r: _Reader, table: _Table, name: str, options_fields: dict[str, dict]):
     """Check every field of ``table`` (a ``name``) against the schema, recursively."""
-    for i, kind in _SCHEMA.get(name, _OPTIONS_FIELDS.get(name, {})).items():
+    for i, kind in _SCHEMA.get(name, options_fields.get(name, {})).items():
         p = table.fields.get(i)
         if p is None:
             continue
@@ -198,20 +197,20 @@ def _walk(r: _Reader, table: _Table, name: str, options: dict[int, str]):
         elif kind[0] == "v":
             r.vector(p, kind[1], what)
         elif kind[0] == "t":
-            _walk(r, table.sub(i), kind[1], options)
+            _walk(r, table.sub(i), kind[1], options_fields)
         elif kind[0] == "tv":
             for t in table.tables(i):
-                _walk(r, t, kind[1], options)
+                _walk(r, t, kind[1], options_fields)
         elif kind[0] == "u":
             utype = table.scalar(kind[1], 1)
             if kind[2] == "options2":
                 raise _Invalid(f"{table.what} has StableHLO options, which no int8 microcontroller runtime runs")
-            target = options.get(utype) if kind[2] == "options" else kind[2].get(utype)
+            target = _options_schema()[0].get(utype) if kind[2] == "options" else kind[2].get(utype)
             if utype == 0:
                 continue
             if target is None and kind[2] != "options":
                 raise _Invalid(f"{what} has an unknown union type {utype}")
-            _walk(r, table.sub(i), target or "", options)
+            _walk(r, table.sub(i), target or "", options_fields)
 
 
 _FLAG_BYTES = {"Bool": 1, "Uint8": 1, "Int8": 1, "Uint16": 2, "Int16": 2, "Uint32": 4, "Int32": 4, "Float32": 4,
@@ -220,16 +219,17 @@ _ACCESSOR = re.compile(r"Offset\((\d+)\)\)\n\s+if o != 0:\n\s+(?:return |x = |a 
 
 
 @functools.lru_cache(maxsize=1)
-def _options_names() -> dict[int, str]:
-    """BuiltinOptions union type -> table name; the field kinds of every options table are added to
-    the schema, read from the accessors of the schema module LiteRT ships (generated code)."""
+def _options_schema() -> tuple[dict[int, str], dict[str, dict]]:
+    """(BuiltinOptions union type -> table name, table name -> field kinds), the kinds read from the
+    accessors of the schema module LiteRT ships (generated code)."""
     from ai_edge_litert import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
     with open(schema.__file__, encoding="utf-8") as fh:
         sources = {chunk.split("(", 1)[0]: chunk for chunk in fh.read().split("\nclass ")}
+    fields_of = {}
     for name in names.values():
-        if name not in sources or name in _OPTIONS_FIELDS:
+        if name not in sources:
             continue
         fields = {}
         for offset, body in _ACCESSOR.findall(sources[name]):
@@ -242,8 +242,8 @@ def _options_names() -> dict[int, str]:
                 fields[field] = _STR
             elif "self._tab.Vector(o)" in body:
                 fields.setdefault(field, ("v", 1))  # the length is checked; elements are not read here
-        _OPTIONS_FIELDS[name] = {**fields, **_OPTIONS_VECTORS.get(name, {})}
-    return names
+        fields_of[name] = {**fields, **_OPTIONS_VECTORS.get(name, {})}
+    return names, fields_of
 
 
 _ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767)}
@@ -297,7 +297,8 @@ def _kernel_preconditions(name: str, op: _Table, ins: list[int], outs: list[int]
         if not 0 < twice_max / ((1 << 20) * s_out[0]) < 1:  # left shift 20 for int8 (QuantizeMultiplierSmallerThanOneExp)
             raise _Invalid(f"{where} ({name}) has input and output scales no integer kernel can rescale")
     if name == "SOFTMAX" and s_in and s_in[0] and utype and option_names.get(utype) == "SoftmaxOptions":
-        beta = struct.unpack("<f", struct.pack("<I", op.sub(4).scalar(0, 4)))[0] if op.sub(4) else 1.0
+        options = op.sub(4)
+        beta = struct.unpack("<f", struct.pack("<I", options.scalar(0, 4)))[0] if options else 1.0
         if not beta * s_in[0][0] * (1 << 26) > 1:  # PreprocessSoftmaxScaling needs a multiplier over 1
             raise _Invalid(f"{where} (SOFTMAX) has beta x input scale {beta * s_in[0][0]:.3g}, too small for "
                            "the integer kernel")
@@ -372,8 +373,8 @@ def verify(data: bytes, source: str = "<bytes>") -> None:
     r = _Reader(bytes(data))
     try:
         model = r.table(r.deref(0, "the root offset"), "model")
-        option_names = _options_names()
-        _walk(r, model, "Model", option_names)
+        option_names, options_fields = _options_schema()
+        _walk(r, model, "Model", options_fields)
         _semantics(r, model, option_names)
     except (_Invalid, struct.error, OverflowError) as exc:
         raise ModelLoadError(f"{source} is a corrupt TFLite model: {exc}; regenerate it with the TFLite "

@@ -9,7 +9,7 @@ neither TensorFlow nor the CLI), with an address-space limit
 :class:`~edgec.errors.RuntimeCheckError` naming the model (see
 :func:`model_label`) and the signal, and the next call starts a fresh child.
 
-The child only runs functions of the modules in ``_ALLOWED_MODULES``. Its
+The child only runs functions of the modules in ``ALLOWED_MODULES``. Its
 answers are unpickled with a whitelist of classes (NumPy arrays, edgec's
 errors and measurement records), so even a child that a hostile model had
 taken over could not make the parent run code.
@@ -33,9 +33,9 @@ import tempfile
 from edgec import limits
 from edgec.errors import RuntimeCheckError
 
-_ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")
+ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")  # also enforced by the child
+HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
-_HEADER = struct.Struct("<Q")
 TIMEOUT_S = 900.0  # one call: TFLite-Micro's arena bisection or a verification run
 
 
@@ -74,16 +74,16 @@ class _Child:
         return self.proc.poll() is None
 
     def send(self, payload: bytes):
-        self.proc.stdin.write(_HEADER.pack(len(payload)) + payload)
+        self.proc.stdin.write(HEADER.pack(len(payload)) + payload)
         self.proc.stdin.flush()
 
     def receive(self, timeout: float) -> bytes | None:
         """The answer, or None if the child died or timed out (it is then killed)."""
         fd = self.proc.stdout
-        header = self._read(fd, _HEADER.size, timeout)
+        header = self._read(fd, HEADER.size, timeout)
         if header is None:
             return None
-        return self._read(fd, _HEADER.unpack(header)[0], timeout)
+        return self._read(fd, HEADER.unpack(header)[0], timeout)
 
     def _read(self, fh, n: int, timeout: float) -> bytes | None:
         buf = io.BytesIO()
@@ -132,9 +132,9 @@ def shutdown():
         _child = None
 
 
-def _death(child: _Child, runtime: str, timed_out: bool, timeout: float) -> RuntimeCheckError:
+def _death(child: _Child, runtime: str, timeout: float) -> RuntimeCheckError:
     label = _LABEL.get()
-    if timed_out:
+    if child.timed_out:
         return RuntimeCheckError(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
                                  "stopped; the model is far too large or malformed; check it with `edgec inspect`")
     code = child.proc.returncode
@@ -154,7 +154,7 @@ def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, **kwargs):
     Raises:
         RuntimeCheckError: the child crashed, ran out of memory or time.
     """
-    if fn.__module__ not in _ALLOWED_MODULES:
+    if fn.__module__ not in ALLOWED_MODULES:
         raise ValueError(f"{fn.__module__}.{fn.__qualname__} may not run in the interpreter process")
     payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
     child = _get()
@@ -165,7 +165,7 @@ def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, **kwargs):
         answer = None
     if answer is None:
         child.kill()
-        raise _death(child, runtime, child.timed_out, timeout)
+        raise _death(child, runtime, timeout)
     status, value = _Unpickler(io.BytesIO(answer)).load()
     if status == "ok":
         return value
