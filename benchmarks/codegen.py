@@ -17,53 +17,33 @@ interpreter object or its stack; the C side's RAM includes its measured stack.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "models"
-SAMPLE = ROOT / "samples" / "digits"
-sys.path.insert(0, str(ROOT))
 
-
-def _models(tmp: Path) -> list[tuple[str, Path]]:
-    out = tmp / "digits"
-    subprocess.run([sys.executable, "-m", "edgec", "build", str(SAMPLE / "digits.keras"), "--target", "cortex-m4",
-                    "--data", str(SAMPLE / "digits.npz"), "--out", str(out), "--quiet"], check=True)
-    models = [("samples/digits (int8 by edgec)", out / "digits.tflite")]
-    for name in ("kws_ref_model.tflite", "ic_resnet8_ref_int8.tflite"):
-        if (SHARED / name).exists():
-            models.append((f"{name} (MLPerf Tiny reference)", SHARED / name))
-    return models
-
-
-def bench_codegen() -> list[dict]:
+def run(models: list[tuple[str, Path]]) -> list[dict]:
     from edgec import targets
     from edgec.codegen.verify import emit_and_verify, probe_inputs
     from edgec.runtime import micro
     from edgec.runtime.model_file import read_model_file
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, path in _models(Path(tmp)):
-            data, tfl = read_model_file(path)
-            arena = micro.measure_arena(data)
-            gen, c = emit_and_verify(data, tfl, "model", path.name, probe_inputs(tfl, 100), mcu="require",
-                                     target=targets.get("cortex-m4"))
-            mcu = c["mcu"]
-            rows.append({
-                "model": label, "macs": tfl.macs, "tflite_bytes": tfl.nbytes, "tflm_arena_bytes": arena.bytes,
-                "c_arena_bytes": gen.arena_bytes, "c_stack_bytes": mcu["stack_bytes"],
-                "c_ram_bytes": mcu["ram_total_bytes"], "c_flash_bytes": mcu["flash_bytes"],
-                "c_code_bytes": mcu["code_bytes"], "instructions": mcu["instructions_per_inference"],
-                "instructions_per_mac": round(mcu["instructions_per_mac"], 2),
-                "bit_exact_host": c["host"]["samples"], "bit_exact_qemu": mcu["samples"],
-                "ram_ratio": round(mcu["ram_total_bytes"] / arena.bytes, 3),
-                "arena_ratio": round(gen.arena_bytes / arena.bytes, 3),
-                "flash_ratio": round(mcu["flash_bytes"] / tfl.nbytes, 3),
-            })
+    for label, path in models:
+        data, tfl = read_model_file(path)
+        arena = micro.measure_arena(data)
+        gen, c = emit_and_verify(data, tfl, "model", path.name, probe_inputs(tfl, 100), mcu="require",
+                                 target=targets.get("cortex-m4"))
+        mcu = c["mcu"]
+        rows.append({
+            "model": label, "macs": tfl.macs, "tflite_bytes": tfl.nbytes, "tflm_arena_bytes": arena.bytes,
+            "c_arena_bytes": gen.arena_bytes, "c_stack_bytes": mcu["stack_bytes"],
+            "c_ram_bytes": mcu["ram_total_bytes"], "c_flash_bytes": mcu["flash_bytes"],
+            "c_code_bytes": mcu["code_bytes"], "instructions": mcu["instructions_per_inference"],
+            "instructions_per_mac": round(mcu["instructions_per_mac"], 2),
+            "bit_exact_host": c["host"]["samples"], "bit_exact_qemu": mcu["samples"],
+            "ram_ratio": round(mcu["ram_total_bytes"] / arena.bytes, 3),
+            "arena_ratio": round(gen.arena_bytes / arena.bytes, 3),
+            "flash_ratio": round(mcu["flash_bytes"] / tfl.nbytes, 3),
+        })
     return rows
 
 
@@ -87,6 +67,3 @@ def markdown(rows: list[dict]) -> list[str]:
               "cycles on a real Cortex-M4 are higher (multi-cycle loads, 64-bit multiplies, branches).", ""]
     return lines
 
-
-if __name__ == "__main__":
-    print("\n".join(markdown(bench_codegen())))

@@ -1,0 +1,80 @@
+"""Tool overhead: `edgec build` (post-training int8 only) against the plain TensorFlow script.
+
+Both are whole processes started the same way, alternating, on the same model
+and data. edgec does more than the script (it verifies the int8 model against
+the float one in LiteRT and TFLite-Micro, measures the arena and host latency,
+writes headers and reports): the ratio is what that costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from common import EDGEC, INPUTS, REFERENCES, ROOT, SAMPLE, SHARED, median, run_measured, shared_present
+
+PLAIN = ROOT / "benchmarks" / "plain_tf.py"
+
+
+def _cases(tmp: Path) -> list[tuple[str, Path, Path, int]]:
+    cases = [("samples/digits/digits.keras", SAMPLE / "digits.keras", SAMPLE / "digits.npz", 5)]
+    if shared_present():
+        spec = next(r for r in REFERENCES if r["float"].endswith(".h5"))
+        data = tmp / "overhead-resnet8.npz"
+        x = INPUTS[spec["inputs"]](400, 2)
+        np.savez(data, x_train=x[:300], x_val=x[300:])
+        cases.append((spec["float"], SHARED / spec["float"], data, 3))
+    return cases
+
+
+def run(tmp: Path) -> list[dict]:
+    from edgec.config import BuildConfig
+
+    sys.path.insert(0, str(PLAIN.parent))
+    from plain_tf import CALIBRATION_SAMPLES
+
+    if CALIBRATION_SAMPLES != BuildConfig.calibration_samples:
+        raise RuntimeError("plain_tf.py must calibrate on as many samples as edgec does")
+    rows = []
+    for label, model, data, runs in _cases(tmp):
+        edgec = EDGEC + ["build", str(model), "--target", "cortex-m4", "--data", str(data), "--out",
+                         str(tmp / "overhead-edgec"), "--quiet"]
+        plain = [sys.executable, str(PLAIN), str(model), str(data), str(tmp / "overhead-plain")]
+        run_measured(plain), run_measured(edgec)  # warm the file caches
+        sides = {"edgec": [], "plain": []}
+        for i in range(runs):
+            order = ("plain", "edgec") if i % 2 == 0 else ("edgec", "plain")
+            for side in order:
+                sides[side].append(run_measured(edgec if side == "edgec" else plain))
+        row = {"model": label, "runs": runs}
+        for side, costs in sides.items():
+            row[side] = {key: median([getattr(c, key) for c in costs])
+                         for key in (f.name for f in dataclasses.fields(costs[0]))}
+        row["time_ratio"] = round(row["edgec"]["seconds"] / row["plain"]["seconds"], 2)
+        row["memory_ratio"] = round(row["edgec"]["peak_tree_rss"] / row["plain"]["peak_tree_rss"], 2)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> list[str]:
+    mib = 1 << 20
+    lines = ["## Tool overhead: `edgec build` (post-training int8) vs the plain TensorFlow script + `xxd -i`", "",
+             "| model | runs | edgec s | plain s | **time edgec / plain** | edgec peak MiB | plain peak MiB | "
+             "**memory edgec / plain** | largest single process: edgec MiB | plain MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e, p = r["edgec"], r["plain"]
+        lines.append(f"| {r['model']} | {r['runs']} | {e['seconds']:.1f} | {p['seconds']:.1f} | "
+                     f"**{r['time_ratio']}x** | {e['peak_tree_rss'] / mib:.0f} | {p['peak_tree_rss'] / mib:.0f} | "
+                     f"**{r['memory_ratio']}x** | {e['peak_process_rss'] / mib:.0f} | {p['peak_process_rss'] / mib:.0f} |")
+    lines += ["", "Medians of alternating runs on this machine (wall time of whole processes, including imports). "
+              "Peak memory: the largest sum of resident memory over the process and its children (edgec runs its "
+              "interpreters in a child process), sampled every 10 ms; the last columns are the kernel's exact "
+              "peak of the largest single process. The plain script only converts and dumps; `edgec build` also "
+              "verifies the int8 model against the float one (LiteRT and TFLite-Micro), measures the arena and "
+              "host latency, and writes headers and reports. "
+              "The peer script is [`benchmarks/plain_tf.py`](plain_tf.py).", ""]
+    return lines
