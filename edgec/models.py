@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from edgec import _tf, keras_bridge, limits
-from edgec.errors import ModelLoadError
+from edgec.errors import EdgecError, ModelLoadError
+from edgec.runtime import hdf5, sandbox
 
 _log = logging.getLogger(__name__)
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclasses.dataclass
@@ -102,8 +102,12 @@ def _magic(p: Path) -> bytes:
         return fh.read(8)
 
 
-def _stored_config(p: Path):
-    """The model's architecture as JSON data, read without running any of it (None if absent)."""
+def _stored_config(p: Path, h5_config: str | None):
+    """The model's architecture as JSON data, read without running any of it (None if absent).
+
+    ``h5_config`` is the ``model_config`` text :func:`edgec.runtime.hdf5.preflight`
+    read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself.
+    """
     if p.is_dir():
         meta = p / "keras_metadata.pb"
         if not meta.exists():
@@ -121,14 +125,8 @@ def _stored_config(p: Path):
                 raise ModelLoadError(f"{p}'s config.json is {info.file_size:,} bytes; that is not a model "
                                      "architecture; check the file")
             return json.loads(z.read(info))
-    if head.startswith(_HDF5_MAGIC):
-        import h5py
-
-        with h5py.File(p, "r") as f:
-            text = f.attrs.get("model_config")
-        if text is None:
-            return None
-        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    if head.startswith(hdf5.MAGIC) and h5_config is not None:
+        return json.loads(h5_config)
     return None
 
 
@@ -255,9 +253,14 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     if p.is_file():
         limits.check_file_size(p, "model")
     custom = import_custom_objects(tuple(custom_objects))
+    h5_config = None
+    head = _magic(p) if p.is_file() else b""
+    if head == hdf5.MAGIC or head.startswith(b"PK"):
+        with sandbox.model_label(p.name):  # libhdf5 reads the file in the sandbox first (see runtime.hdf5)
+            h5_config = hdf5.preflight(p, limits.current().max_input_bytes)
     try:
-        config = _stored_config(p)
-    except ModelLoadError:
+        config = _stored_config(p, h5_config)
+    except EdgecError:
         raise
     except Exception:
         config = None  # unreadable: the loader below reports what is wrong with the file
@@ -282,7 +285,7 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
             model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
             head = _magic(p)
-            if head.startswith(_HDF5_MAGIC):
+            if head.startswith(hdf5.MAGIC):
                 try:
                     model, fmt = _load_tf_keras(p, safe_mode, custom), "h5"
                 except ModelLoadError:

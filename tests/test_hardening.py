@@ -62,6 +62,49 @@ def test_lambda_in_hdf5_is_refused_before_loading(tfk, tmp_path):
     assert not marker.exists()
 
 
+def test_hdf5_is_read_in_the_sandbox_before_keras_sees_it(tfk, tmp_path, monkeypatch):
+    """A crash of libhdf5 on the first read is an error naming the file, and Keras never opens it."""
+    model = tmp_path / "m.h5"
+    inp = tfk.Input((4,))
+    tfk.Model(inp, tfk.layers.Dense(2)(inp)).save(model)
+    calls = []
+
+    def crashed(fn, *args, runtime, **kwargs):
+        calls.append((fn.__module__, runtime))
+        raise RuntimeCheckError(f"{runtime} crashed (SIGSEGV) on {sandbox._LABEL.get()}")  # as sandbox.call does
+
+    monkeypatch.setattr(sandbox, "call", crashed)
+    monkeypatch.setattr("edgec.models._load_any", lambda *a: pytest.fail("Keras opened the file"))
+    with pytest.raises(RuntimeCheckError, match=r"libhdf5 \(h5py\) crashed \(SIGSEGV\) on m.h5"):
+        load_model(model)
+    assert calls == [("edgec.runtime.hdf5", "libhdf5 (h5py)")]
+
+
+def test_hdf5_dataset_expanding_past_the_limit_is_refused(tmp_path):
+    import h5py
+
+    model = tmp_path / "bomb.h5"
+    with h5py.File(model, "w") as f:
+        f.create_dataset("w", shape=(1 << 22,), dtype="f4", compression="gzip", fillvalue=0.0)
+        f.attrs["model_config"] = "{}"
+    assert model.stat().st_size < 100_000
+    proc = run_cli("--max-input-size", "4MiB", "build", str(model), "--target", "cortex-m4", "--data", "random",
+                   "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, 2, "dataset /w expands to 16,777,216 bytes", "--max-input-size")
+
+
+def test_hdf5_reading_other_files_is_refused(tmp_path):
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\x01" * 64)
+    model = tmp_path / "ext.h5"
+    with h5py.File(model, "w") as f:
+        f.create_dataset("w", shape=(16,), dtype="f4", external=[(str(secret), 0, 64)])
+    with pytest.raises(ModelLoadError, match="reads its data from other files"):
+        load_model(model)
+
+
 CUSTOM_LAYER = '''
 import tf_keras as k
 

@@ -2,5 +2,6 @@
 
 ``model_file`` parses the flatbuffer, ``litert`` runs it with the LiteRT
 interpreter, ``micro`` with the TFLite-Micro interpreter (and measures its
-arena). Nothing here imports TensorFlow, so ``edgec check`` stays fast.
+arena), ``hdf5`` reads a Keras model's HDF5 data first in the sandbox
+(``sandbox``, the child process all of them run in). Nothing here imports TensorFlow, so ``edgec check`` stays fast.
 """

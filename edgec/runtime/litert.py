@@ -56,6 +56,51 @@ def host_latency_ms(data: bytes, runs: int = 50, warmup: int = 5, threads: int =
     return sandbox.call(_host_latency_ms, bytes(data), runs, warmup, threads, runtime="LiteRT")
 
 
+def numeric_verify_stats(data: bytes, x: np.ndarray) -> list[dict]:
+    """Both sides of every NumericVerify op of a quantization-debugger model, summed over ``x`` (in the sandbox).
+
+    Per op, in graph order: the quantized op it checks (``op``), its int8
+    output tensor's name and scale, ``sums`` = (sum (f - dq)^2, sum f*dq,
+    sum f^2, sum dq^2) of the float output f against the dequantized int8
+    output dq, and ``count``, the elements summed.
+    """
+    return sandbox.call(_numeric_verify_stats, bytes(data), np.asarray(x, np.float32), runtime="LiteRT")
+
+
+def _numeric_verify_stats(data: bytes, x: np.ndarray) -> list[dict]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        with captured_fd2():
+            it = Interpreter(model_content=data, experimental_preserve_all_tensors=True,  # no XNNPACK: it fuses
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            it.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        raise RuntimeCheckError(f"the LiteRT interpreter refused the quantization-debugging model: "
+                                f"{' '.join(str(exc).split())}") from None
+    ops = it._get_ops_details()
+    producer = {t: op["index"] for op in ops for t in op["outputs"]}
+    rows = []
+    for op in (o for o in ops if o["op_name"] == "NumericVerify"):
+        q = it._get_tensor_details(op["inputs"][0], 0)
+        rows.append({"q": op["inputs"][0], "f": op["inputs"][1], "tensor": q["name"],
+                     "op": ops[producer[op["inputs"][0]]]["op_name"],
+                     "scale": float(q["quantization_parameters"]["scales"][0]),
+                     "zero_point": int(q["quantization_parameters"]["zero_points"][0]),
+                     "sums": np.zeros(4), "count": 0})
+    inp = it.get_input_details()[0]
+    for sample in x:
+        it.set_tensor(inp["index"], sample[None])
+        it.invoke()
+        for r in rows:
+            dq = (it.get_tensor(r["q"]).astype(np.float64) - r["zero_point"]) * r["scale"]
+            f = it.get_tensor(r["f"]).astype(np.float64)
+            r["sums"] += [np.sum((f - dq) ** 2), np.sum(f * dq), np.sum(f * f), np.sum(dq * dq)]
+            r["count"] += f.size
+    return [{"op": r["op"], "tensor": r["tensor"], "scale": r["scale"], "sums": tuple(float(v) for v in r["sums"]),
+             "count": int(r["count"])} for r in rows]
+
+
 def _run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool) -> np.ndarray:
     it = interpreter(data, reference_kernels=reference_kernels)
     inp = it.get_input_details()[0]

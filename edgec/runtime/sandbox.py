@@ -1,8 +1,9 @@
-"""Run the C++ interpreters (LiteRT, TFLite-Micro) in a child process.
+"""Run the C++ code that parses untrusted models (LiteRT, TFLite-Micro, libhdf5) in a child process.
 
 A model that crashes an interpreter (a segfault, an abort, a hang, memory
 exhaustion) must not take edgec down with it. Every call that hands model
-bytes to LiteRT or TFLite-Micro goes through :func:`call`: the function runs
+bytes to LiteRT or TFLite-Micro, and the first read of a model's HDF5 data
+(:mod:`edgec.runtime.hdf5`), goes through :func:`call`: the function runs
 in one long-lived child (``python -m edgec.runtime._child``, which imports
 neither TensorFlow nor the CLI), with an address-space limit
 (:mod:`edgec.limits`) and a time limit. If the child dies, the call raises a
@@ -33,7 +34,7 @@ import tempfile
 from edgec import limits
 from edgec.errors import RuntimeCheckError
 
-ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert")  # also enforced by the child
+ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.runtime.hdf5")  # also enforced by the child
 HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
 TIMEOUT_S = 900.0  # one call: TFLite-Micro's arena bisection or a verification run
@@ -132,7 +133,10 @@ def shutdown():
         _child = None
 
 
-def _death(child: _Child, runtime: str, timeout: float) -> RuntimeCheckError:
+_REBUILD = "rebuild it with `edgec build`"
+
+
+def _death(child: _Child, runtime: str, timeout: float, fix: str) -> RuntimeCheckError:
     label = _LABEL.get()
     if child.timed_out:
         return RuntimeCheckError(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
@@ -145,11 +149,14 @@ def _death(child: _Child, runtime: str, timeout: float) -> RuntimeCheckError:
     mem = limits.current().memory_bytes
     return RuntimeCheckError(f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
                              f"malformed in a way they miss, needs more than the {mem // 2**20} MiB allowed "
-                             "(--max-memory), or hits an interpreter bug; rebuild it with `edgec build`")
+                             f"(--max-memory), or hits a bug in {runtime}; {fix}")
 
 
-def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, **kwargs):
+def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str = _REBUILD, **kwargs):
     """``fn(*args, **kwargs)`` run in the child; its EdgecErrors are re-raised here.
+
+    ``runtime`` names the C++ library ``fn`` drives and ``fix`` what the user
+    should do, for the messages when the child dies or fails.
 
     Raises:
         RuntimeCheckError: the child crashed, ran out of memory or time.
@@ -165,10 +172,10 @@ def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, **kwargs):
         answer = None
     if answer is None:
         child.kill()
-        raise _death(child, runtime, timeout)
+        raise _death(child, runtime, timeout, fix)
     status, value = _Unpickler(io.BytesIO(answer)).load()
     if status == "ok":
         return value
     if status == "error":
         raise value
-    raise RuntimeCheckError(f"{runtime} failed on {_LABEL.get()}: {value}; rebuild the model with `edgec build`")
+    raise RuntimeCheckError(f"{runtime} failed on {_LABEL.get()}: {value}; {fix}")
