@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
+from conftest import ROOT, SAMPLE, assert_one_line_error, repacked_tflite, run_cli
 from edgec import artifacts, limits
 from edgec.errors import ModelLoadError, OutputError, RuntimeCheckError
 from edgec.models import load_model
@@ -78,6 +78,16 @@ def test_hdf5_is_read_in_the_sandbox_before_keras_sees_it(tfk, tmp_path, monkeyp
     with pytest.raises(RuntimeCheckError, match=r"libhdf5 \(h5py\) crashed \(SIGSEGV\) on m.h5"):
         load_model(model)
     assert calls == [("edgec.runtime.hdf5", "libhdf5 (h5py)")]
+
+
+@pytest.mark.parametrize("name", ["regress-libhdf5-segv-1.h5", "regress-libhdf5-segv-2.h5"])
+def test_hdf5_that_crashes_libhdf5_is_an_error_naming_the_file(tmp_path, name):
+    """Bit-flipped Keras .h5 files (found by fuzzing) on which h5py segfaults; edgec 06fefa3 died with them."""
+    model = tmp_path / "model.h5"
+    model.write_bytes((ROOT / "tests" / "data" / "fuzz" / "h5" / name).read_bytes())
+    proc = run_cli("build", str(model), "--target", "cortex-m4", "--data", "random", "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, 2, "libhdf5 (h5py) crashed (SIGSEGV) on model.h5", "re-save the model")
+    assert not (tmp_path / "out").exists()
 
 
 def test_hdf5_dataset_expanding_past_the_limit_is_refused(tmp_path):
@@ -236,6 +246,34 @@ def test_a_crash_in_the_interpreter_is_an_error_naming_the_model(tiny_tflite):
 def test_a_hanging_interpreter_is_stopped(tiny_tflite):
     with pytest.raises(RuntimeCheckError, match="did not finish .* within 1 s"):
         sandbox.call(litert._host_latency_ms, tiny_tflite, 10**9, 0, 1, runtime="LiteRT", timeout=1.0)
+
+
+def test_the_interpreter_process_dies_with_edgec(tiny_tflite, tmp_path):
+    """A child stuck in C code (here: a very long LiteRT loop) does not outlive a killed edgec."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tiny_tflite)
+    code = ("import sys; from edgec.runtime import litert, sandbox; litert.host_latency_ms(open(sys.argv[1], 'rb')"
+            ".read(), runs=1, warmup=0); print(sandbox._child.proc.pid, flush=True); "
+            "sandbox.call(litert._host_latency_ms, open(sys.argv[1], 'rb').read(), 10**9, 0, 1, runtime='LiteRT')")
+    edgec = subprocess.Popen([sys.executable, "-c", code, str(model)], stdout=subprocess.PIPE, text=True)
+    child = int(edgec.stdout.readline())
+    time.sleep(0.5)
+    edgec.kill()
+    edgec.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as fh:  # a zombie waiting for init to reap it is gone too
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the interpreter process outlived edgec")
 
 
 def test_only_interpreter_functions_run_in_the_child():

@@ -2,7 +2,7 @@
 
 Reads length-prefixed pickled calls on stdin, runs them, and answers on a
 private copy of stdout: the C++ code's own prints go to stderr, so they cannot
-corrupt the answers. Once LiteRT and TFLite-Micro are loaded, limits its
+corrupt the answers. Dies with edgec (PR_SET_PDEATHSIG). Once LiteRT and TFLite-Micro are loaded, limits its
 address space to what it maps then plus ``EDGEC_CHILD_MEMORY_BYTES``, and
 writes no core files. Exits when stdin closes.
 """
@@ -23,6 +23,20 @@ def _mapped_bytes() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _die_with_parent():
+    """Be killed when edgec exits, even while stuck in C code that never reads stdin again (a damaged HDF5
+    file can send libhdf5 into an endless loop): otherwise a killed edgec would leave it spinning."""
+    import ctypes
+
+    parent = int(os.environ.get("EDGEC_PARENT_PID", "0"))
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the child still exits when stdin closes
+    if parent and os.getppid() != parent:  # edgec died before the line above
+        os._exit(1)
 
 
 def _limit_resources():
@@ -65,6 +79,7 @@ def _answer(out, status, value):
 def main():
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints of the C++ code must not reach the answer stream
+    _die_with_parent()
     _limit_resources()
     from edgec.errors import EdgecError
 

@@ -22,6 +22,10 @@ from edgec.errors import EdgecError, ModelLoadError
 from edgec.runtime import sandbox
 
 MAX_OBJECTS = 100_000  # groups + datasets; a Keras model has a few per layer
+# Reading a model's HDF5 data takes well under a second per 20 MB; damaged files can send libhdf5 into an
+# endless loop (found by fuzzing), so the walk gets this long before the child is stopped.
+TIMEOUT_BASE_S = 30.0
+TIMEOUT_BYTES_PER_S = 20e6
 MAGIC = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of an HDF5 file
 
 
@@ -37,9 +41,10 @@ def preflight(path: Path, max_bytes: int) -> str | None:
 
     Raises:
         ModelLoadError: the HDF5 data is damaged, or expands past ``max_bytes``.
-        RuntimeCheckError: libhdf5 crashed on it (the child died).
+        RuntimeCheckError: libhdf5 crashed on it (the child died) or did not finish in time.
     """
-    return sandbox.call(_preflight, str(path), max_bytes, runtime="libhdf5 (h5py)",
+    timeout = TIMEOUT_BASE_S + path.stat().st_size / TIMEOUT_BYTES_PER_S
+    return sandbox.call(_preflight, str(path), max_bytes, runtime="libhdf5 (h5py)", timeout=timeout,
                         fix="re-save the model with Keras")
 
 

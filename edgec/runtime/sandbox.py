@@ -66,7 +66,8 @@ class _Child:
     def __init__(self):
         self.log = tempfile.TemporaryFile()
         self.timed_out = False
-        env = dict(os.environ, EDGEC_CHILD_MEMORY_BYTES=str(limits.current().memory_bytes))
+        env = dict(os.environ, EDGEC_CHILD_MEMORY_BYTES=str(limits.current().memory_bytes),
+                   EDGEC_PARENT_PID=str(os.getpid()))
         self.proc = subprocess.Popen([sys.executable, "-m", "edgec.runtime._child"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, env=env,
                                      start_new_session=True)
@@ -140,7 +141,7 @@ def _death(child: _Child, runtime: str, timeout: float, fix: str) -> RuntimeChec
     label = _LABEL.get()
     if child.timed_out:
         return RuntimeCheckError(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
-                                 "stopped; the model is far too large or malformed; check it with `edgec inspect`")
+                                 f"stopped; the model is far too large or malformed; {fix}")
     code = child.proc.returncode
     try:
         how = signal.Signals(-code).name if code < 0 else f"exit code {code}"
