@@ -5,8 +5,8 @@ NumericVerify op after every quantized op; that op's float input is the float
 op computed on the *dequantized inputs of the same op*, so each layer's error
 is its own, not inherited from the layers before it. edgec builds that
 instrumented model from the same converter settings and calibration samples
-as the shipped model, runs it with LiteRT (in edgec's sandbox) on validation inputs, and reads both
-sides of every NumericVerify op itself (the debugger's own direct-compare
+as the shipped model, runs it with LiteRT (in edgec's sandbox) on validation
+inputs, and reads both sides of every NumericVerify op itself (the debugger's own direct-compare
 hook read the wrong float tensors here, TF 2.21). Per layer: RMSE of the
 int8 output against the float output in units of the output's quantization
 step (RMSE / scale; about 0.29 is rounding alone), and the cosine similarity

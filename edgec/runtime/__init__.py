@@ -2,6 +2,7 @@
 
 ``model_file`` parses the flatbuffer, ``litert`` runs it with the LiteRT
 interpreter, ``micro`` with the TFLite-Micro interpreter (and measures its
-arena), ``hdf5`` reads a Keras model's HDF5 data first in the sandbox
-(``sandbox``, the child process all of them run in). Nothing here imports TensorFlow, so ``edgec check`` stays fast.
+arena), ``hdf5`` reads a Keras model's HDF5 data first; all three run in
+``sandbox``'s child process. Nothing here imports TensorFlow, so
+``edgec check`` stays fast.
 """

@@ -2,9 +2,10 @@
 
 Reads length-prefixed pickled calls on stdin, runs them, and answers on a
 private copy of stdout: the C++ code's own prints go to stderr, so they cannot
-corrupt the answers. Dies with edgec (PR_SET_PDEATHSIG). Once LiteRT and TFLite-Micro are loaded, limits its
+corrupt the answers. Once LiteRT and TFLite-Micro are loaded, limits its
 address space to what it maps then plus ``EDGEC_CHILD_MEMORY_BYTES``, and
-writes no core files. Exits when stdin closes.
+writes no core files. Exits when stdin closes, and is killed when edgec dies
+(PR_SET_PDEATHSIG), even if stuck in C code.
 """
 
 import importlib
