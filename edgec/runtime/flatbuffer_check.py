@@ -21,7 +21,8 @@ bounds) and their vector fields (Reshape, Squeeze, Bucketize,
 ConcatEmbeddings) as vectors. StableHLO options (``builtin_options_2``) are
 refused: no int8 microcontroller runtime runs those ops. A second, complete
 verification happens in the sandboxed child (LiteRT's generated flatbuffer
-verifier) before TFLite-Micro sees the bytes.
+verifier) before TFLite-Micro sees the bytes; ``fuzz/verifier_diff.py``
+checks that this one refuses everything that one refuses.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ class _Reader:
         """The position a uoffset at ``pos`` points to."""
         if pos % 4:
             raise _Invalid(f"{what} is misaligned")
-        target = pos + self.u32(pos, what)
+        offset = self.u32(pos, what)
+        if offset == 0:  # points at itself (the generated verifiers refuse it)
+            raise _Invalid(f"{what} points at itself")
+        target = pos + offset
         self.need(target, 4, what)
         return target
 
@@ -207,6 +211,7 @@ def _walk(r: _Reader, table: _Table, name: str, options_fields: dict[str, dict])
                 raise _Invalid(f"{table.what} has StableHLO options, which no int8 microcontroller runtime runs")
             target = _options_schema()[0].get(utype) if kind[2] == "options" else kind[2].get(utype)
             if utype == 0:
+                r.deref(p, what)  # NONE: the generated verifiers still check the value's offset
                 continue
             if target is None and kind[2] != "options":
                 raise _Invalid(f"{what} has an unknown union type {utype}")
