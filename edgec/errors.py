@@ -51,6 +51,10 @@ class RuntimeCheckError(EdgecError):
     """An interpreter refused the model (for example an unsupported op)."""
 
 
+class InterpreterCrash(RuntimeCheckError):
+    """The sandboxed interpreter process died (a signal) or was stopped (a timeout) during a call."""
+
+
 class UnsupportedOpError(RuntimeCheckError):
     """A runtime has no kernel for one op of the model (or refuses its types).
 

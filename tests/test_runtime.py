@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import shared_model
-from edgec.errors import ModelLoadError
+from edgec.errors import ModelLoadError, RuntimeCheckError
 from edgec.runtime import micro
 from edgec.runtime.model_file import read_model, read_model_file
 
@@ -32,3 +33,26 @@ def test_reference_models_figures(name, arena_bytes, macs):
 def test_bad_bytes_are_refused(data):
     with pytest.raises(ModelLoadError):
         read_model(data, "x.tflite")
+
+
+def test_arena_of_a_model_whose_near_minimum_arenas_crash_tflite_micro(tfk):
+    """Dense layers without bias: TFLite-Micro segfaults for some arena sizes just below the minimum
+    instead of refusing them. The arena is still measured (probes in fresh processes), and it is the
+    smallest size that allocates."""
+    from edgec.converters.tflite import convert_int8
+    from edgec.runtime import sandbox
+
+    inp = tfk.Input((4,))
+    x = tfk.layers.Dense(3, use_bias=False)(inp)
+    model = tfk.Model(inp, tfk.layers.Dense(2, use_bias=False)(x))
+    data = convert_int8(model, np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32))
+    arena = micro.measure_arena(data)
+    assert arena.bytes >= arena.recorded_bytes > 0
+
+    def allocates(size):
+        try:
+            return sandbox.call(micro._allocates, data, size, runtime="TFLite-Micro", fresh=True)
+        except RuntimeCheckError:
+            return False
+
+    assert allocates(arena.bytes) and not allocates(arena.bytes - 1)

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from edgec.errors import ModelLoadError, RuntimeCheckError, UnsupportedOpError
+from edgec.errors import InterpreterCrash, ModelLoadError, RuntimeCheckError, UnsupportedOpError
 from edgec._capture import captured_fd2
 from edgec.runtime import sandbox
 
@@ -124,10 +124,50 @@ def verified(data: bytes) -> bytes:
 def measure_arena(data: bytes) -> Arena:
     """Smallest arena with which TFLite-Micro allocates ``data``, plus its record (in the sandbox).
 
+    The bisection runs in one interpreter process. Some arena sizes just
+    below the minimum crash TFLite-Micro instead of failing cleanly (seen on
+    a model whose FULLY_CONNECTED ops have no bias: a segfault for 1448-1492
+    bytes when 1512 are needed); if a probe crashes, the search is repeated
+    with every probe in a fresh process, and a size that crashes counts as
+    one that does not allocate.
+
     Raises:
         RuntimeCheckError: the model does not load even with a 256 MiB arena, or crashes TFLite-Micro.
     """
-    return sandbox.call(_measure_arena, bytes(data), runtime="TFLite-Micro")
+    data = bytes(data)
+    try:
+        return sandbox.call(_measure_arena, data, runtime="TFLite-Micro")
+    except InterpreterCrash:
+        record = sandbox.call(_record, data, runtime="TFLite-Micro", fresh=True)
+
+    def allocates(size: int) -> bool:
+        try:
+            return sandbox.call(_allocates, data, size, runtime="TFLite-Micro", fresh=True)
+        except InterpreterCrash:  # a firmware with this arena would crash too: it does not allocate
+            return False
+
+    return Arena(_smallest(allocates, record[0]), record[1], record[2], record[0])
+
+
+def _smallest(allocates, recorded: int) -> int:
+    """The smallest arena size for which ``allocates(size)``, searched upwards from the recorded total.
+
+    TFLite-Micro needs at least what it records (its total after allocation;
+    temporary allocations during it can need more, and the arena's start is
+    aligned): the search never probes below it, where tiny arenas crash it.
+    """
+    lo, hi = recorded - 1, max(recorded, 1024)
+    while not allocates(hi):
+        lo, hi = hi, hi * 2
+        if hi > _MAX_ARENA:
+            raise RuntimeCheckError("the TFLite-Micro arena exceeds 256 MiB; the model is far too large for an MCU")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if allocates(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
@@ -135,28 +175,22 @@ def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
     return sandbox.call(_run, bytes(data), np.asarray(inputs_q), runtime="TFLite-Micro")
 
 
-def _measure_arena(data: bytes) -> Arena:
+def _record(data: bytes) -> tuple[int, int, int]:
+    """TFLite-Micro's own allocation record (total, head, tail) with a generous arena."""
     it = load(verified(data))
     with captured_fd2() as log:
         it.print_allocations()
-    text = log[0]
-    total = int(_TOTAL.search(text).group(1)) if _TOTAL.search(text) else 0
-    head = int(_HEAD.search(text).group(1)) if _HEAD.search(text) else 0
-    tail = int(_TAIL.search(text).group(1)) if _TAIL.search(text) else 0
-    del it
-    # Bisection over the arena size: the recorded total is the starting guess.
-    lo, hi = 0, max(total, 1024)
-    while _construct(data, hi)[0] is None:
-        lo, hi = hi, hi * 2
-        if hi > _MAX_ARENA:
-            raise RuntimeCheckError("the TFLite-Micro arena exceeds 256 MiB; the model is far too large for an MCU")
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _construct(data, mid)[0] is None:
-            lo = mid
-        else:
-            hi = mid
-    return Arena(bytes=hi, head_bytes=head, tail_bytes=tail, recorded_bytes=total)
+    return tuple(int(m.group(1)) if (m := rx.search(log[0])) else 0 for rx in (_TOTAL, _HEAD, _TAIL))
+
+
+def _allocates(data: bytes, size: int) -> bool:
+    return _construct(data, size)[0] is not None
+
+
+def _measure_arena(data: bytes) -> Arena:
+    total, head, tail = _record(data)
+    return Arena(bytes=_smallest(lambda size: _allocates(data, size), total), head_bytes=head, tail_bytes=tail,
+                 recorded_bytes=total)
 
 
 def _run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 
 from edgec import limits
-from edgec.errors import RuntimeCheckError
+from edgec.errors import InterpreterCrash, RuntimeCheckError
 
 ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.runtime.hdf5")  # also enforced by the child
 HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
@@ -137,10 +137,10 @@ def shutdown():
 _REBUILD = "rebuild it with `edgec build`"
 
 
-def _death(child: _Child, runtime: str, timeout: float, fix: str) -> RuntimeCheckError:
+def _death(child: _Child, runtime: str, timeout: float, fix: str) -> InterpreterCrash:
     label = _LABEL.get()
     if child.timed_out:
-        return RuntimeCheckError(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
+        return InterpreterCrash(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
                                  f"stopped; the model is far too large or malformed; {fix}")
     code = child.proc.returncode
     try:
@@ -148,23 +148,36 @@ def _death(child: _Child, runtime: str, timeout: float, fix: str) -> RuntimeChec
     except ValueError:
         how = f"signal {-code}"
     mem = limits.current().memory_bytes
-    return RuntimeCheckError(f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
+    return InterpreterCrash(f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
                              f"malformed in a way they miss, needs more than the {mem // 2**20} MiB allowed "
                              f"(--max-memory), or hits a bug in {runtime}; {fix}")
 
 
-def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str = _REBUILD, **kwargs):
+def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str = _REBUILD, fresh: bool = False, **kwargs):
     """``fn(*args, **kwargs)`` run in the child; its EdgecErrors are re-raised here.
 
     ``runtime`` names the C++ library ``fn`` drives and ``fix`` what the user
-    should do, for the messages when the child dies or fails.
+    should do, for the messages when the child dies or fails. ``fresh`` runs
+    ``fn`` in a new child that is discarded afterwards (for C++ code whose
+    failures leave state behind that a later call can trip over).
 
     Raises:
-        RuntimeCheckError: the child crashed, ran out of memory or time.
+        InterpreterCrash: the child crashed or ran out of time.
+        RuntimeCheckError: the child ran out of memory or failed otherwise.
     """
     if fn.__module__ not in ALLOWED_MODULES:
         raise ValueError(f"{fn.__module__}.{fn.__qualname__} may not run in the interpreter process")
     payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    if fresh:
+        shutdown()
+    try:
+        return _call(payload, runtime, timeout, fix)
+    finally:
+        if fresh:
+            shutdown()
+
+
+def _call(payload: bytes, runtime: str, timeout: float, fix: str):
     child = _get()
     try:
         child.send(payload)
