@@ -8,10 +8,13 @@ original model's outputs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import re
+import signal
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -265,13 +268,40 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     except Exception:
         config = None  # unreadable: the loader below reports what is wrong with the file
     _refuse_code(p, config, safe_mode, tuple(custom_objects), custom)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _time_limit(p, LOAD_TIMEOUT_S):
         warnings.simplefilter("always")
         loaded = _load_any(p, safe_mode, custom)
     for w in caught:  # Keras' loader warnings are for developers, not for a build's stderr
         _log.debug("while loading %s: %s", p, w.message)
     model, fmt, k3_model = loaded
     return _finish(p, name, model, fmt, k3_model)
+
+
+LOAD_TIMEOUT_S = 300.0  # Keras rebuilds a sound model in seconds; a damaged layer graph can keep it busy for ever
+
+
+@contextlib.contextmanager
+def _time_limit(p: Path, seconds: float):
+    """Stop the Keras loader after ``seconds`` (its loops are Python code, which a signal interrupts).
+
+    Fuzzing found a damaged ``model_config`` that kept tf_keras's model reconstruction busy for more
+    than 300 s. Only in the main thread (where signals are delivered); elsewhere no limit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ModelLoadError(f"loading {p} took more than {seconds:.0f} s and was stopped; its stored architecture "
+                             "is damaged or far too large; re-save the model with Keras")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again every second, should Keras swallow the error
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _load_any(p: Path, safe_mode: bool, custom: dict):

@@ -90,6 +90,27 @@ def test_hdf5_that_crashes_libhdf5_is_an_error_naming_the_file(tmp_path, name):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_keras_loader_that_never_finishes_is_stopped(tfk, tmp_path, monkeypatch):
+    """Fuzzing found a damaged model_config that kept tf_keras busy for minutes: the loader has a time limit."""
+    from edgec import models
+
+    model = tmp_path / "m.h5"
+    inp = tfk.Input((4,))
+    tfk.Model(inp, tfk.layers.Dense(2)(inp)).save(model)
+
+    def busy(*args):
+        while True:
+            pass
+
+    monkeypatch.setattr(models, "_load_any", busy)
+    monkeypatch.setattr(models, "LOAD_TIMEOUT_S", 1.0)
+    t0 = time.monotonic()
+    with pytest.raises(ModelLoadError, match="took more than 1 s and was stopped"):
+        load_model(model)
+    assert time.monotonic() - t0 < 10
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_hdf5_dataset_expanding_past_the_limit_is_refused(tmp_path):
     import h5py
 
