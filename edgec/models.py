@@ -296,11 +296,11 @@ def _time_limit(p: Path, seconds: float):
                              "is damaged or far too large; re-save the model with Keras")
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again every second, should Keras swallow the error
+    timer = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again every second, should Keras swallow it
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, *timer)  # a caller's own timer (a fuzzer's watchdog) carries on
         signal.signal(signal.SIGALRM, previous)
 
 

@@ -66,10 +66,12 @@ def load_npz(data: bytes) -> str:
 
 def load_h5(data: bytes) -> str:
     """A model given as FILE.h5: libhdf5's first read (in the sandbox), the code scan, then the Keras loaders."""
+    from edgec import models
     from edgec.models import load_model
     from edgec.runtime import hdf5
 
     hdf5.TIMEOUT_BASE_S = 3.0  # the seed reads in milliseconds; damaged files that hang libhdf5 are common
+    models.LOAD_TIMEOUT_S = 20.0  # the seed loads in about a second; damaged configs can keep tf_keras busy
 
     return _allowed(load_model, str(_file(data, ".h5")))
 
