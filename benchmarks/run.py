@@ -12,6 +12,7 @@ keep the others' last results).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -43,12 +44,21 @@ SECTIONS = {
 }
 
 
+def _machine() -> str:
+    """What the timings depend on: CPU model, cores, memory, Python."""
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor() or platform.machine())
+    mem = next((int(ln.split()[1]) // 2**20 for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), 0)
+    return f"{cpu}, {os.cpu_count()} cores, {mem} GiB, Linux {platform.release()}, Python {platform.python_version()}"
+
+
 def main(sections: list[str]) -> None:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         sys.exit(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     results = json.loads(RESULTS.read_text()) if sections and RESULTS.exists() else {}
-    results["machine"] = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    results["machine"] = _machine()
     results["shared_models"] = shared_present()
     seconds = results.setdefault("seconds", {})
     with tempfile.TemporaryDirectory(prefix="edgec-bench-") as tmp:
@@ -66,7 +76,7 @@ def main(sections: list[str]) -> None:
 def write(results: dict) -> None:
     lines = ["# edgec benchmark results", "",
              f"Written by `benchmarks/run.py` (`make bench`) on {results['machine']}; every figure below was "
-             "measured in that run" + ("" if results["shared_models"] else
+             "measured by it on this machine (a section can be rerun on its own)" + ("" if results["shared_models"] else
                                       " (../shared/models absent: the reference-model rows were skipped)") + ".",
              "Seconds per section: " + ", ".join(f"{k} {v}" for k, v in results["seconds"].items()) + ".", ""]
     for section, (_, markdown) in SECTIONS.items():
