@@ -17,7 +17,7 @@ from edgec.errors import RuntimeCheckError
 from edgec.runtime import sandbox
 
 
-def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
+def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False, keep_all_tensors: bool = False):
     """Build a LiteRT interpreter for ``data``.
 
     Args:
@@ -26,12 +26,18 @@ def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False):
         reference_kernels: use the builtin reference kernels with no delegate,
             the same arithmetic TFLite-Micro implements (for bit-exactness
             checks); otherwise LiteRT's default (optimized kernels, XNNPACK).
+        keep_all_tensors: keep every intermediate tensor readable after
+            ``invoke`` (builtin kernels, no XNNPACK: it fuses ops away).
     """
     from ai_edge_litert import interpreter as lrt
 
     kwargs = {"model_content": bytes(data), "num_threads": threads}
     if reference_kernels:
         kwargs["experimental_op_resolver_type"] = lrt.OpResolverType.BUILTIN_REF
+    elif keep_all_tensors:
+        kwargs["experimental_op_resolver_type"] = lrt.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if keep_all_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
     try:
         with captured_fd2():  # "INFO: Created TensorFlow Lite XNNPACK delegate" and the like
             it = lrt.Interpreter(**kwargs)
@@ -68,16 +74,7 @@ def numeric_verify_stats(data: bytes, x: np.ndarray) -> list[dict]:
 
 
 def _numeric_verify_stats(data: bytes, x: np.ndarray) -> list[dict]:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    try:
-        with captured_fd2():
-            it = Interpreter(model_content=data, experimental_preserve_all_tensors=True,  # no XNNPACK: it fuses
-                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-            it.allocate_tensors()
-    except (RuntimeError, ValueError) as exc:
-        raise RuntimeCheckError(f"the LiteRT interpreter refused the quantization-debugging model: "
-                                f"{' '.join(str(exc).split())}") from None
+    it = interpreter(data, keep_all_tensors=True)
     ops = it._get_ops_details()
     producer = {t: op["index"] for op in ops for t in op["outputs"]}
     rows = []
