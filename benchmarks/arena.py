@@ -15,10 +15,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,17 +28,12 @@ def tflm_record(data: bytes) -> dict:
     """TFLite-Micro's RecordingMicroAllocator record for ``data`` (trusted models only: runs in-process)."""
     from tflite_micro.python.tflite_micro import runtime
 
+    from edgec._capture import captured_fd2
+
     interpreter = runtime.Interpreter.from_bytes(data, arena_size=16 << 20)
-    with tempfile.TemporaryFile() as log:  # print_allocations writes to the C-level stderr
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
-        try:
-            interpreter.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        log.seek(0)
-        text = log.read().decode()
+    with captured_fd2() as log:  # print_allocations writes to the C-level stderr
+        interpreter.print_allocations()
+    text = log[0]
     return {k: int(re.search(rf"Arena allocation {k} (\d+) bytes", text).group(1)) for k in ("total", "head", "tail")}
 
 

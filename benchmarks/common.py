@@ -27,12 +27,13 @@ EDGEC = [sys.executable, "-m", "edgec"]
 ENV = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
 sys.path.insert(0, str(ROOT))
 
-# The MLPerf Tiny pairs: float model, the reference int8 conversion, the synthetic input generator.
+# The MLPerf Tiny pairs: float model, the reference int8 conversion, the synthetic input generator, and
+# the section of ../shared/models/README.md that quotes their published figures.
 REFERENCES = (
-    {"task": "keyword spotting (DS-CNN)", "float": "kws_ref_model", "int8": "kws_ref_model.tflite",
-     "inputs": "kws_features", "inputs_label": "MFCCs of speech-like audio"},
-    {"task": "image classification (ResNet-8)", "float": "ic_resnet8.h5", "int8": "ic_resnet8_ref_int8.tflite",
-     "inputs": "cifar_like_images", "inputs_label": "smooth random colour images"},
+    {"task": "keyword spotting (DS-CNN)", "readme_section": "Keyword spotting", "float": "kws_ref_model",
+     "int8": "kws_ref_model.tflite", "inputs": "kws_features", "inputs_label": "MFCCs of speech-like audio"},
+    {"task": "image classification (ResNet-8)", "readme_section": "Image classification", "float": "ic_resnet8.h5",
+     "int8": "ic_resnet8_ref_int8.tflite", "inputs": "cifar_like_images", "inputs_label": "smooth random colour images"},
 )
 
 

@@ -74,13 +74,14 @@ def reference_rows(tmp: Path) -> list[dict]:
     return rows
 
 
-def sample_row(tmp: Path) -> dict:
-    """The bundled sample: edgec against the plain TensorFlow script, on its held-out labelled split."""
+def sample_row(tmp: Path, sample_tflite: Path) -> dict:
+    """The bundled sample (``sample_tflite``: edgec's build of it) against the plain TensorFlow script,
+    on its held-out labelled split."""
     from edgec.data import load_data
     from edgec.verify import class_labels
 
     model, npz = SAMPLE / "digits.keras", SAMPLE / "digits.npz"
-    ours = edgec_build(model, npz, tmp / "sample-edgec").read_bytes()
+    ours = sample_tflite.read_bytes()
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plain_tf.py"), str(model), str(npz),
                     str(tmp / "sample-plain")], check=True, capture_output=True, env=ENV)
     theirs = (tmp / "sample-plain" / "model.tflite").read_bytes()
@@ -91,8 +92,8 @@ def sample_row(tmp: Path) -> dict:
                 class_labels(ds.y_val, float_out.shape[1]))
 
 
-def run(tmp: Path) -> list[dict]:
-    rows = [sample_row(tmp)]
+def run(tmp: Path, sample_tflite: Path) -> list[dict]:
+    rows = [sample_row(tmp, sample_tflite)]
     if shared_present():
         rows += reference_rows(tmp)
     return rows

@@ -11,8 +11,9 @@ def published_latencies() -> list[dict]:
     """The MLPerf Tiny latencies quoted in ../shared/models/README.md (parsed, not retyped)."""
     text = (SHARED / "README.md").read_text()
     out = []
-    for section, model in (("Keyword spotting", REFERENCES[0]["int8"]), ("Image classification", REFERENCES[1]["int8"])):
-        body = text.split(f"## {section}")[1].split("\n## ")[0]
+    for spec in REFERENCES:
+        model = spec["int8"]
+        body = text.split(f"## {spec['readme_section']}")[1].split("\n## ")[0]
         ref = re.search(r"\*\*([\d.]+) ms(?: per inference)?\*\*", body)
         opt = re.findall(r"\*\*([\d.]+) ms\*\*", body)
         out.append({"model": model, "kernels": "reference", "published_ms": float(ref.group(1))})

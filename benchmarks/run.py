@@ -34,7 +34,7 @@ from common import ROOT, SAMPLE, edgec_build, shared_present  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results.json"
 # Each section: how to measure it (given the scratch directory and the sample's int8 file) and its table.
 SECTIONS = {
-    "fidelity": (lambda tmp, sample: fidelity.run(tmp), fidelity.markdown),
+    "fidelity": (lambda tmp, sample: fidelity.run(tmp, sample), fidelity.markdown),
     "overhead": (lambda tmp, sample: overhead.run(tmp), overhead.markdown),
     "gate": (lambda tmp, sample: gate.run(tmp), gate.markdown),
     "arena": (lambda tmp, sample: arena.run(arena.models(sample)), arena.markdown),
