@@ -187,9 +187,37 @@ def _npu_measurements(npu: VelaResult, target: Target, cpu_arena: Arena) -> dict
     }
 
 
+def require_measurable(asked: dict[str, float], target: Target, accuracy_missing: str | None) -> None:
+    """Refuse, before any work, a budget the user asked for that this run cannot measure:
+    a gate that skipped it would pass without checking it. (A profile's own default
+    budgets are skipped quietly where they cannot be measured.)
+
+    Args:
+        asked: the budgets from --budget and the recipe.
+        accuracy_missing: why accuracy cannot be measured in this run, or None if it can.
+
+    Raises:
+        ConfigError: naming the budget, why, and what to do.
+    """
+    if "ram" in asked and target.kind != "mcu":
+        raise ConfigError(f"budget ram cannot be checked on target {target.name}: edgec measures RAM only on "
+                          "MCU targets (the TFLite-Micro arena or the generated C); drop the ram budget or pick "
+                          "an MCU target")
+    if "latency" in asked and target.kind != "mcu" and not target.phone_macs_per_second:
+        raise ConfigError(f"budget latency cannot be checked on target {target.name}: its profile has no "
+                          "phone_macs_per_second; add one to the profile or drop the latency budget")
+    if "accuracy_drop" in asked and accuracy_missing:
+        raise ConfigError(f"budget accuracy_drop cannot be checked: {accuracy_missing}")
+
+
 def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
              accuracy_drop: float | None = None) -> list[dict]:
-    """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``."""
+    """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``.
+
+    Raises:
+        ConfigError: an override with no measured value (``require_measurable`` refuses
+            those before the work; this is its backstop).
+    """
     limits = {}
     if target.flash_bytes:
         limits["flash"] = float(target.flash_bytes)
@@ -199,6 +227,10 @@ def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
     limits.update(overrides)
     values = {"flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
               "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop}
+    unmeasured = [name for name in overrides if values.get(name) is None]
+    if unmeasured:
+        raise ConfigError(f"budget {', '.join(unmeasured)} was asked for but not measured on {target.name}; "
+                          "drop it from --budget and the recipe")
     out = []
     for name in BUDGET_NAMES:
         if name not in limits or values[name] is None:

@@ -109,6 +109,9 @@ CASES = {
     "budget with the wrong unit": (lambda t: _check(str(SEED_TFLITE), "--budget", "ram=5ms"), 2, "no valid unit"),
     "unknown budget name": (lambda t: _check(str(SEED_TFLITE), "--budget", "speed=1"), 2, "unknown budget"),
     "budget exceeded": (lambda t: _check(str(SEED_TFLITE), "-q", "--budget", "ram=1KiB"), 1, "ram"),
+    "accuracy budget on unlabelled data": (_build(MODEL, "random", "--budget", "accuracy_drop=1%"), 2, "no labels"),
+    "ram budget on a phone": (lambda t: ["check", str(SEED_TFLITE), "-t", "mobile", "--budget", "ram=1MiB"], 2,
+                              "only on MCU targets"),
     "--summary-md in a read-only directory": (lambda t: _check(
         str(SEED_TFLITE), "--summary-md", str(_read_only_dir(t) / "s.md")), 2, "cannot write"),
     # data given to `edgec build`

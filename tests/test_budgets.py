@@ -121,3 +121,31 @@ def test_check_bad_tflite_is_one_line(tmp_path, content):
 def test_check_budget_with_wrong_unit(tmp_path, tiny_tflite):
     path = _tiny_file(tmp_path, tiny_tflite)
     assert_one_line_error(run_cli("check", str(path), "--target", "cortex-m4", "--budget", "ram=3ms"), 2, "unit")
+
+
+@pytest.mark.parametrize("target, asked, missing, words", [
+    ("mobile", {"ram": 1e6}, None, "budget ram cannot be checked on target mobile"),
+    ("cortex-m4", {"accuracy_drop": 0.01}, "no labels here", "budget accuracy_drop cannot be checked: no labels"),
+])
+def test_a_budget_that_cannot_be_measured_is_refused(target, asked, missing, words):
+    """A gate that quietly skipped a budget the user asked for would pass without checking it."""
+    with pytest.raises(ConfigError, match=words):
+        budgets.require_measurable(asked, targets.get(target), missing)
+    budgets.require_measurable({"flash": 1e6, "latency": 50.0}, targets.get(target), missing)  # these are measured
+
+
+def test_evaluate_refuses_an_asked_budget_left_unmeasured():
+    with pytest.raises(ConfigError, match="accuracy_drop was asked for but not measured"):
+        budgets.evaluate({"flash_bytes": 10, "ram_bytes": None}, targets.get("mobile"), {"accuracy_drop": 0.01})
+    # the profile's own defaults are skipped where unmeasured: no error, no row
+    rows = budgets.evaluate({"flash_bytes": 10, "ram_bytes": None}, targets.get("cortex-m4"), {})
+    assert {b["name"] for b in rows} == {"flash"}
+
+
+@pytest.mark.parametrize("target, budget, words", [
+    ("mobile", "ram=64MiB", "budget ram cannot be checked on target mobile"),
+    ("cortex-m4", "accuracy_drop=1%", "edgec check has no data"),
+])
+def test_check_refuses_a_budget_it_cannot_measure(tmp_path, tiny_tflite, target, budget, words):
+    path = _tiny_file(tmp_path, tiny_tflite)
+    assert_one_line_error(run_cli("check", str(path), "--target", target, "--budget", budget), 2, words)

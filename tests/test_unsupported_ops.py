@@ -47,3 +47,16 @@ def test_check_names_the_op_position(tile_model, tmp_path):
                    "--allow-custom-code", "-q").returncode == 0
     proc = run_cli("check", str(out / "tile.tflite"), "--target", "cortex-m7")
     assert_one_line_error(proc, 2, "TFLite-Micro", "op TILE", "op #1", "no kernel")
+
+
+def test_check_on_mobile_passes_with_the_warning_build_gives(tile_model, tmp_path):
+    """`edgec check --target mobile` judges what `edgec build --target mobile` judged: LiteRT runs TILE."""
+    out = tmp_path / "out"
+    assert run_cli("build", str(tile_model), "--target", "mobile", "--data", "random", "--out", str(out),
+                   "--allow-custom-code", "-q").returncode == 0
+    proc = run_cli("check", str(out / "tile.tflite"), "--target", "mobile", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["measurements"]["arena_bytes"] is None
+    assert any("TILE" in w and "op #1" in w and "runs LiteRT" in w for w in report["warnings"])
+    assert {b["name"] for b in report["budgets"]} == {"flash", "latency"}
