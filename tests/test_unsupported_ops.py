@@ -60,3 +60,11 @@ def test_check_on_mobile_passes_with_the_warning_build_gives(tile_model, tmp_pat
     assert report["measurements"]["arena_bytes"] is None
     assert any("TILE" in w and "op #1" in w and "runs LiteRT" in w for w in report["warnings"])
     assert {b["name"] for b in report["budgets"]} == {"flash", "latency"}
+
+
+def test_fit_names_the_layer_too(tile_model, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("build", str(tile_model), "--target", "cortex-m4", "--data", "random", "--out", str(out),
+                   "--allow-custom-code", "--fit", "--budget", "ram=1MiB")
+    assert_one_line_error(proc, 2, "TFLite-Micro", "layer 'repeat_rows'", "TILE", "no kernel")
+    assert not out.exists()

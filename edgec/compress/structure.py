@@ -34,16 +34,17 @@ class Footprint:
 
 def footprint(keras_model, x: np.ndarray) -> Footprint:
     """Convert ``keras_model`` to int8 (calibrated on the first samples of ``x``) and measure it."""
-    from edgec.converters.tflite import convert_int8
+    from edgec.converters.tflite import convert_int8, layer_of_op
     from edgec.runtime import micro
     from edgec.runtime.model_file import read_model
 
     data = convert_int8(keras_model, x[:CALIBRATION_SAMPLES])
+    tfl = read_model(data, "converted model")
     try:
         arena, refusal = micro.measure_arena(data), None
-    except UnsupportedOpError as exc:
-        arena, refusal = None, exc
-    return Footprint(int(keras_model.count_params()), data, read_model(data, "converted model"), arena, refusal)
+    except UnsupportedOpError as exc:  # named by the Keras layer the op came from
+        arena, refusal = None, tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op))
+    return Footprint(int(keras_model.count_params()), data, tfl, arena, refusal)
 
 
 def compare(before: Footprint, after: Footprint) -> dict:
