@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import _tf, keras_bridge, limits
+from edgec import _tf, keras_bridge, limits, savedmodel_ops
 from edgec.errors import EdgecError, ModelLoadError
 from edgec.runtime import hdf5, sandbox
 
@@ -91,9 +91,10 @@ def _load_keras3(path: Path, safe_mode: bool, custom: dict):
 
 # Layers that store Python code (marshalled bytecode) in the model file.
 _CODE_CLASSES = {"Lambda", "__lambda__"}
-# Serialization markers of Keras 3 configs that carry values, not classes.
+# Serialization markers that carry values, not classes: Keras 3 configs, and tf_keras's
+# SavedModel metadata (json_utils: shapes, registered TypeSpecs, constant composite tensors).
 _MARKERS = {"__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__typespec__", "__slice__",
-            "__ellipsis__", "__tuple__", "function"}
+            "__ellipsis__", "__tuple__", "function", "TensorShape", "TypeSpec", "CompositeTensor"}
 _KERAS_PACKAGES = ("keras", "tf_keras")  # what a config's "module" may name without --custom-objects
 _TF_KERAS_NAMESPACES = ("layers", "initializers", "regularizers", "constraints", "activations", "optimizers",
                         "losses", "metrics", "models", "mixed_precision")
@@ -115,6 +116,7 @@ def _stored_config(p: Path, h5_config: str | None):
         meta = p / "keras_metadata.pb"
         if not meta.exists():
             return None
+        _tf.tf_keras()  # imports TensorFlow with its C++ start-up noise kept off stderr
         from tf_keras.protobuf import saved_metadata_pb2
 
         proto = saved_metadata_pb2.SavedMetadata()
@@ -268,6 +270,8 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     except Exception:
         config = None  # unreadable: the loader below reports what is wrong with the file
     _refuse_code(p, config, safe_mode, tuple(custom_objects), custom)
+    if p.is_dir() and safe_mode:  # a SavedModel's graph runs at load: refuse ops that reach outside it
+        savedmodel_ops.check(p)
     with warnings.catch_warnings(record=True) as caught, _time_limit(p, LOAD_TIMEOUT_S):
         warnings.simplefilter("always")
         loaded = _load_any(p, safe_mode, custom)

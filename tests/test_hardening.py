@@ -159,6 +159,67 @@ def test_custom_class_needs_custom_objects(tfk, tmp_path, monkeypatch):
     assert [layer.name for layer in loaded.keras.layers][1] == "triple"
 
 
+def _savedmodel(tfk, path: Path, marker: Path | None = None, rnn: bool = False) -> Path:
+    """A tf_keras functional model saved as a SavedModel; with ``marker``, a resource rides along
+    whose initializer (run by TensorFlow when the SavedModel loads) writes that file."""
+    import tensorflow as tf
+
+    inp = tfk.Input((6, 4) if rnn else (4,))
+    x = tfk.layers.LSTM(3)(inp) if rnn else inp
+    model = tfk.Model(inp, tfk.layers.Dense(2, name="head")(tfk.layers.Dropout(0.2)(x)))
+    if marker is not None:
+        class Writer(tf.saved_model.experimental.TrackableResource):
+            def _create_resource(self):
+                return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="w")
+
+            def _initialize(self):
+                tf.io.write_file(str(marker), "written by the SavedModel")
+                return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=tf.constant(1.0))
+
+        model.writer = Writer()
+    model.save(path, save_format="tf")
+    return path
+
+
+def test_savedmodel_that_writes_a_file_at_load_is_refused_before_loading(tfk, tmp_path):
+    marker = tmp_path / "written.txt"
+    path = _savedmodel(tfk, tmp_path / "sm", marker)
+    assert not marker.exists()
+    out = tmp_path / "out"
+    proc = run_cli("build", str(path), "--target", "mobile", "--data", "random", "--out", str(out))
+    assert_one_line_error(proc, 2, "op WriteFile", "initializer", "--allow-custom-code")
+    assert not marker.exists() and not out.exists()
+
+
+def test_plain_keras_savedmodels_load(tfk, tmp_path):
+    """No false alarm: tf_keras's SavedModel metadata (TensorShape values), dropout's random
+    numbers, LSTM's cuDNN kernels and the save/restore functions are all allowed."""
+    from edgec import savedmodel_ops
+
+    assert load_model(_savedmodel(tfk, tmp_path / "dense")).format == "savedmodel"
+    assert load_model(_savedmodel(tfk, tmp_path / "lstm", rnn=True)).format == "savedmodel"
+
+
+def test_savedmodel_graph_scan_refuses_each_kind_of_op(tfk, tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from edgec import savedmodel_ops
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((_savedmodel(tfk, tmp_path / "sm") / "saved_model.pb").read_bytes())
+    assert savedmodel_ops.refused_ops(proto) == []
+    library = proto.meta_graphs[0].graph_def.library.function
+    saver = next(f for f in library if "traced_save" in f.signature.name)
+    other = next(f for f in library if "traced_" not in f.signature.name)
+    saver.node_def.add(name="leak", op="ReadFile")          # not a checkpoint op
+    other.node_def.add(name="py", op="EagerPyFunc")         # Python
+    other.node_def.add(name="q", op="FIFOQueueV2")          # stateful, no Keras layer uses it
+    proto.meta_graphs[0].graph_def.node.add(name="x", op="NoSuchOpAnywhere")
+    reasons = {(op, why.split(" ")[0]) for op, _, why in savedmodel_ops.refused_ops(proto)}
+    assert reasons == {("ReadFile", "a"), ("EagerPyFunc", "it"), ("FIFOQueueV2", "it"), ("NoSuchOpAnywhere",
+                                                                                         "TensorFlow")}
+
+
 # ---- flatbuffer verification -----------------------------------------------------------------
 
 def _conv_weights(m):
