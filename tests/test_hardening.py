@@ -194,8 +194,6 @@ def test_savedmodel_that_writes_a_file_at_load_is_refused_before_loading(tfk, tm
 def test_plain_keras_savedmodels_load(tfk, tmp_path):
     """No false alarm: tf_keras's SavedModel metadata (TensorShape values), dropout's random
     numbers, LSTM's cuDNN kernels and the save/restore functions are all allowed."""
-    from edgec import savedmodel_ops
-
     assert load_model(_savedmodel(tfk, tmp_path / "dense")).format == "savedmodel"
     assert load_model(_savedmodel(tfk, tmp_path / "lstm", rnn=True)).format == "savedmodel"
 
