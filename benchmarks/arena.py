@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common import EDGEC, ENV, SHARED, REFERENCES, shared_present
+from edgec.report.markdown import md_table
 
 
 def tflm_record(data: bytes) -> dict:
@@ -90,13 +91,12 @@ def models(sample_tflite: Path) -> list[tuple[str, Path]]:
 
 def markdown(rows: list[dict]) -> list[str]:
     lines = ["## Arena: edgec vs TFLite-Micro's own record, and the live-tensor lower bound", "",
-             "| model | edgec arena (B) | TFLite-Micro record total (B) | equal | planned activations, head (B) | "
-             "lower bound (B) | **head / bound** | a better plan could save (B) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['edgec_arena']:,} | {r['tflm_total']:,} | {'yes' if r['equal'] else 'NO'} "
-                     f"| {r['tflm_head']:,} | {r['lower_bound']:,} | **{r['head_over_bound']}x** | "
-                     f"{r['saving_bytes']:,} |")
+             *md_table(["model", "edgec arena (B)", "TFLite-Micro record total (B)", "equal",
+                        "planned activations, head (B)", "lower bound (B)", "**head / bound**",
+                        "a better plan could save (B)"],
+                       [[r["model"], f"{r['edgec_arena']:,}", f"{r['tflm_total']:,}", "yes" if r["equal"] else "NO",
+                         f"{r['tflm_head']:,}", f"{r['lower_bound']:,}", f"**{r['head_over_bound']}x**",
+                         f"{r['saving_bytes']:,}"] for r in rows])]
     lines += ["", "edgec's arena is the smallest `arena_size` with which TFLite-Micro allocates (bisection), read from "
               "`edgec check --json`; the record is TFLite-Micro's RecordingMicroAllocator total for the same file, "
               "read by this benchmark directly. Both are x86-64 host figures (reference kernels); the tail holds "

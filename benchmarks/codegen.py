@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import tflm_runtime
+from edgec.report.markdown import md_table
 
 
 def run(models: list[tuple[str, Path]]) -> list[dict]:
@@ -64,19 +65,16 @@ def run(models: list[tuple[str, Path]]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> list[str]:
-    lines = ["## Generated C vs TFLite-Micro (Cortex-M4F under QEMU mps2-an386)", "",
-             "| model | C RAM / TFLM RAM | C arena / TFLM arena | C flash / .tflite bytes (M4) | "
-             "C flash / (.tflite + TFLM runtime) (x86-64) | C RAM (B) | TFLM arena (B) | C flash M4 (B) | "
-             ".tflite (B) | C flash x86-64 (B) | TFLM runtime x86-64 (B) | instructions / inference | MACs | "
-             "instr / MAC | bit-exact (host, QEMU inputs) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        rt = r["tflm_runtime_x86"]
-        lines.append(f"| {r['model']} | **{r['ram_ratio']}x** | {r['arena_ratio']}x | {r['flash_ratio']}x | "
-                     f"**{r['flash_ratio_with_runtime_x86']}x** | {r['c_ram_bytes']:,} | {r['tflm_arena_bytes']:,} | "
-                     f"{r['c_flash_bytes']:,} | {r['tflite_bytes']:,} | {r['c_x86']['flash']:,} | {rt['flash']:,} | "
-                     f"{r['instructions']:,} | {r['macs']:,} | {r['instructions_per_mac']} | "
-                     f"{r['bit_exact_host']}, {r['bit_exact_qemu']} |")
+    header = ["model", "C RAM / TFLM RAM", "C arena / TFLM arena", "C flash / .tflite bytes (M4)",
+              "C flash / (.tflite + TFLM runtime) (x86-64)", "C RAM (B)", "TFLM arena (B)", "C flash M4 (B)",
+              ".tflite (B)", "C flash x86-64 (B)", "TFLM runtime x86-64 (B)", "instructions / inference", "MACs",
+              "instr / MAC", "bit-exact (host, QEMU inputs)"]
+    cells = [[r["model"], f"**{r['ram_ratio']}x**", f"{r['arena_ratio']}x", f"{r['flash_ratio']}x",
+              f"**{r['flash_ratio_with_runtime_x86']}x**", f"{r['c_ram_bytes']:,}", f"{r['tflm_arena_bytes']:,}",
+              f"{r['c_flash_bytes']:,}", f"{r['tflite_bytes']:,}", f"{r['c_x86']['flash']:,}",
+              f"{r['tflm_runtime_x86']['flash']:,}", f"{r['instructions']:,}", f"{r['macs']:,}",
+              r["instructions_per_mac"], f"{r['bit_exact_host']}, {r['bit_exact_qemu']}"] for r in rows]
+    lines = ["## Generated C vs TFLite-Micro (Cortex-M4F under QEMU mps2-an386)", "", *md_table(header, cells)]
     lines += ["", "**RAM.** C RAM = planned activation buffer + measured stack + the caller's input and output "
               "buffers (Cortex-M4 ELF and QEMU). TFLM RAM = its arena (smallest that allocates, 64-bit host) + its "
               "runtime's static data (" + ", ".join(f"{r['tflm_runtime_x86']['ram']} B" for r in rows) + "); its "

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from common import SAMPLE, SHARED
+from edgec.report.markdown import md_table
 
 RECIPES = {
     "ptq": [],
@@ -119,42 +120,37 @@ def markdown(r: dict) -> list[str]:
     lines = ["## Compression on the bundled sample (sklearn digits, 360 held-out labels)", "",
              "Each recipe is one `edgec build` of `samples/digits/digits.keras` (cortex-m4 target), against the "
              f"float model as given: {_pct(f['accuracy'])} accurate, {f['parameters']:,} parameters, "
-             f"{f['tflite_bytes']:,} bytes as a float32 .tflite ({f['tflite_gzip_bytes']:,} gzipped).", "",
-             "| recipe | int8 accuracy | vs float | .tflite bytes | **size / float** | gzip bytes | gzip / float "
-             "| int8 weight sparsity | MACs | arena bytes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{f['tflite_bytes']:,} bytes as a float32 .tflite ({f['tflite_gzip_bytes']:,} gzipped).", ""]
 
     def row(name, x, acc):
-        return (f"| {name} | {_pct(acc)} | {_pp(acc - f['accuracy'])} | {x['tflite_bytes']:,} | "
-                f"**{x['tflite_bytes'] / f['tflite_bytes']:.3f}** | {x['tflite_gzip_bytes']:,} | "
-                f"{x['tflite_gzip_bytes'] / f['tflite_gzip_bytes']:.3f} | {_pct(x['int8_weight_sparsity'])} | "
-                f"{x['macs']:,} | {x['arena_bytes']:,} |")
+        return [name, _pct(acc), _pp(acc - f["accuracy"]), f"{x['tflite_bytes']:,}",
+                f"**{x['tflite_bytes'] / f['tflite_bytes']:.3f}**", f"{x['tflite_gzip_bytes']:,}",
+                f"{x['tflite_gzip_bytes'] / f['tflite_gzip_bytes']:.3f}", _pct(x["int8_weight_sparsity"]),
+                f"{x['macs']:,}", f"{x['arena_bytes']:,}"]
 
-    for name in RECIPES:
-        x = r[name]
-        lines.append(row(f"{name} ({' → '.join(x['stages']) or 'post-training int8'})", x, x["int8_accuracy"]))
+    rows = [row(f"{name} ({' → '.join(r[name]['stages']) or 'post-training int8'})", r[name],
+                r[name]["int8_accuracy"]) for name in RECIPES]
     accs = sorted(d["int8_accuracy"] for d in r["distilled"])
-    lines.append(row(f"distill ({r['student_parameters']:,}-parameter student, median of {len(accs)} seeds)",
-                     r["distilled"][0], accs[len(accs) // 2]))
+    rows.append(row(f"distill ({r['student_parameters']:,}-parameter student, median of {len(accs)} seeds)",
+                    r["distilled"][0], accs[len(accs) // 2]))
+    lines += md_table(["recipe", "int8 accuracy", "vs float", ".tflite bytes", "**size / float**", "gzip bytes",
+                       "gzip / float", "int8 weight sparsity", "MACs", "arena bytes"], rows)
     clustered = r["cluster16"]["report_stages"][1]["unique_values_per_kernel"]
     lines += ["", f"Clustering: unique values per clustered kernel {clustered}.", "",
               f"Distillation: student {r['student_parameters']:,} parameters, teacher "
               f"{r['teacher_parameters']:,}; "
               "same student file, epochs and seeds; alpha 0.1 vs 1.0 (labels only, teacher ignored).", "",
-              "| seed | distilled int8 | labels-only int8 |", "|---|---|---|"]
-    for d, b in zip(r["distilled"], r["labels_only"]):
-        lines.append(f"| {d['seed']} | {_pct(d['int8_accuracy'])} | {_pct(b['int8_accuracy'])} |")
+              *md_table(["seed", "distilled int8", "labels-only int8"],
+                        [[d["seed"], _pct(d["int8_accuracy"]), _pct(b["int8_accuracy"])]
+                         for d, b in zip(r["distilled"], r["labels_only"])])]
     fp = r.get("resnet8_channels50")
     if fp:
         lines += ["", "MLPerf Tiny ResNet-8 (`../shared/models/ic_resnet8.h5`), `channels:fraction=0.5`, "
-                      "random calibration (sizes only; no CIFAR-10 here for accuracy):", "",
-                  "| | parameters | MACs | int8 .tflite bytes | TFLite-Micro arena bytes |", "|---|---|---|---|---|"]
-        for key in ("before", "after"):
-            x = fp[key]
-            lines.append(f"| {key} | {x['parameters']:,} | {x['macs']:,} | {x['tflite_bytes']:,} | "
-                         f"{x['arena_bytes']:,} |")
-        lines.append("| after / before | " + " | ".join(f"{fp['ratio'][k]:.3f}" for k in
-                                                           ("parameters", "macs", "tflite_bytes", "arena_bytes")) + " |")
+                      "random calibration (sizes only; no CIFAR-10 here for accuracy):", ""]
+        keys = ("parameters", "macs", "tflite_bytes", "arena_bytes")
+        lines += md_table(["", "parameters", "MACs", "int8 .tflite bytes", "TFLite-Micro arena bytes"],
+                          [[key, *(f"{fp[key][k]:,}" for k in keys)] for key in ("before", "after")]
+                          + [["after / before", *(f"{fp['ratio'][k]:.3f}" for k in keys)]])
     return lines + [""]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common import ENV, INPUTS, REFERENCES, ROOT, SAMPLE, SHARED, edgec_build, shared_present
+from edgec.report.markdown import md_table
 
 SAMPLES = 300  # synthetic calibration and evaluation inputs per reference model (different seeds)
 
@@ -104,17 +105,18 @@ def _pct(x: float) -> str:
 
 
 def markdown(rows: list[dict]) -> list[str]:
-    lines = ["## Conversion fidelity and size", "",
-             "| model | peer | inputs | edgec bytes / peer bytes | top-1 agreement with float: edgec | peer | "
-             "output error, mean steps: edgec | peer | max steps: edgec | peer |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    def cells(r):
         e, p = r["edgec"], r["peer"]
-        lines.append(f"| {r['model']} | {r['peer_name']} | {r['inputs']} ({r['samples']}; float model predicts "
-                     f"{r['float_classes_seen']} of {r['n_classes']} classes) | **{r['size_ratio']}** "
-                     f"({e['bytes']:,} / {p['bytes']:,}) | {_pct(e['top1_agreement'])} | {_pct(p['top1_agreement'])} "
-                     f"| {e['error_steps_mean']} | {p['error_steps_mean']} | {e['error_steps_max']:.1f} | "
-                     f"{p['error_steps_max']:.1f} |")
+        return [r["model"], r["peer_name"], f"{r['inputs']} ({r['samples']}; float model predicts "
+                f"{r['float_classes_seen']} of {r['n_classes']} classes)",
+                f"**{r['size_ratio']}** ({e['bytes']:,} / {p['bytes']:,})", _pct(e["top1_agreement"]),
+                _pct(p["top1_agreement"]), e["error_steps_mean"], p["error_steps_mean"],
+                f"{e['error_steps_max']:.1f}", f"{p['error_steps_max']:.1f}"]
+
+    lines = ["## Conversion fidelity and size", "",
+             *md_table(["model", "peer", "inputs", "edgec bytes / peer bytes", "top-1 agreement with float: edgec",
+                        "peer", "output error, mean steps: edgec", "peer", "max steps: edgec", "peer"],
+                       [cells(r) for r in rows])]
     labelled = [r for r in rows if "float_accuracy" in r]
     for r in labelled:
         lines += ["", f"{r['model']} with labels: float {_pct(r['float_accuracy'])}, edgec int8 "

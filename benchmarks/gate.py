@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common import EDGEC, SAMPLE, median, run_measured
+from edgec.report.markdown import md_table
 
 RUNS = 5
 
@@ -26,8 +27,7 @@ def run(tmp: Path) -> dict:
 
 def markdown(g: dict) -> list[str]:
     return ["## Gate speed: `edgec check` vs `edgec build` (same model, alternating runs)", "",
-            "| model | runs | build (median s) | check (median s) | check (slowest s) | **check / build** |",
-            "|---|---|---|---|---|---|",
-            f"| {g['model']} | {g['runs']} | {g['build_s']} | {g['check_s']} | {g['check_s_max']} | "
-            f"**{g['check_over_build']}x** |", "",
+            *md_table(["model", "runs", "build (median s)", "check (median s)", "check (slowest s)",
+                       "**check / build**"], [[g["model"], g["runs"], g["build_s"], g["check_s"], g["check_s_max"],
+                                               f"**{g['check_over_build']}x**"]]), "",
             "Wall time of whole processes on this machine, including interpreter start-up.", ""]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from common import REFERENCES, SHARED
+from edgec.report.markdown import md_table
 
 
 def published_latencies() -> list[dict]:
@@ -37,9 +38,9 @@ def run() -> list[dict]:
 
 def markdown(rows: list[dict]) -> list[str]:
     lines = ["## MCU latency estimate vs published (cortex-m4 profile, 120 MHz)", "",
-             "| model | kernels | published ms | estimated ms | **estimate / published** |", "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['kernels']} | {r['published_ms']} | {r['estimated_ms']} | **{r['ratio']}** |"
-              for r in rows]
+             *md_table(["model", "kernels", "published ms", "estimated ms", "**estimate / published**"],
+                       [[r["model"], r["kernels"], r["published_ms"], r["estimated_ms"], f"**{r['ratio']}**"]
+                        for r in rows])]
     return lines + ["", "Published figures: MLPerf Tiny on NUCLEO-L4R5ZI as quoted in `../shared/models/README.md`. "
                     "The profile's conv and depthwise cycles/MAC were fitted on these same two models, so these "
                     "ratios show the fit, not how the estimate generalizes to other networks.", ""]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from common import EDGEC, INPUTS, REFERENCES, ROOT, SAMPLE, SHARED, median, run_measured, shared_present
+from edgec.report.markdown import md_table
 
 PLAIN = ROOT / "benchmarks" / "plain_tf.py"
 
@@ -61,15 +62,16 @@ def run(tmp: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> list[str]:
     mib = 1 << 20
-    lines = ["## Tool overhead: `edgec build` (post-training int8) vs the plain TensorFlow script + `xxd -i`", "",
-             "| model | runs | edgec s | plain s | **time edgec / plain** | edgec peak MiB | plain peak MiB | "
-             "**memory edgec / plain** | largest single process: edgec MiB | plain MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    def cells(r):
         e, p = r["edgec"], r["plain"]
-        lines.append(f"| {r['model']} | {r['runs']} | {e['seconds']:.1f} | {p['seconds']:.1f} | "
-                     f"**{r['time_ratio']}x** | {e['peak_tree_rss'] / mib:.0f} | {p['peak_tree_rss'] / mib:.0f} | "
-                     f"**{r['memory_ratio']}x** | {e['peak_process_rss'] / mib:.0f} | {p['peak_process_rss'] / mib:.0f} |")
+        return [r["model"], r["runs"], f"{e['seconds']:.1f}", f"{p['seconds']:.1f}", f"**{r['time_ratio']}x**",
+                f"{e['peak_tree_rss'] / mib:.0f}", f"{p['peak_tree_rss'] / mib:.0f}", f"**{r['memory_ratio']}x**",
+                f"{e['peak_process_rss'] / mib:.0f}", f"{p['peak_process_rss'] / mib:.0f}"]
+
+    lines = ["## Tool overhead: `edgec build` (post-training int8) vs the plain TensorFlow script + `xxd -i`", "",
+             *md_table(["model", "runs", "edgec s", "plain s", "**time edgec / plain**", "edgec peak MiB",
+                        "plain peak MiB", "**memory edgec / plain**", "largest single process: edgec MiB",
+                        "plain MiB"], [cells(r) for r in rows])]
     lines += ["", "Medians of alternating runs on this machine (wall time of whole processes, including imports). "
               "Peak memory: the largest sum of resident memory over the process and its children (edgec runs its "
               "interpreters in a child process), sampled every 10 ms; the last columns are the kernel's exact "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from edgec.report.tables import BUDGET_HEADER, budget_rows, key_facts, worst_layers
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table: header, separator, one line per row (cells shown with ``str``)."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
@@ -17,8 +18,8 @@ def render(r: dict) -> str:
              f"{'✅' if r['ok'] else '❌'} {verdict}", ""]
     if r["budgets"]:
         rows = [row[:-1] + ["✅ ok" if row[-1] == "ok" else "❌ exceeded"] for row in budget_rows(r["budgets"])]
-        lines += _md_table(BUDGET_HEADER, rows) + [""]
-    lines += _md_table(["", ""], key_facts(r))
+        lines += md_table(BUDGET_HEADER, rows) + [""]
+    lines += md_table(["", ""], key_facts(r))
     worst = worst_layers(v)
     if worst:
         lines += ["", "Worst int8 layers (RMSE in quantization steps): " + ", ".join(
