@@ -42,7 +42,7 @@ def run(models: list[tuple[str, Path]]) -> list[dict]:
         gen, c = emit_and_verify(data, tfl, "model", path.name, probe_inputs(tfl, 100), mcu="require",
                                  target=targets.get("cortex-m4"))
         mcu = c["mcu"]
-        runtime, with_compression, _ = tflm_runtime.tflm_footprint(list(tfl.op_counts), library)
+        runtime, with_compression = tflm_runtime.tflm_footprint(list(tfl.op_counts), library)
         with tempfile.TemporaryDirectory(prefix="edgec-bench-x86-") as tmp:
             c_x86, _ = tflm_runtime.c_footprint(gen, Path(tmp))
         tflm_ram = arena.bytes + runtime.ram

@@ -291,11 +291,10 @@ def op_roots(ops: list[str]) -> list[re.Pattern]:
     return patterns
 
 
-def tflm_footprint(ops: list[str], binary: Binary | None = None) -> tuple[Footprint, Footprint, Binary]:
+def tflm_footprint(ops: list[str], binary: Binary) -> tuple[Footprint, Footprint]:
     """What TFLite-Micro's framework and the kernels of ``ops`` take in a firmware
-    (x86-64 build), found by the walk described above: (without the compression
-    support, with it, the binary read)."""
-    binary = binary or Binary(runtime_library())
+    (``binary``: the wheel's x86-64 build, read once by the caller), found by the walk
+    described above: (without the compression support, with it)."""
     patterns = op_roots(ops)
     roots = binary.roots(patterns)
     matched = {rx.pattern for rx in patterns for r in roots for n in binary.names(r) if rx.search(n)}
@@ -304,7 +303,7 @@ def tflm_footprint(ops: list[str], binary: Binary | None = None) -> tuple[Footpr
         raise LookupError(f"{binary.path.name} defines nothing matching {unmatched}")
     default, _ = binary.reach(roots, skip=COMPRESSION)
     with_compression, _ = binary.reach(roots)
-    return default, with_compression, binary
+    return default, with_compression
 
 
 def c_footprint(gen, workdir: Path) -> tuple[Footprint, Footprint]:

@@ -22,33 +22,22 @@ from pathlib import Path
 
 from edgec.errors import ModelLoadError
 
-# Stateful ops that only touch the model's own variables, random state and control flow.
+# Stateful ops that only touch the model's own variables, random state and control flow
+# (besides the families below).
 KERAS_STATEFUL = frozenset({
     "VarHandleOp", "ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp",
-    "VarIsInitializedOp", "DestroyResourceOp", "DisableCopyOnRead", "ResourceGather", "ResourceGatherNd",
-    "ResourceScatterUpdate", "ResourceScatterAdd", "ResourceScatterSub", "ResourceScatterMul",
-    "ResourceScatterDiv", "ResourceScatterMin", "ResourceScatterMax", "ResourceScatterNdUpdate",
-    "ResourceScatterNdAdd", "ResourceScatterNdSub",
-    "VariableV2", "Variable", "Assign", "AssignAdd", "AssignSub", "IsVariableInitialized",
-    "StatefulPartitionedCall", "PartitionedCall", "If", "While", "Case", "For", "StatelessIf", "StatelessWhile",
-    "StatelessCase", "NoOp", "Assert", "Placeholder", "PlaceholderWithDefault",
-    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal", "RandomShuffle",
-    "Multinomial", "RandomGamma", "RandomPoisson", "RandomPoissonV2", "ParameterizedTruncatedNormal",
-    "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt", "StatefulStandardNormalV2",
-    "StatefulTruncatedNormal", "RngSkip", "RngReadAndSkip", "NonDeterministicInts",
-    "HashTableV2", "MutableHashTableV2", "MutableDenseHashTableV2", "MutableHashTableOfTensorsV2",
-    "LookupTableFindV2", "LookupTableSizeV2", "LookupTableImportV2", "LookupTableInsertV2",
-    "LookupTableExportV2", "LookupTableRemoveV2", "InitializeTableV2", "AnonymousHashTable",
-    "AnonymousMutableHashTable", "AnonymousMutableDenseHashTable", "AnonymousMutableHashTableOfTensors",
-    "TensorListReserve", "TensorListSetItem", "TensorListGetItem", "TensorListStack", "TensorListFromTensor",
-    "TensorListPushBack", "TensorListPopBack", "TensorListLength", "TensorListElementShape",
-    "TensorArrayV3", "TensorArrayReadV3", "TensorArrayWriteV3", "TensorArrayGatherV3",
-    "TensorArrayScatterV3", "TensorArraySizeV3", "TensorArrayCloseV3", "TensorArrayConcatV3",
-    "TensorArraySplitV3", "TensorArrayGradV3",
-    "CheckNumerics", "CheckNumericsV2", "Empty", "GuaranteeConst", "DeviceIndex", "IsTensorFloat32Enabled",
-    "ResourceStridedSliceAssign", "ResourceCountUpTo", "VariableShape", "DeepCopy", "TemporaryVariable",
-    "_Arg", "_Retval", "_DeviceArg", "_DeviceRetval", "_ReadVariablesOp", "_VarHandlesOp", "_If", "_While",
-    "MutexV2", "MutexLock", "ConsumeMutexLock",
+    "VarIsInitializedOp", "DestroyResourceOp", "DisableCopyOnRead", "VariableV2", "Variable", "Assign",
+    "AssignAdd", "AssignSub", "IsVariableInitialized", "StatefulPartitionedCall", "PartitionedCall", "If",
+    "While", "Case", "For", "StatelessIf", "StatelessWhile", "StatelessCase", "NoOp", "Assert", "Placeholder",
+    "PlaceholderWithDefault", "TruncatedNormal", "Multinomial", "ParameterizedTruncatedNormal", "RngSkip",
+    "RngReadAndSkip", "NonDeterministicInts", "HashTableV2", "MutableHashTableV2", "MutableDenseHashTableV2",
+    "MutableHashTableOfTensorsV2", "LookupTableFindV2", "LookupTableSizeV2", "LookupTableImportV2",
+    "LookupTableInsertV2", "LookupTableExportV2", "LookupTableRemoveV2", "InitializeTableV2",
+    "AnonymousHashTable", "AnonymousMutableHashTable", "AnonymousMutableDenseHashTable",
+    "AnonymousMutableHashTableOfTensors", "CheckNumerics", "CheckNumericsV2", "Empty", "GuaranteeConst",
+    "DeviceIndex", "IsTensorFloat32Enabled", "ResourceStridedSliceAssign", "ResourceCountUpTo", "VariableShape",
+    "DeepCopy", "TemporaryVariable", "_Arg", "_Retval", "_DeviceArg", "_DeviceRetval", "_ReadVariablesOp",
+    "_VarHandlesOp", "_If", "_While", "MutexV2", "MutexLock", "ConsumeMutexLock",
 })
 # Families of stateful ops that compute on the model's own state: cuDNN RNN kernels
 # (Keras LSTM/GRU), optimizer and scatter updates of variables, tensor arrays, random numbers.
