@@ -12,6 +12,7 @@ Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import math
 import re
 
 from edgec.errors import ConfigError
@@ -27,7 +28,12 @@ _BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 102
 _MS_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}
 _FRACTION_UNITS = {"": 1.0, "%": 0.01}
 _UNITS = {"flash": ("bytes", _BYTE_UNITS), "ram": ("bytes", _BYTE_UNITS), "latency": ("ms", _MS_UNITS),
-          "accuracy_drop": ("fraction", _FRACTION_UNITS)}
+          "accuracy_drop": ("fraction", _FRACTION_UNITS), "output_snr_db": ("dB", {"": 1.0, "db": 1.0}),
+          "max_error_steps": ("steps", {"": 1.0, "steps": 1.0})}
+# Budgets the value must reach (a floor) rather than stay under (a ceiling).
+FLOORS = ("output_snr_db",)
+# Budgets judged on the int8 model against the float one: a build with data measures them, a check cannot.
+NEEDS_FLOAT_MODEL = ("accuracy_drop", "output_snr_db", "max_error_steps")
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z%]*)\s*$")
 _KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "BATCH_MATMUL": "conv",
          "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fully_connected",
@@ -45,13 +51,18 @@ def parse_quantity(name: str, text) -> float:
     if name not in _UNITS:
         raise ConfigError(f"unknown budget '{name}'; use one of {', '.join(BUDGET_NAMES)}")
     unit_name, units = _UNITS[name]
+    example = {"bytes": "96KiB, 1MiB or 40000", "ms": "50ms or 0.2s", "fraction": "1% or 0.01",
+               "dB": "30dB or 30", "steps": "4 or 4steps"}[unit_name]
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    m = _QUANTITY.match(str(text))
-    if not m or m.group(2).lower() not in units:
-        raise ConfigError(f"budget {name}={text!r} has no valid unit; write it like "
-                          f"{ {'bytes': '96KiB, 1MiB or 40000', 'ms': '50ms or 0.2s', 'fraction': '1% or 0.01'}[unit_name] }")
-    return float(m.group(1)) * units[m.group(2).lower()]
+        value = float(text)
+    else:
+        m = _QUANTITY.match(str(text))
+        if not m or m.group(2).lower() not in units:
+            raise ConfigError(f"budget {name}={text!r} has no valid unit; write it like {example}")
+        value = float(m.group(1)) * units[m.group(2).lower()]
+    if not math.isfinite(value) or (value < 0 and name not in FLOORS):
+        raise ConfigError(f"budget {name}={text!r} must be a finite number >= 0; write it like {example}")
+    return value
 
 
 def parse_budget_options(specs: list[str]) -> dict[str, float]:
@@ -108,7 +119,7 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
         m["c"] = codegen
     if npu is not None:
         m.update(_npu_measurements(npu, target, arena))
-    elif target.runtime == "c":
+    elif target.judged_on_c:
         mcu = codegen["mcu"]
         cycles = mcu["instructions_per_inference"] * target.cycles_per_instruction
         m.update({
@@ -143,15 +154,20 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
             m["latency_model"] = {"method": "MACs / phone_macs_per_second",
                                   "phone_macs_per_second": target.phone_macs_per_second,
                                   "calibrated": False}
-    if host_latency or target.kind == "mobile":
-        m["host_latency_ms"] = litert.host_latency_ms(data)
-        m["host_latency"] = {"interpreter": "LiteRT default delegate", "threads": 1, "statistic": "median of 50"}
+    if host_latency:
+        m.update(host_latency_section(litert.host_latency_ms(data)))
     return m
+
+
+def host_latency_section(ms: float) -> dict:
+    """The report's host latency: LiteRT's median invoke on this machine."""
+    return {"host_latency_ms": ms,
+            "host_latency": {"interpreter": "LiteRT default delegate", "threads": 1, "statistic": "median of 50"}}
 
 
 def compile_for_npu(data: bytes, target: Target) -> VelaResult | None:
     """Vela's compilation of ``data`` when ``target`` has an Ethos-U NPU, else None."""
-    if not target.npu:
+    if not target.has_npu:
         return None
     settings = {k: v for k, v in target.npu.items() if k != "compiler"}
     return vela.compile_model(data, **settings)
@@ -187,7 +203,8 @@ def _npu_measurements(npu: VelaResult, target: Target, cpu_arena: Arena) -> dict
     }
 
 
-def require_measurable(asked: dict[str, float], target: Target, accuracy_missing: str | None) -> None:
+def require_measurable(asked: dict[str, float], target: Target, accuracy_missing: str | None,
+                       float_missing: str | None = None) -> None:
     """Refuse, before any work, a budget the user asked for that this run cannot measure:
     a gate that skipped it would pass without checking it. (A profile's own default
     budgets are skipped quietly where they cannot be measured.)
@@ -195,6 +212,8 @@ def require_measurable(asked: dict[str, float], target: Target, accuracy_missing
     Args:
         asked: the budgets from --budget and the recipe.
         accuracy_missing: why accuracy cannot be measured in this run, or None if it can.
+        float_missing: why the int8 output cannot be compared with the float model's (``edgec check``
+            has no float model), or None if it can.
 
     Raises:
         ConfigError: naming the budget, why, and what to do.
@@ -208,10 +227,12 @@ def require_measurable(asked: dict[str, float], target: Target, accuracy_missing
                           "phone_macs_per_second; add one to the profile or drop the latency budget")
     if "accuracy_drop" in asked and accuracy_missing:
         raise ConfigError(f"budget accuracy_drop cannot be checked: {accuracy_missing}")
+    if float_missing and (asked_here := [n for n in NEEDS_FLOAT_MODEL if n in asked and n != "accuracy_drop"]):
+        raise ConfigError(f"budget {asked_here[0]} cannot be checked: {float_missing}")
 
 
 def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
-             accuracy_drop: float | None = None) -> list[dict]:
+             accuracy_drop: float | None = None, verification: dict | None = None) -> list[dict]:
     """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``.
 
     Raises:
@@ -225,8 +246,10 @@ def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
         limits["ram"] = float(target.ram_bytes)
     limits.update(target.budgets)  # already parsed by Target.from_dict
     limits.update(overrides)
+    v = verification or {}
     values = {"flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
-              "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop}
+              "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop,
+              "output_snr_db": v.get("output_snr_db"), "max_error_steps": v.get("output_error_steps_max")}
     unmeasured = [name for name in overrides if values.get(name) is None]
     if unmeasured:
         raise ConfigError(f"budget {', '.join(unmeasured)} was asked for but not measured on {target.name}; "
@@ -236,8 +259,9 @@ def evaluate(measurements: dict, target: Target, overrides: dict[str, float],
         if name not in limits or values[name] is None:
             continue
         value, limit = values[name], limits[name]
+        floor = name in FLOORS
         out.append({"name": name, "limit": limit, "value": value, "unit": _UNITS[name][0],
-                    "ok": bool(value <= limit)})
+                    "kind": "floor" if floor else "ceiling", "ok": bool(value >= limit if floor else value <= limit)})
     return out
 
 
@@ -245,7 +269,10 @@ def failures(budgets: list[dict]) -> list[str]:
     """One phrase per failing budget: value, limit and overshoot."""
     msgs = []
     for b in budgets:
-        if not b["ok"]:
+        if not b["ok"] and b.get("kind") == "floor":
+            msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} is below "
+                        f"{format_quantity(b['limit'], b['unit'])} by {format_quantity(b['limit'] - b['value'], b['unit'])}")
+        elif not b["ok"]:
             over = b["value"] - b["limit"]
             pct = f" ({100 * over / b['limit']:.0f} % over)" if b["limit"] else ""
             msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} exceeds {format_quantity(b['limit'], b['unit'])} "

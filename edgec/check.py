@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgec import budgets, targets
-from edgec.errors import UnsupportedOpError
+from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
 from edgec.report import Report
 from edgec.codegen.verify import emit_and_verify, probe_inputs
-from edgec.runtime import micro, sandbox
-from edgec.runtime.model_file import read_model_file
+from edgec.runtime import litert, micro, sandbox
+from edgec.runtime.model_file import TFLiteModel, fix_for, read_model_file
 
 
 C_CHECK_SAMPLES = 20  # probe inputs the generated C must reproduce bit for bit in a check
@@ -27,31 +27,76 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
     Raises:
         EdgecError: unreadable model, unknown target, or a model TFLite-Micro cannot load.
     """
-    with sandbox.model_label(str(path)):
-        return _check(path, target_name, overrides, kernels)
-
-
-def _check(path, target_name, overrides, kernels) -> Report:
     target = targets.get(target_name).with_kernels(kernels)
     budgets.require_measurable(overrides or {}, target,
                                "edgec check has no data or float model to measure accuracy with; gate "
-                               "accuracy_drop in edgec build with labelled --data")
+                               "accuracy_drop in edgec build with labelled --data",
+                               "edgec check has no float model to compare the int8 output with; gate it in "
+                               "edgec build")
     data, tfl = read_model_file(path)
-    codegen, warnings = None, []
+    with sandbox.model_label(str(path), fix=fix_for(data)):
+        return _check(path, data, tfl, target, overrides)
+
+
+def _host_latency(data: bytes, target) -> tuple[float | None, str | None, bool]:
+    """LiteRT's host latency for ``data``. On an MCU target, which runs TFLite-Micro, LiteRT is not
+    needed: a file it refuses or crashes on is a warning and no host latency, and after a crash
+    TFLite-Micro is given the file on edgec's own flatbuffer verifier alone. On a LiteRT target the
+    refusal or crash is the error it is.
+
+    Returns:
+        The latency in ms (or None), the warning (or None), and whether LiteRT crashed.
+    """
+    if target.kind == "mobile":
+        return litert.host_latency_ms(data), None, False
     try:
-        arena = micro.measure_arena(data)
-        if target.runtime == "c":  # judged on the generated C, built and run under QEMU
+        return litert.host_latency_ms(data), None, False
+    except InterpreterCrash as exc:
+        return None, (f"LiteRT crashed on this file ({exc.how}); {target.name} runs TFLite-Micro, which was given "
+                      "the file after edgec's own flatbuffer verifier passed it; the host latency was not "
+                      "measured"), True
+    except RuntimeCheckError as exc:
+        reason = exc.one_line().split("; ")[0]
+        return None, (f"{reason[:240]}{'...' if len(reason) > 240 else ''}; {target.name} runs TFLite-Micro, so "
+                      "only the host latency was not measured"), False
+
+
+def not_full_integer(tfl: TFLiteModel) -> str | None:
+    """One line when the model is not full-integer (float or hybrid): the MCU figures assume int8 kernels."""
+    floats = tfl.float_tensors()
+    if not floats:
+        return None
+    io = [t for t in (tfl.input, tfl.output) if t in floats]
+    kind = "float" if io else "hybrid (integer weights, float activations)"
+    return (f"the model is {kind}, not full-integer int8: {len(floats)} of its activation tensors are "
+            f"{floats[0].dtype} (first: '{floats[0].name}'); the arena is real, but the latency estimate "
+            "assumes int8 kernels and a float op runs several times slower on a Cortex-M; convert it with full "
+            "int8 quantization (edgec build does)")
+
+
+def _check(path, data, tfl, target, overrides) -> Report:
+    codegen, warnings = None, []
+    if target.kind == "mcu" and (flag := not_full_integer(tfl)):
+        warnings.append(flag)
+    host_ms, trouble, litert_crash = _host_latency(data, target)
+    if trouble:
+        warnings.append(trouble)
+    try:
+        arena = micro.measure_arena(data, litert_verify=not litert_crash)
+        if target.judged_on_c:  # judged on the generated C, built and run under QEMU
             _, codegen = emit_and_verify(data, tfl, Path(path).stem, Path(path).name,
                                          probe_inputs(tfl, C_CHECK_SAMPLES), mcu="require", target=target)
             codegen["tflm_arena_bytes"] = arena.bytes
     except UnsupportedOpError as exc:
         exc = tfl.locate(exc)
-        if target.runtime in ("tflite-micro", "c"):
+        if target.needs_tflm_ops:
             raise exc from None
         arena = None  # as in a build: a phone runs it with LiteRT, so there is no arena to judge
         warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
     measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target),
-                                   codegen=codegen)
+                                   codegen=codegen, host_latency=False)
+    if host_ms is not None:
+        measurements.update(budgets.host_latency_section(host_ms))
     return Report(
         command="check",
         model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},

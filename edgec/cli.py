@@ -1,8 +1,10 @@
 """The ``edgec`` command: parse options, call one library function, render, exit.
 
 Exit codes are API: 0 every budget met, 1 a budget exceeded, 2 bad usage or
-input. stdout carries only the payload (``--json``); progress and the summary
-go to stderr. An :class:`EdgecError` is one line on stderr, never a traceback.
+input, 3 an internal error (a bug in edgec: one line saying so; the traceback
+only with ``--verbose``). stdout carries only the payload (``--json``);
+progress and the summary go to stderr. An :class:`EdgecError` is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import click
 
 from edgec import __version__
 from edgec.errors import EdgecError
+
+INTERNAL_ERROR = 3  # an exception edgec did not raise on purpose: a bug, never "budget exceeded"
 
 
 class _OneLineGroup(click.Group):
@@ -38,7 +42,25 @@ class _OneLineGroup(click.Group):
         except EdgecError as exc:
             click.echo(f"edgec: error: {exc.one_line()}", err=True)
             sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything else is a bug in edgec, reported as such
+            _internal_error(exc, args)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _internal_error(exc: BaseException, args) -> None:
+    """One line saying it is a bug in edgec (the traceback with --verbose), exit 3."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if "--verbose" in argv or "-v" in argv:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    click.echo(f"edgec: internal error (a bug in edgec, not in your model or data): {detail}; please report "
+               f"it with the command line and `edgec --version` ({__version__}); rerun with --verbose for the "
+               "traceback", err=True)
+    sys.exit(INTERNAL_ERROR)
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
@@ -115,9 +137,14 @@ def _common_options(f):
 @click.option("--emit", "emit", multiple=True, type=click.Choice(["c"]),
               help="Also write interpreter-free C inference code (<name>_infer.c/.h), proved bit-exact "
                    "with TFLite-Micro on the host and, where the ARM tools are installed, under QEMU.")
+@click.option("--task", type=click.Choice(["classifier", "regression", "reconstruction", "other"]), default=None,
+              help="How the output is judged (default: inferred from the output op, the labels and the shapes).")
+@click.option("--strict", is_flag=True, default=None,
+              help="Refuse an accuracy_drop budget the validation samples are too few to resolve.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, custom_objects, emit, budget, kernels, as_json, summary_md, quiet, verbose):
+          seed, fit, allow_custom_code, custom_objects, emit, task, strict, budget, kernels, as_json, summary_md,
+          quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
@@ -128,7 +155,8 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
              "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,
-             "emit": list(emit) or None, "custom_objects": list(custom_objects) or None}
+             "emit": list(emit) or None, "custom_objects": list(custom_objects) or None, "task": task,
+             "strict": strict}
     settings.update({k: v for k, v in given.items() if v is not None})
     if budget:
         recipe_budgets = settings.get("budgets", {})

@@ -104,6 +104,7 @@ def _names(value, key: str, example: str) -> tuple:
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.verify)
 EMIT_KINDS = ("c",)
 
 
@@ -128,6 +129,8 @@ class BuildConfig:
     stages: tuple = ()  # StageSpec, in order
     fit: bool = False  # search the channels fraction that meets the budgets
     emit: tuple = ()  # extra artifacts: "c" = interpreter-free C inference code
+    task: str | None = None  # the output's task kind (TASKS); None: inferred
+    strict: bool = False  # a budget the validation set is too small to resolve is an error, not a warning
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -135,8 +138,9 @@ class BuildConfig:
         check_keys(data, [f.name for f in dataclasses.fields(cls)], "build configuration")
         missing = [k for k in ("model", "data", "target") if data.get(k) in (None, "")]
         if missing:
-            raise ConfigError(f"no {', '.join(missing)} given; pass {' and '.join('--' + m for m in missing)} "
-                              "or set them in the --config file")
+            how = {"model": "MODEL (the first argument)", "data": "--data", "target": "--target"}
+            raise ConfigError(f"no {', '.join(missing)} given; pass {' and '.join(how[m] for m in missing)}, "
+                              f"or set {' and '.join(missing)} in a --config recipe")
         if isinstance(data.get("training"), dict):
             data["training"] = TrainingConfig.from_dict(data["training"])
         if isinstance(data.get("budgets"), dict):
@@ -154,8 +158,12 @@ class BuildConfig:
         if unknown:
             raise ConfigError(f"emit {unknown[0]!r} is not known; use one of {', '.join(EMIT_KINDS)}")
         cfg = cls(**data)
-        if not isinstance(cfg.fit, bool):
-            raise ConfigError(f"fit must be true or false, got {cfg.fit!r}")
+        for key in ("fit", "strict", "allow_custom_code"):
+            if not isinstance(getattr(cfg, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(cfg, key)!r}")
+        if cfg.task is not None and cfg.task not in TASKS:
+            raise ConfigError(f"task {cfg.task!r} is not known; use one of {', '.join(TASKS)} (or leave it out "
+                              "to infer it from the model and the labels)")
         for key in ("calibration_samples", "verify_samples", "micro_samples"):
             if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < 1:
                 raise ConfigError(f"{key} must be a whole number >= 1, got {getattr(cfg, key)!r}")

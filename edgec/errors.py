@@ -52,7 +52,17 @@ class RuntimeCheckError(EdgecError):
 
 
 class InterpreterCrash(RuntimeCheckError):
-    """The sandboxed interpreter process died (a signal) or was stopped (a timeout) during a call."""
+    """The sandboxed interpreter process died (a signal) or was stopped (a timeout) during a call.
+
+    ``how`` says which: ``SIGSEGV``, ``exit code 1``, ``timed out``."""
+
+    how = "crashed"
+
+    @classmethod
+    def because(cls, how: str, message: str) -> "InterpreterCrash":
+        exc = cls(message)
+        exc.how = how
+        return exc
 
 
 class UnsupportedOpError(RuntimeCheckError):

@@ -27,12 +27,12 @@ from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.converters import c_array
 from edgec.converters.tflite import convert_int8, layer_for_tensor, layer_of_op
 from edgec.data import load_data
-from edgec.errors import UnsupportedOpError
+from edgec.errors import ConfigError, UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import TIMING_FIELDS, Report
 from edgec.runtime import micro, sandbox, vela
-from edgec.runtime.model_file import quantize, read_model, weight_sparsity
-from edgec.verify import verify
+from edgec.runtime.model_file import EDGEC_BUILT, quantize, read_model, weight_sparsity
+from edgec.verify import paired_drop_interval, samples_to_resolve, verify
 
 _log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
@@ -77,6 +77,9 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     budgets.require_measurable(dict(cfg.budgets), target, None if data.y_val is not None else
                                f"the data ({cfg.data}) has no labels; put them in the .npz as 'y', or drop "
                                "the accuracy_drop budget")
+    limits_asked = {**target.budgets, **dict(cfg.budgets)}
+    if cfg.strict and data.y_val is not None and "accuracy_drop" in limits_asked:
+        _require_resolvable(limits_asked["accuracy_drop"], min(cfg.verify_samples, len(data.x_val)))
     reproducibility = {**_tf.set_seed(cfg.seed), "timing_fields": list(TIMING_FIELDS),
                        "note": "the same model, data, recipe and seed give byte-identical .tflite, C sources "
                                "and headers, and this JSON apart from its timing fields"}
@@ -99,7 +102,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, len(data.x_train)))
     tfl_bytes = convert_int8(keras_model, data.calibration(cfg.calibration_samples))
-    tfl = read_model(tfl_bytes, "converted model")
+    tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
@@ -108,7 +111,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         arena = micro.measure_arena(tfl_bytes)
     except UnsupportedOpError as exc:
         exc = tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op))
-        if target.runtime in ("tflite-micro", "c"):
+        if target.needs_tflm_ops:
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
         warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
@@ -118,7 +121,9 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     x_val = data.x_val[: cfg.verify_samples]
     y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
     verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
-                          micro_samples=cfg.micro_samples if arena else 0)
+                          micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
+                          describe_op=lambda op: layer_of_op(keras_model, tfl, op))
+    warnings += verification.pop("warnings")
     verification["layers"] = quant_error.layer_errors(keras_model, data.calibration(cfg.calibration_samples),
                                                       x_val[:LAYER_ERROR_SAMPLES])
     clock.lap("verify")
@@ -127,7 +132,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         warnings.append("calibrated and verified on RANDOM inputs, not real data: int8 scales may not fit "
                         "real inputs and accuracy was not measured; pass --data with real samples")
     c_files, codegen = {}, None
-    if target.runtime == "c" or "c" in cfg.emit:
+    if target.judged_on_c or "c" in cfg.emit:
         _log.info("generating C and checking it against TFLite-Micro")
         c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
                                    quantize(x_val[:C_VERIFY_SAMPLES], tfl.input))
@@ -148,6 +153,8 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
             op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += budgets.npu_warnings(measurements)
+    if accuracy_drop is not None and "accuracy_drop" in limits_asked:
+        warnings += _resolution_warnings(limits_asked["accuracy_drop"], verification)
     report = Report(
         model=model.to_dict(),
         target=target.to_dict(),
@@ -155,7 +162,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         tflite=tflite_summary(tfl),
         measurements=measurements,
         verification=verification,
-        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), accuracy_drop),
+        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), accuracy_drop, verification),
         stages=stage_rows,
         fit=fitted,
         warnings=warnings,
@@ -182,6 +189,29 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
 
 
 
+def _require_resolvable(limit: float, n: int) -> None:
+    """--strict: refuse, before any work, an accuracy_drop budget that ``n`` validation samples
+    cannot resolve even if int8 and float agreed on every one of them."""
+    half = paired_drop_interval(np.ones(n, bool), np.ones(n, bool))["half_width"]
+    if half > limit:
+        raise ConfigError(f"--strict: the accuracy_drop budget {100 * limit:.2g} % cannot be resolved on {n} "
+                          f"validation samples (one sample is {100 / n:.2g} %; even with no sample changed the 95 % "
+                          f"interval of the drop is ±{100 * half:.2g} %); give --data at least "
+                          f"{samples_to_resolve(limit, 0, n):,} validation samples, or loosen the budget")
+
+
+def _resolution_warnings(limit: float, v: dict) -> list[str]:
+    """A warning when the accuracy_drop budget is finer than the validation set can tell apart."""
+    n, lo, hi = v["accuracy_samples"], *v["accuracy_drop_ci95"]
+    if (hi - lo) / 2 <= limit:
+        return []
+    need = samples_to_resolve(limit, v["accuracy_drop_discordant"], n)
+    return [f"the accuracy_drop budget {100 * limit:.2g} % is judged on {n} validation samples (one sample is "
+            f"{100 / n:.2g} %): the drop measured, {100 * v['accuracy_drop']:.2g} %, has a 95 % interval of "
+            f"{100 * lo:.2g} % to {100 * hi:.2g} %, wider than the budget; about {need:,} samples would resolve it "
+            "(--strict makes this an error)"]
+
+
 def _int8_row(data: bytes, tfl, verification: dict) -> dict:
     """The last row of ``stages``: what the converted model weighs and scores."""
     row = {"name": "int8", "tflite_bytes": len(data),
@@ -198,7 +228,7 @@ def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena,
     inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q.reshape(len(samples_q), -1)])
     try:
         gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
-                                       mcu="require" if target.runtime == "c" else "auto", target=target)
+                                       mcu="require" if target.judged_on_c else "auto", target=target)
     except UnsupportedOpError as exc:
         raise tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op)) from None
     section["tflm_arena_bytes"] = arena.bytes if arena else None
@@ -208,10 +238,10 @@ def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena,
 def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
     """Budget rows of ``keras_model`` converted to int8: the cheap measurements ``--fit`` searches on."""
     fp = footprint(keras_model, data.x_train)
-    if fp.arena is None and target.runtime in ("tflite-micro", "c"):
+    if fp.arena is None and target.needs_tflm_ops:
         raise fp.refusal
     codegen = None
-    if target.runtime == "c":  # judged on the generated C's measured footprint
+    if target.judged_on_c:  # judged on the generated C's measured footprint
         _, codegen = emit_and_verify(fp.tflite, fp.model, "fit_trial", "--fit trial", probe_inputs(fp.model, 4),
                                      mcu="require", target=target)
     measurements = budgets.measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,

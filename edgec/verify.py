@@ -1,23 +1,61 @@
 """Evidence that the int8 model computes what the float model computed.
 
-Runs the int8 flatbuffer with the LiteRT interpreter (reference kernels, the
-arithmetic TFLite-Micro implements) and with the TFLite-Micro interpreter on
-validation inputs, and compares: top-1 agreement with the float model, the
-int8 output error in output quantization steps, accuracies when labels exist,
-and the largest TFLite-Micro vs LiteRT difference in LSB.
+Runs the int8 flatbuffer with the LiteRT interpreter (builtin reference
+kernels, the arithmetic TFLite-Micro implements; XNNPACK is never the oracle)
+and with the TFLite-Micro interpreter on validation inputs, and compares.
+
+What is compared depends on the output's **task kind** (``edgec.config.TASKS``),
+inferred from the model and the labels or set by the user:
+
+- ``classifier`` (a softmax or sigmoid head, or integer class labels): top-1
+  agreement with the float model, and accuracies with their 95 % intervals
+  when labels exist;
+- ``reconstruction`` (output shape = input shape: an autoencoder): output
+  error, and how well the int8 model's reconstruction error ranks samples the
+  way the float model's does (the anomaly score);
+- ``regression`` / ``other``: output error.
+
+Every kind gets the output error in output quantization steps (mean, RMSE,
+max) and in float units, the signal-to-noise ratio in dB and the cosine
+similarity. TFLite-Micro and LiteRT may differ by 1 LSB (rounding edges);
+more than that is a warning naming the first op where they part.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
+from edgec.config import TASKS
 from edgec.errors import RuntimeCheckError
 from edgec.runtime import litert, micro
-from edgec.runtime.model_file import TFLiteModel, dequantize, quantize
+from edgec.runtime.model_file import TFLiteModel, dequantize, quantize, with_every_op_output
 
 _log = logging.getLogger(__name__)
+MICRO_LITERT_TOLERANCE_LSB = 1  # rounding edges where the two libraries' integer code differs
+Z95 = 1.959964  # two-sided 95 % normal quantile
+
+
+def infer_task(tfl: TFLiteModel, y: np.ndarray | None, given: str | None = None) -> tuple[str, str]:
+    """The output's task kind and why: ``given`` (``--task``), else the output op (softmax or
+    logistic: a classifier), else the labels (integer class ids), else the shapes (output shape =
+    input shape: a reconstruction), else ``regression`` with labels and ``other`` without."""
+    if given:
+        return given, "set with --task"
+    out = tfl.outputs[0]
+    head = next((op.name for op in tfl.ops if out in op.outputs), None)
+    if head in ("SOFTMAX", "LOGISTIC"):
+        return "classifier", f"the output is a {head.lower()}"
+    width = tfl.output.elements
+    if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) and width > 1:
+        return "classifier", "the labels are integer class ids"
+    if tfl.output.shape == tfl.input.shape:
+        return "reconstruction", "the output has the input's shape"
+    if y is not None:
+        return "regression", "the labels are real numbers and the output is not a softmax or sigmoid"
+    return "other", "no labels, and the output is not a softmax, a sigmoid or the input's shape"
 
 
 def class_labels(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -39,26 +77,117 @@ def accuracy(out: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(_predict_classes(out) == class_labels(y, out.shape[1])))
 
 
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (sound at 0 %, 100 % and small ``n``)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_drop_interval(float_right: np.ndarray, int8_right: np.ndarray) -> dict:
+    """The accuracy drop (float minus int8, on the same samples) with its 95 % interval.
+
+    The samples are paired, so only the discordant ones (right in one model, wrong in
+    the other) carry information; the interval is Agresti and Min's adjusted Wald
+    interval for matched proportions (2005: add 1/2 to each cell), which stays wide
+    when no sample is discordant instead of collapsing to [0, 0].
+    """
+    n = len(float_right)
+    b = int(np.sum(float_right & ~int8_right))  # lost by int8
+    c = int(np.sum(~float_right & int8_right))  # gained by int8
+    b2, c2, n2 = b + 0.5, c + 0.5, n + 2
+    diff = (b2 - c2) / n2
+    var = max(((b2 + c2) - (b2 - c2) ** 2 / n2) / n2**2, 0.0)
+    half = Z95 * math.sqrt(var)
+    return {"drop": (b - c) / n if n else 0.0, "low": diff - half, "high": diff + half, "half_width": half,
+            "discordant": b + c, "samples": n}
+
+
+def samples_to_resolve(limit: float, discordant: int, n: int) -> int:
+    """Samples whose 95 % interval of the drop would be no wider than ``limit`` either side, at the
+    discordance rate seen (with one pseudo-discordant sample, so a perfect agreement still counts)."""
+    rate = (discordant + 1) / (n + 2)
+    return max(math.ceil(Z95**2 * rate / limit**2), math.ceil(Z95 / limit))
+
+
 def predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Float outputs of a Keras model, flattened per sample (direct calls, no tf.data)."""
     outs = [np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
     return np.concatenate(outs).reshape(len(x), -1)
 
 
+def _rank(v: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    ranks[order] = np.arange(len(v))
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation (None for fewer than 3 samples or a constant side)."""
+    if len(a) < 3:
+        return None
+    ra, rb = _rank(a), _rank(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def error_metrics(float_out: np.ndarray, deq: np.ndarray, q_out: np.ndarray, out_t) -> dict:
+    """Output error of the int8 model against the float model, in steps and float units."""
+    float_in_steps = np.clip(float_out / out_t.scale + out_t.zero_point, -128, 127)
+    err_steps = np.abs(q_out - float_in_steps)
+    diff = deq - float_out
+    signal, noise = float(np.sum(float_out.astype(np.float64) ** 2)), float(np.sum(diff.astype(np.float64) ** 2))
+    norms = np.linalg.norm(float_out, axis=1) * np.linalg.norm(deq, axis=1)
+    cos = np.where(norms > 0, np.sum(float_out * deq, axis=1) / np.where(norms > 0, norms, 1), 1.0)
+    return {
+        "output_error_steps_mean": float(err_steps.mean()),
+        "output_error_steps_rmse": float(np.sqrt(np.mean(err_steps**2))),
+        "output_error_steps_max": float(err_steps.max()),
+        "output_rmse": float(np.sqrt(np.mean(diff**2))),
+        "output_max_error": float(np.abs(diff).max()),
+        "output_snr_db": (10 * math.log10(signal / noise) if noise > 0 else math.inf) if signal > 0 else None,
+        "output_cosine_mean": float(np.mean(cos)),
+    }
+
+
+def first_divergence(data: bytes, tfl: TFLiteModel, sample_q: np.ndarray) -> dict | None:
+    """Where TFLite-Micro and LiteRT's reference kernels first part on ``sample_q``: every op's
+    output is made a graph output and both runtimes run the copy. None if no op's output differs."""
+    every, writers = with_every_op_output(data, tfl)
+    tflm, lrt = micro.run_all_outputs(every, sample_q), litert.run_all_outputs(every, sample_q)
+    diffs = {w: int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) for w, a, b in zip(writers, tflm, lrt)
+             if w >= 0}
+    for index in sorted(diffs):
+        if diffs[index]:
+            op = tfl.ops[index]
+            out = tfl.tensors[op.outputs[0]]
+            return {"op_index": index, "op": op.name, "tensor": out.name, "elements": out.elements,
+                    "max_lsb": diffs[index]}
+    return None
+
+
 def verify(float_model, data: bytes, tfl: TFLiteModel, x: np.ndarray, y: np.ndarray | None,
-           micro_samples: int = 50) -> dict:
+           micro_samples: int = 50, task: str | None = None, describe_op=None) -> dict:
     """Compare the int8 model with the float model on ``x``.
 
     Args:
-        float_model: the tf_keras model the int8 model was converted from.
+        float_model: the Keras model the int8 model was converted from.
         data: the int8 flatbuffer.
         tfl: its parsed form.
         x: validation inputs (float32, batch first).
         y: labels for ``x`` or None.
         micro_samples: how many of ``x`` also run through TFLite-Micro.
+        task: the output's task kind (``edgec.config.TASKS``), or None to infer it.
+        describe_op: names an op for messages (its Keras layer, say); default: its output tensor.
 
     Returns:
-        The ``verification`` section of the report.
+        The ``verification`` section of the report; ``warnings`` in it are for the summary.
     """
     float_out = predict(float_model, x)
     xq = quantize(x, tfl.input)
@@ -69,26 +198,69 @@ def verify(float_model, data: bytes, tfl: TFLiteModel, x: np.ndarray, y: np.ndar
         _log.debug("reference kernels refused the model (%s); using the default kernels", exc)
         q_out = litert.run(data, xq, reference_kernels=False).astype(np.int32)
         interpreter = "LiteRT, default builtin kernels (the reference resolver lacks an op version)"
-    m = min(micro_samples, len(x))
-    q_micro = micro.run(data, xq[:m]).astype(np.int32) if m else None
     out_t = tfl.output
-    float_in_steps = np.clip(float_out / out_t.scale + out_t.zero_point, -128, 127)
-    err = np.abs(q_out - float_in_steps)
-    n_out = q_out.shape[1]
-    result = {
-        "samples": int(len(x)),
-        "interpreter": interpreter,
-        "output_error_steps_mean": float(err.mean()),
-        "output_error_steps_max": float(err.max()),
-        "micro_samples": int(m),
-        "micro_vs_litert_max_lsb": int(np.abs(q_micro - q_out[:m]).max()) if m else None,
-        "classifier": n_out > 1,
-    }
     deq = dequantize(q_out, out_t)
-    if n_out > 1:
-        result["top1_agreement"] = float(np.mean(float_out.argmax(1) == q_out.argmax(1)))
-    if y is not None:
-        result["float_accuracy"] = accuracy(float_out, y)
-        result["int8_accuracy"] = accuracy(deq, y)
-        result["accuracy_drop"] = result["float_accuracy"] - result["int8_accuracy"]
+    kind, why = infer_task(tfl, y, task)
+    result = {"samples": int(len(x)), "interpreter": interpreter, "task": kind, "task_reason": why,
+              **error_metrics(float_out, deq, q_out, out_t), "warnings": []}
+    m = min(micro_samples, len(x))
+    result["micro_samples"] = int(m)
+    result["micro_vs_litert_max_lsb"] = None
+    if m:
+        q_micro = micro.run(data, xq[:m]).astype(np.int32)
+        per_sample = np.abs(q_micro - q_out[:m]).max(axis=1)
+        result["micro_vs_litert_max_lsb"] = int(per_sample.max())
+        result["micro_vs_litert_differing_values"] = int(np.sum(q_micro != q_out[:m]))
+        if per_sample.max() > MICRO_LITERT_TOLERANCE_LSB and "reference" in interpreter:
+            where = first_divergence(data, tfl, xq[int(per_sample.argmax())])
+            if where is not None:
+                where["where"] = (describe_op or tfl.describe_op)(tfl.ops[where["op_index"]])
+            result["micro_vs_litert_first_op"] = where
+            result["warnings"].append(_divergence_warning(result, where, m, q_out.shape[1]))
+    if kind == "classifier":
+        result.update(_classifier(float_out, deq, q_out, y))
+    elif kind == "reconstruction":
+        result.update(_reconstruction(x, float_out, deq))
     return result
+
+
+def _divergence_warning(result: dict, where: dict | None, m: int, width: int) -> str:
+    head = (f"TFLite-Micro and LiteRT's reference kernels differ by up to {result['micro_vs_litert_max_lsb']} LSB "
+            f"({result['micro_vs_litert_differing_values']:,} of {m * width:,} output values on {m} samples; "
+            f"more than the {MICRO_LITERT_TOLERANCE_LSB} LSB rounding edges they may differ by)")
+    if where is None:
+        return head + "; no single op's output differs on the worst sample, so the graphs' outputs part only there"
+    return (f"{head}; they first part at {where['op']} {where['where']} ({where['elements']:,} output values), "
+            f"by {where['max_lsb']} LSB there; the firmware computes what TFLite-Micro computes")
+
+
+def _classifier(float_out, deq, q_out, y) -> dict:
+    r = {}
+    if float_out.shape[1] > 1:
+        r["top1_agreement"] = float(np.mean(float_out.argmax(1) == q_out.argmax(1)))
+    else:
+        r["top1_agreement"] = float(np.mean((float_out[:, 0] > 0.5) == (deq[:, 0] > 0.5)))
+    if y is not None:
+        labels = class_labels(y, float_out.shape[1])
+        f_right = _predict_classes(float_out) == labels
+        q_right = _predict_classes(deq) == labels
+        n = len(labels)
+        r["float_accuracy"], r["int8_accuracy"] = float(f_right.mean()), float(q_right.mean())
+        r["accuracy_drop"] = r["float_accuracy"] - r["int8_accuracy"]
+        r["accuracy_samples"] = n
+        r["float_accuracy_ci95"] = list(wilson_interval(int(f_right.sum()), n))
+        r["int8_accuracy_ci95"] = list(wilson_interval(int(q_right.sum()), n))
+        drop = paired_drop_interval(f_right, q_right)
+        r["accuracy_drop_ci95"] = [drop["low"], drop["high"]]
+        r["accuracy_drop_discordant"] = drop["discordant"]
+    return r
+
+
+def _reconstruction(x, float_out, deq) -> dict:
+    """The anomaly score of an autoencoder is its reconstruction error: does int8 rank samples
+    the way float does?"""
+    xs = x.reshape(len(x), -1)
+    e_float = np.mean((float_out - xs) ** 2, axis=1)
+    e_int8 = np.mean((deq - xs) ** 2, axis=1)
+    return {"reconstruction_error_float": float(e_float.mean()), "reconstruction_error_int8": float(e_int8.mean()),
+            "anomaly_score_rank_correlation": spearman(e_float, e_int8)}

@@ -445,28 +445,36 @@ def test_ctrl_c_while_writing_leaves_the_previous_output(tmp_path, monkeypatch):
 
 
 def test_interrupted_swap_never_mixes_old_and_new(tmp_path, monkeypatch):
-    """Every file of the new output appears at once: an interruption between file renames cannot
-    leave a directory with some new and some old files."""
+    """Every file of the new output appears at once. Where the directories cannot be exchanged in one
+    step, the writer swaps them with two os.rename calls; a real SIGINT arriving between the two must
+    wait until both are done (it is held back), so the destination is never missing or mixed."""
     out = tmp_path / "out"
     before = _previous(out)
-    real_replace, calls = os.replace, []
+    real_rename, calls = os.rename, []
 
-    def replace_then_interrupt(*args):
-        calls.append(args)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_replace(*args)
+    def rename_then_sigint(src, dst):
+        calls.append((src, dst))
+        real_rename(src, dst)
+        if len(calls) == 1:  # out moved aside, the new directory not yet in place
+            os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(os, "replace", replace_then_interrupt)
-    try:
+    monkeypatch.setattr(artifacts, "_exchange", lambda a, b: False)  # a filesystem without RENAME_EXCHANGE
+    monkeypatch.setattr(os, "rename", rename_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
         artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
-    except KeyboardInterrupt:
-        pass
-    monkeypatch.setattr(os, "replace", real_replace)
-    state = _state(out)
-    assert state in (before, {**before, "model.tflite": b"new", "model.h": b"new"})
-    artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert len(calls) == 3  # out -> backup, staging -> out, backup -> staging: all before the interrupt
     assert _state(out) == {**before, "model.tflite": b"new", "model.h": b"new"}  # unrelated files kept
+
+
+def test_exchange_is_the_one_step_the_writer_takes(tmp_path, monkeypatch):
+    """With RENAME_EXCHANGE the destination is replaced by one renameat2 call: no os.rename at all."""
+    out = tmp_path / "out"
+    before = _previous(out)
+    calls = []
+    monkeypatch.setattr(os, "rename", lambda *a: calls.append(a))
+    artifacts.write_artifacts(out, {"model.tflite": b"new"})
+    assert calls == [] and _state(out) == {**before, "model.tflite": b"new"}
 
 
 def test_ctrl_c_during_a_build_leaves_the_previous_output(tmp_path):

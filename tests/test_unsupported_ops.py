@@ -68,3 +68,17 @@ def test_fit_names_the_layer_too(tile_model, tmp_path):
                    "--allow-custom-code", "--fit", "--budget", "ram=1MiB")
     assert_one_line_error(proc, 2, "TFLite-Micro", "layer 'repeat_rows'", "TILE", "no kernel")
     assert not out.exists()
+
+
+def test_ethos_u_target_refuses_an_op_tflite_micro_lacks(tile_model, tmp_path):
+    """The CPU of an Ethos-U target runs TFLite-Micro: TILE is a one-line refusal naming the op and its
+    layer (it used to be waved through as "runs LiteRT", then crash in Vela's arena code with exit 1)."""
+    out = tmp_path / "out"
+    proc = run_cli("build", str(tile_model), "--target", "cortex-m55-ethos-u55", "--data", "random",
+                   "--out", str(out), "--allow-custom-code")
+    assert_one_line_error(proc, 2, "TFLite-Micro", "layer 'repeat_rows'", "TILE")
+    assert not out.exists()
+    assert run_cli("build", str(tile_model), "--target", "mobile", "--data", "random", "--out", str(out),
+                   "--allow-custom-code", "-q").returncode == 0
+    proc = run_cli("check", str(out / "tile.tflite"), "--target", "cortex-m55-ethos-u55")
+    assert_one_line_error(proc, 2, "TFLite-Micro", "op TILE", "op #1")

@@ -69,6 +69,7 @@ def run(model, stages: list[Stage], ctx: Context) -> tuple[object, list[dict]]:
         _log.info("stage %s", stage.name)
         start = time.perf_counter()
         model = stage.run(model, ctx)
+        stage.check_result(model)
         ctx.done.append(stage.name)
         row = {"name": stage.name, "params": stage.params_dict(), "seconds": round(time.perf_counter() - start, 2)}
         ctx.clustered_layers = stage.extra.get("clustered_layers", ctx.clustered_layers)

@@ -79,6 +79,10 @@ class Stage:
     def run(self, model, ctx: Context):
         raise NotImplementedError
 
+    def check_result(self, model) -> None:
+        """Raise ConfigError when the stage's model falls short of what it was asked for (a sparsity, a
+        cluster count): a stage that silently did nothing must not pass a build."""
+
     def epochs(self, ctx: Context) -> int:
         """The stage's ``epochs``, else the recipe's (at least 1)."""
         epochs = getattr(self.params, "epochs", None)

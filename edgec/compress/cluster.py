@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from edgec import _tf
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.metrics import kernels
 from edgec.compress.training import fit
 
 _INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
@@ -43,6 +46,17 @@ class Cluster(Stage):
             in_range(self, "epochs", p.epochs, 0, 1e6)
         if p.learning_rate is not None:
             in_range(self, "learning_rate", p.learning_rate, 0, 10, lo_open=True)
+
+    def check_result(self, model) -> None:
+        """Each clustered kernel must hold at most ``clusters`` distinct values."""
+        over = [(layer, n) for layer, v in kernels(model) if layer in self.extra.get("clustered_layers", ())
+                # a zero kept by sparsity-preserving clustering is one value more than the clusters
+                and (n := int(np.unique(v).size)) > self.params.clusters + int(bool(np.any(v == 0)))]
+        if over:
+            layer, n = over[0]
+            raise self.fail(f"layer '{layer}' holds {n} distinct weight values after clustering, more than the "
+                            f"{self.params.clusters} clusters asked for; this is a bug in edgec or TFMOT, please "
+                            "report it")
 
     def run(self, model, ctx):
         p = self.params

@@ -36,10 +36,10 @@ def footprint(keras_model, x: np.ndarray) -> Footprint:
     """Convert ``keras_model`` to int8 (calibrated on the first samples of ``x``) and measure it."""
     from edgec.converters.tflite import convert_int8, layer_of_op
     from edgec.runtime import micro
-    from edgec.runtime.model_file import read_model
+    from edgec.runtime.model_file import EDGEC_BUILT, read_model
 
     data = convert_int8(keras_model, x[:CALIBRATION_SAMPLES])
-    tfl = read_model(data, "converted model")
+    tfl = read_model(data, "converted model", made_by=EDGEC_BUILT)
     try:
         arena, refusal = micro.measure_arena(data), None
     except UnsupportedOpError as exc:  # named by the Keras layer the op came from

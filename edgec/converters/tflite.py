@@ -18,7 +18,7 @@ import numpy as np
 from edgec import _tf
 from edgec._capture import captured_fds
 from edgec.errors import ConversionError
-from edgec.runtime.model_file import TFLiteModel, read_model
+from edgec.runtime.model_file import EDGEC_BUILT, TFLiteModel, read_model
 
 _log = logging.getLogger(__name__)
 _TF_OP = re.compile(r"'tf\.(\w+)' op")
@@ -173,5 +173,5 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
         raise _explain_failure(model, exc) from None
     _log.debug("converter output: %s", chatter[0].strip())
-    check_full_int8(model, read_model(data, "converted model"))
+    check_full_int8(model, read_model(data, "converted model", made_by=EDGEC_BUILT))
     return data

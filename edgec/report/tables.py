@@ -15,8 +15,12 @@ def quantity(x: float, unit: str) -> str:
     """A budget value for people: bytes as KiB, milliseconds, fractions as percent."""
     if unit == "bytes":
         return kib(int(x))
-    if unit == "ms":
-        return f"{x:.1f} ms"
+    if unit == "ms":  # three significant digits below 100 ms: a 0.02 ms model is not "0.0 ms"
+        return f"{x:.1f} ms" if abs(x) >= 100 else f"{x:.3g} ms"
+    if unit == "dB":
+        return f"{x:.1f} dB"
+    if unit == "steps":
+        return f"{x:.3g} steps"
     return f"{100 * x:.2f} %"
 
 
@@ -34,7 +38,7 @@ def budget_rows(budgets: list[dict]) -> list[list[str]]:
     """name, value, limit, margin (limit - value; negative = over), status."""
     return [[b["name"], quantity(b["value"], b["unit"]), quantity(b["limit"], b["unit"]),
              ("" if b["ok"] else "-") + quantity(abs(b["limit"] - b["value"]), b["unit"]),
-             "ok" if b["ok"] else "EXCEEDED"] for b in budgets]
+             "ok" if b["ok"] else ("BELOW" if b.get("kind") == "floor" else "EXCEEDED")] for b in budgets]
 
 
 BUDGET_HEADER = ["budget", "value", "limit", "margin", "status"]
@@ -91,4 +95,7 @@ def key_facts(r: dict, peak_live: bool = False) -> list[list[str]]:
         facts.append(["accuracy float → int8", f"{pct(v['float_accuracy'])} → {pct(v['int8_accuracy'])}"])
     elif "top1_agreement" in v:
         facts.append(["int8 top-1 agreement with float", pct(v["top1_agreement"])])
+    elif v.get("output_snr_db") is not None:
+        facts.append([f"int8 output vs float ({v['task']})", f"SNR {v['output_snr_db']:.1f} dB, "
+                      f"max error {v['output_error_steps_max']:.0f} steps"])
     return facts

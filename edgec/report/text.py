@@ -20,8 +20,13 @@ def render(r: dict, color: bool = False) -> str:
     lines.append(f"  int8      {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
                  + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
     if meas.get("arena"):
-        lines.append(f"  arena     {meas['arena_bytes']:,} bytes (head {meas['arena']['head_bytes']:,} + "
-                     f"tail {meas['arena']['tail_bytes']:,}; TFLite-Micro, 64-bit host)")
+        a = meas["arena"]
+        kept = a["head_bytes"] + a["tail_bytes"]
+        extra = meas["arena_bytes"] - kept
+        why = (f" + {extra:,} needed only while allocating (kernels' temporary buffers, alignment)"
+               if extra > 0 else "")
+        lines.append(f"  arena     {meas['arena_bytes']:,} bytes = head {a['head_bytes']:,} (activations) + "
+                     f"tail {a['tail_bytes']:,} (runtime structures){why}; TFLite-Micro, 64-bit host")
     if meas.get("c"):
         lines += codegen_lines(meas["c"])
     if meas.get("npu"):
@@ -67,15 +72,30 @@ def render(r: dict, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval(ci) -> str:
+    return f"[{pct(ci[0])}, {pct(ci[1])}]"
+
+
 def _verification(v: dict) -> list[str]:
-    parts = []
+    parts = [f"judged as {v.get('task', 'classifier')} ({v['task_reason']})" if "task_reason" in v else ""]
     if "top1_agreement" in v:
         parts.append(f"top-1 agreement {pct(v['top1_agreement'])}")
     parts.append(f"output error {v['output_error_steps_mean']:.2f} steps mean, {v['output_error_steps_max']:.0f} max")
-    parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
-    lines = [f"  verify    {v['samples']} samples: " + "; ".join(parts)]
+    if v.get("output_snr_db") is not None and "top1_agreement" not in v:
+        parts.append(f"SNR {v['output_snr_db']:.1f} dB, RMSE {v['output_rmse']:.3g}, "
+                     f"cosine {v['output_cosine_mean']:.4f}")
+    if v.get("anomaly_score_rank_correlation") is not None:
+        parts.append(f"anomaly-score rank correlation {v['anomaly_score_rank_correlation']:.3f}")
+    if v.get("micro_vs_litert_max_lsb") is None:
+        parts.append("TFLite-Micro not run (it cannot load the model)")
+    else:
+        parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
+    lines = [f"  verify    {v['samples']} samples: " + "; ".join(p for p in parts if p)]
     if "int8_accuracy" in v:
-        lines.append(f"  accuracy  float {pct(v['float_accuracy'])}, int8 {pct(v['int8_accuracy'])}")
+        ci = (f" (95 % intervals on {v['accuracy_samples']} samples: float {_interval(v['float_accuracy_ci95'])}, "
+              f"int8 {_interval(v['int8_accuracy_ci95'])}, drop {_interval(v['accuracy_drop_ci95'])})"
+              if "accuracy_samples" in v else "")
+        lines.append(f"  accuracy  float {pct(v['float_accuracy'])}, int8 {pct(v['int8_accuracy'])}{ci}")
     worst = worst_layers(v)
     if worst:
         lines.append("  worst     " + "; ".join(f"{w['layer']} ({w['op']}) {w['rmse_over_scale']:.2f} steps RMSE, "

@@ -15,6 +15,7 @@ import resource
 import signal
 import sys
 
+from edgec.runtime import sandbox
 from edgec.runtime.sandbox import ALLOWED_MODULES, HEADER
 
 
@@ -89,7 +90,8 @@ def main():
         header = _read(stdin, HEADER.size)
         if header is None:
             return
-        module, name, args, kwargs = pickle.loads(_read(stdin, HEADER.unpack(header)[0]))
+        module, name, args, kwargs, fix = pickle.loads(_read(stdin, HEADER.unpack(header)[0]))
+        sandbox.set_fix(fix)  # what the messages of errors raised here tell the user to do
         if module not in ALLOWED_MODULES:
             _answer(out, "failed", f"{module} may not run here")
             continue

@@ -280,7 +280,10 @@ def _quantization(r: _Reader, t: _Table, shape: list[int], ttype: int, where: st
     if any(not lo <= z <= hi for z in zps):
         raise _Invalid(f"{where} has a zero point outside its type's range {lo}..{hi}")
     dim = q.scalar(6, 4, signed=True)
-    if len(scales) > 1 and not (0 <= dim < len(shape) and shape[dim] == len(scales)):
+    # Some converters write a 1-D tensor (a bias) with its weights' quantized_dimension (3 in TFLM's own
+    # person_detect.tflite); no kernel reads it there and TFLite-Micro runs the file: one scale per element.
+    vector = len(shape) == 1 and not 0 <= dim < len(shape) and shape[0] == len(scales)
+    if len(scales) > 1 and not vector and not (0 <= dim < len(shape) and shape[dim] == len(scales)):
         raise _Invalid(f"{where} has {len(scales)} per-channel scales that do not match its shape "
                        f"{shape} on dimension {dim}")
     return tuple(scales)
@@ -369,9 +372,11 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
                                   f"subgraph {s} op {k}", option_names)
 
 
-def verify(data: bytes, source: str = "<bytes>") -> None:
+def verify(data: bytes, source: str = "<bytes>", fix=None) -> None:
     """Raise :class:`ModelLoadError` (one line, naming ``source``) unless ``data`` is a well-formed
-    TFLite flatbuffer whose offsets, indices, shapes and buffers are consistent."""
+    TFLite flatbuffer whose offsets, indices, shapes and buffers are consistent.
+
+    ``fix`` (called only on failure) says what the user should do about the file."""
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelLoadError(f"{source} is not a TFLite flatbuffer (no 'TFL3' identifier); "
                              "pass a .tflite file written by a TFLite converter")
@@ -382,5 +387,5 @@ def verify(data: bytes, source: str = "<bytes>") -> None:
         _walk(r, model, "Model", options_fields)
         _semantics(r, model, option_names)
     except (_Invalid, struct.error, OverflowError) as exc:
-        raise ModelLoadError(f"{source} is a corrupt TFLite model: {exc}; regenerate it with the TFLite "
-                             "converter (`edgec build`)") from None
+        advice = fix() if fix else "regenerate it with the tool that wrote it"
+        raise ModelLoadError(f"{source} is a corrupt TFLite model: {exc}; {advice}") from None

@@ -44,7 +44,7 @@ def interpreter(data: bytes, threads: int = 1, reference_kernels: bool = False, 
             it.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         raise RuntimeCheckError(f"the LiteRT interpreter refused the model: {' '.join(str(exc).split())}; "
-                                "rebuild it with `edgec build`") from None
+                                f"{sandbox.current_fix()}") from None
     return it
 
 
@@ -108,6 +108,19 @@ def _run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool) -> np.ndarr
         it.invoke()
         results.append(it.get_tensor(out["index"]).reshape(-1).copy())
     return np.stack(results)
+
+
+def run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
+    """Every graph output of ``data`` for one int8 input, with the reference kernels (in the sandbox)."""
+    return sandbox.call(_run_all_outputs, bytes(data), np.asarray(input_q), runtime="LiteRT")
+
+
+def _run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
+    it = interpreter(data, reference_kernels=True)
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], input_q.reshape(inp["shape"]).astype(inp["dtype"]))
+    it.invoke()
+    return [it.get_tensor(o["index"]).reshape(-1).copy() for o in it.get_output_details()]
 
 
 def _host_latency_ms(data: bytes, runs: int, warmup: int, threads: int) -> float:

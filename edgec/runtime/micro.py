@@ -101,12 +101,18 @@ def load(data: bytes, arena_size: int | None = None):
     return it
 
 
-def verified(data: bytes) -> bytes:
+def verified(data: bytes, litert_verify: bool = True) -> bytes:
     """``data`` once the flatbuffer verifier LiteRT compiles in has accepted it (in this process).
+
+    ``litert_verify=False`` skips it, for a file on which LiteRT itself crashes but
+    edgec's own verifier (:mod:`edgec.runtime.flatbuffer_check`, run on every file
+    before any C++ sees it) passed: an MCU target does not need LiteRT.
 
     Raises:
         ModelLoadError: the verifier refuses the bytes.
     """
+    if not litert_verify:
+        return data
     from ai_edge_litert import interpreter as lrt
 
     try:
@@ -115,13 +121,13 @@ def verified(data: bytes) -> bytes:
     except ValueError as exc:
         if "not a valid Flatbuffer" in str(exc):
             raise ModelLoadError("the model is not a valid TFLite flatbuffer (LiteRT's verifier refuses it); "
-                                 "regenerate it with the TFLite converter (`edgec build`)") from None
+                                 f"{sandbox.current_fix()}") from None
     except RuntimeError:
         pass  # ops LiteRT cannot resolve: the verifier itself passed
     return data
 
 
-def measure_arena(data: bytes) -> Arena:
+def measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
     """Smallest arena with which TFLite-Micro allocates ``data``, plus its record (in the sandbox).
 
     The bisection runs in one interpreter process. Some arena sizes just
@@ -136,9 +142,9 @@ def measure_arena(data: bytes) -> Arena:
     """
     data = bytes(data)
     try:
-        return sandbox.call(_measure_arena, data, runtime="TFLite-Micro")
+        return sandbox.call(_measure_arena, data, litert_verify, runtime="TFLite-Micro")
     except InterpreterCrash:
-        record = sandbox.call(_record, data, runtime="TFLite-Micro", fresh=True)
+        record = sandbox.call(_record, data, litert_verify, runtime="TFLite-Micro", fresh=True)
 
     def allocates(size: int) -> bool:
         try:
@@ -170,14 +176,39 @@ def _smallest(allocates, recorded: int) -> int:
     return hi
 
 
-def run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
+def run(data: bytes, inputs_q: np.ndarray, litert_verify: bool = True) -> np.ndarray:
     """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time (in the sandbox)."""
-    return sandbox.call(_run, bytes(data), np.asarray(inputs_q), runtime="TFLite-Micro")
+    return sandbox.call(_run, bytes(data), np.asarray(inputs_q), litert_verify, runtime="TFLite-Micro")
 
 
-def _record(data: bytes) -> tuple[int, int, int]:
-    """TFLite-Micro's own allocation record (total, head, tail) with a generous arena."""
+def run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
+    """Every graph output of ``data`` for one int8 input (in the sandbox)."""
+    return sandbox.call(_run_all_outputs, bytes(data), np.asarray(input_q), runtime="TFLite-Micro")
+
+
+def _run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
     it = load(verified(data))
+    detail = it.get_input_details(0)
+    it.set_input(input_q.reshape(tuple(detail["shape"])).astype(detail["dtype"]), 0)
+    it.invoke()
+    n = len(read_outputs(it))
+    return [np.array(it.get_output(i)).reshape(-1).copy() for i in range(n)]
+
+
+def read_outputs(it) -> list:
+    """The output details of a TFLite-Micro interpreter, however many outputs it has."""
+    details, i = [], 0
+    while True:
+        try:
+            details.append(it.get_output_details(i))
+        except (IndexError, RuntimeError, ValueError):
+            return details
+        i += 1
+
+
+def _record(data: bytes, litert_verify: bool = True) -> tuple[int, int, int]:
+    """TFLite-Micro's own allocation record (total, head, tail) with a generous arena."""
+    it = load(verified(data, litert_verify))
     with captured_fd2() as log:
         it.print_allocations()
     return tuple(int(m.group(1)) if (m := rx.search(log[0])) else 0 for rx in (_TOTAL, _HEAD, _TAIL))
@@ -187,14 +218,14 @@ def _allocates(data: bytes, size: int) -> bool:
     return _construct(data, size)[0] is not None
 
 
-def _measure_arena(data: bytes) -> Arena:
-    total, head, tail = _record(data)
+def _measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
+    total, head, tail = _record(data, litert_verify)
     return Arena(bytes=_smallest(lambda size: _allocates(data, size), total), head_bytes=head, tail_bytes=tail,
                  recorded_bytes=total)
 
 
-def _run(data: bytes, inputs_q: np.ndarray) -> np.ndarray:
-    it = load(verified(data))
+def _run(data: bytes, inputs_q: np.ndarray, litert_verify: bool = True) -> np.ndarray:
+    it = load(verified(data, litert_verify))
     shape = tuple(it.get_input_details(0)["shape"])
     dtype = it.get_input_details(0)["dtype"]
     results = []

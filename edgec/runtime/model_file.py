@@ -236,12 +236,48 @@ def _work(name: str, ins: list[Tensor | None], outs: list[Tensor], options: dict
     return 0, params
 
 
-def read_model(data: bytes, source: str = "<bytes>") -> TFLiteModel:
+EDGEC_BUILT = "edgec"  # ``made_by`` of a flatbuffer edgec converted itself
+
+
+def producer(data: bytes) -> str:
+    """What the file says about the tool that wrote it: the flatbuffer's ``description``
+    (``MLIR Converted.``, ``TOCO Converted.``, Vela's ...) and its ``min_runtime_version``
+    record; "" when it says nothing (or cannot be read that far)."""
+    try:
+        m = _schema().Model.GetRootAsModel(data, 0)
+        parts = [m.Description().decode("utf-8", "replace").strip()] if m.Description() else []
+        for i in range(m.MetadataLength()):
+            meta = m.Metadata(i)
+            if meta.Name() == b"min_runtime_version" and 0 <= meta.Buffer() < m.BuffersLength():
+                raw = m.Buffers(meta.Buffer()).DataAsNumpy()
+                if not isinstance(raw, int):
+                    version = bytes(raw).split(b"\0")[0].decode("ascii", "replace")
+                    parts.append(f"min_runtime_version {version}")
+        return ", ".join(p for p in parts if p)[:120]
+    except Exception:  # noqa: BLE001 - a corrupt file may not get that far; it then says nothing
+        return ""
+
+
+def fix_for(data: bytes, made_by: str | None = None) -> str:
+    """What to do about a flatbuffer the runtimes or checks refuse: a file edgec converted is
+    edgec's bug to report; any other file goes back to the tool that wrote it (never "rebuild
+    with edgec build", which cannot help with a file someone else made)."""
+    if made_by == EDGEC_BUILT:
+        return ("edgec converted this file itself, so this is a bug in edgec or in the TFLite converter; please "
+                "report it with the model")
+    said = producer(data)
+    tool = f"the tool that wrote it (the file says: {said})" if said else "the tool that wrote it (the file does not say which)"
+    return f"regenerate it with {tool}, or report the file to that tool's authors"
+
+
+def read_model(data: bytes, source: str = "<bytes>", made_by: str | None = None) -> TFLiteModel:
     """Parse TFLite flatbuffer bytes.
 
     Args:
         data: the file's bytes.
         source: a name for error messages.
+        made_by: :data:`EDGEC_BUILT` when edgec converted the bytes itself (its messages then
+            say it is a bug to report, not a file to regenerate).
 
     Returns:
         The parsed :class:`TFLiteModel` (first subgraph).
@@ -250,7 +286,7 @@ def read_model(data: bytes, source: str = "<bytes>") -> TFLiteModel:
         ModelLoadError: the bytes are not a TFLite flatbuffer.
     """
     schema = _schema()
-    flatbuffer_check.verify(data, source)
+    flatbuffer_check.verify(data, source, fix=lambda: fix_for(data, made_by))
     try:
         model = schema.Model.GetRootAsModel(data, 0)
         if model.SubgraphsLength() < 1:
@@ -293,8 +329,29 @@ def read_model(data: bytes, source: str = "<bytes>") -> TFLiteModel:
         raise
     except Exception as exc:  # flatbuffers raises assorted errors on bad bytes
         raise ModelLoadError(f"{source} is not a readable TFLite model ({type(exc).__name__}: {exc}); "
-                             "regenerate it with the TFLite converter") from None
+                             f"{fix_for(data, made_by)}") from None
     return TFLiteModel(len(data), tuple(tensors), tuple(ops), inputs, outputs)
+
+
+def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int]]:
+    """A copy of ``data`` whose graph outputs are every op's first output, in execution order
+    (the model's own outputs first), so an interpreter that returns only graph outputs
+    (TFLite-Micro's Python runtime) shows each op's result.
+
+    Returns:
+        The rewritten flatbuffer and, per graph output of it, the op index that writes it
+        (-1 for the model's own outputs).
+    """
+    import flatbuffers
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    extra = [(op.index, op.outputs[0]) for op in tfl.ops if op.outputs and op.outputs[0] not in tfl.outputs]
+    graph.outputs = [*tfl.outputs, *(t for _, t in extra)]
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), [-1] * len(tfl.outputs) + [i for i, _ in extra]
 
 
 def read_model_file(path: str | Path) -> tuple[bytes, TFLiteModel]:

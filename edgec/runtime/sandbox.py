@@ -31,33 +31,55 @@ import subprocess
 import sys
 import tempfile
 
-from edgec import limits
+from edgec import errors, limits
 from edgec.errors import InterpreterCrash, RuntimeCheckError
 
 ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.runtime.hdf5")  # also enforced by the child
 HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
+_FIX = contextvars.ContextVar("edgec_model_fix", default="regenerate it with the tool that wrote it")
 TIMEOUT_S = 900.0  # one call: TFLite-Micro's arena bisection or a verification run
 
 
 @contextlib.contextmanager
-def model_label(label: str):
-    """Name the model in crash messages of the calls made inside the block."""
+def model_label(label: str, fix: str | None = None):
+    """Name the model in crash messages of the calls made inside the block, and say what to do
+    about it (``fix``: see :func:`edgec.runtime.model_file.fix_for`)."""
     token = _LABEL.set(label)
+    fix_token = _FIX.set(fix) if fix else None
     try:
         yield
     finally:
         _LABEL.reset(token)
+        if fix_token is not None:
+            _FIX.reset(fix_token)
+
+
+def current_fix() -> str:
+    """What to do about the model being checked (set by :func:`model_label`; in the child, by each call)."""
+    return _FIX.get()
+
+
+def set_fix(fix: str) -> None:
+    """The child's side of :func:`model_label`: the fix the calls it runs name in their errors."""
+    _FIX.set(fix)
 
 
 class _Unpickler(pickle.Unpickler):
     """Only the classes the interpreters' functions return or raise."""
 
     _NUMPY = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"}
+    _NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy._core.numeric",
+                      "numpy.core.numeric"}
 
     def find_class(self, module, name):
-        if (module.startswith("numpy") and name in self._NUMPY) or module == "edgec.errors" \
-                or (module, name) == ("edgec.runtime.micro", "Arena"):
+        # Exact names only: pickle resolves a dotted name attribute by attribute, so
+        # "EdgecError.__init__.__globals__..." would walk from an allowed class to anything.
+        if "." not in name and (
+                (module in self._NUMPY_MODULES and name in self._NUMPY)
+                or (module == "edgec.errors" and isinstance(getattr(errors, name, None), type)
+                    and issubclass(getattr(errors, name), BaseException))
+                or (module, name) == ("edgec.runtime.micro", "Arena")):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"the interpreter process sent a {module}.{name}")
 
@@ -134,13 +156,10 @@ def shutdown():
         _child = None
 
 
-_REBUILD = "rebuild it with `edgec build`"
-
-
 def _death(child: _Child, runtime: str, timeout: float, fix: str) -> InterpreterCrash:
     label = _LABEL.get()
     if child.timed_out:
-        return InterpreterCrash(f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
+        return InterpreterCrash.because("timed out", f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
                                  f"stopped; the model is far too large or malformed; {fix}")
     code = child.proc.returncode
     try:
@@ -148,12 +167,13 @@ def _death(child: _Child, runtime: str, timeout: float, fix: str) -> Interpreter
     except ValueError:
         how = f"signal {-code}"
     mem = limits.current().memory_bytes
-    return InterpreterCrash(f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
+    return InterpreterCrash.because(how, f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
                              f"malformed in a way they miss, needs more than the {mem // 2**20} MiB allowed "
                              f"(--max-memory), or hits a bug in {runtime}; {fix}")
 
 
-def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str = _REBUILD, fresh: bool = False, **kwargs):
+def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str | None = None, fresh: bool = False,
+         **kwargs):
     """``fn(*args, **kwargs)`` run in the child; its EdgecErrors are re-raised here.
 
     ``runtime`` names the C++ library ``fn`` drives and ``fix`` what the user
@@ -167,7 +187,8 @@ def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str = _REBUIL
     """
     if fn.__module__ not in ALLOWED_MODULES:
         raise ValueError(f"{fn.__module__}.{fn.__qualname__} may not run in the interpreter process")
-    payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    fix = fix or _FIX.get()
+    payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs, fix), protocol=pickle.HIGHEST_PROTOCOL)
     if fresh:
         shutdown()
     try:

@@ -19,7 +19,7 @@ from edgec.errors import TargetError
 
 KERNELS = ("reference", "optimized")
 RUNTIMES = ("tflite-micro", "tflite-micro+ethos-u", "litert", "c")  # "c": generated C, measured under QEMU
-BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop")
+BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop", "output_snr_db", "max_error_steps")
 CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
@@ -94,6 +94,27 @@ class Target:
         except ConfigError as exc:
             raise TargetError(f"target profile {source} [budgets]: {exc}") from None
         return cls(**{**data, "budgets": parsed}, source=source)
+
+    @property
+    def runs_tflm(self) -> bool:
+        """The firmware runs TFLite-Micro (alone or beside an Ethos-U NPU): every op the CPU
+        runs must have a TFLite-Micro kernel, and the arena is TFLite-Micro's."""
+        return self.runtime in ("tflite-micro", "tflite-micro+ethos-u")
+
+    @property
+    def judged_on_c(self) -> bool:
+        """The firmware runs edgec's generated C: flash, RAM and latency come from its ELF under QEMU."""
+        return self.runtime == "c"
+
+    @property
+    def needs_tflm_ops(self) -> bool:
+        """Every op must run in TFLite-Micro (the generated C is proved against it too)."""
+        return self.runs_tflm or self.judged_on_c
+
+    @property
+    def has_npu(self) -> bool:
+        """An Ethos-U NPU, compiled for with Vela."""
+        return bool(self.npu)
 
     def with_kernels(self, kernels: str | None) -> "Target":
         if kernels is None:
