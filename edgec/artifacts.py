@@ -29,11 +29,34 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-def check_destination(out_dir: str | Path) -> Path:
-    """Fail early, before any work, if ``out_dir`` cannot be an output directory."""
-    out = Path(out_dir)
+def check_destination(out_dir: str | Path, names: tuple[str, ...] = ()) -> Path:
+    """Fail early, before any work, if ``out_dir`` cannot be an output directory.
+
+    A symlinked ``--out`` is followed: its target is the directory written (the link
+    stays a link). ``names`` are the files the build will write: a directory of the
+    user's with one of those names is refused, never replaced.
+
+    Returns:
+        The directory to write (a link resolved).
+    """
+    given = Path(out_dir)
+    out = given
+    if given.is_symlink():
+        out = given.resolve()
+        if not out.exists():
+            raise OutputError(f"output {given} is a link to {out}, which does not exist; create it or pass "
+                              "--out another directory")
     if out.exists() and not out.is_dir():
-        raise OutputError(f"output {out} exists and is a file; pass --out a directory path")
+        raise OutputError(f"output {given} exists and is not a directory; pass --out a directory path")
+    here = Path.cwd().resolve()
+    if out.exists() and (out.resolve() == here or here.is_relative_to(out.resolve())):
+        raise OutputError(f"output {given} is the current directory (or holds it), which edgec cannot replace "
+                          "in one step; pass --out a subdirectory such as build/")
+    for name in names:
+        entry = out / name
+        if entry.is_dir() and not entry.is_symlink():
+            raise OutputError(f"output {given} holds a directory {name}/, where edgec would write the file "
+                              f"{name}; move that directory or pass another --out")
     parent = out.parent if str(out.parent) else Path(".")
     anc = parent
     while not anc.exists() and anc != anc.parent:
@@ -128,7 +151,7 @@ def write_artifacts(out_dir: str | Path, files: dict[str, bytes]) -> dict[str, s
     Raises:
         OutputError: the destination cannot be written; nothing was changed.
     """
-    out = check_destination(out_dir)
+    out = check_destination(out_dir, tuple(files))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.edgec-", dir=out.parent))

@@ -127,13 +127,17 @@ def _common_options(f):
 @click.option("--name", default=None, help="Model name for files and C identifiers (default: file stem).")
 @click.option("--calibration-samples", default=None, type=click.IntRange(min=1), help="Default: 300.")
 @click.option("--verify-samples", default=None, type=click.IntRange(min=1), help="Default: 500.")
-@click.option("--seed", default=None, type=int, help="Default: 0.")
+@click.option("--seed", default=None, type=click.IntRange(0, 2**32 - 1), help="Default: 0.")
 @click.option("--fit", is_flag=True, default=None,
               help="Find the least channel pruning (the 'channels' stage's fraction) that meets the budgets.")
 @click.option("--allow-custom-code", is_flag=True, default=None,
               help="Load Lambda layers and other code stored in the model file. Only for files you trust.")
 @click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="A module of your code whose classes (custom layers) the model may use: mypkg.layers.")
+              help="A module (or .py file) of your code in the current folder whose classes (custom layers) the "
+                   "model may use: mypkg.layers.")
+@click.option("--trust-recipe", is_flag=True, default=False,
+              help="Let the --config recipe name Python code to run (a data loader, custom_objects), looked up "
+                   "in the recipe's folder too. Only for recipes you trust.")
 @click.option("--emit", "emit", multiple=True, type=click.Choice(["c"]),
               help="Also write interpreter-free C inference code (<name>_infer.c/.h), proved bit-exact "
                    "with TFLite-Micro on the host and, where the ARM tools are installed, under QEMU.")
@@ -143,20 +147,34 @@ def _common_options(f):
               help="Refuse an accuracy_drop budget the validation samples are too few to resolve.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, custom_objects, emit, task, strict, budget, kernels, as_json, summary_md,
-          quiet, verbose):
+          seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, budget, kernels, as_json,
+          summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     from edgec.budgets import parse_budget_options
-    from edgec.config import BuildConfig, StageSpec, load_recipe
+    from pathlib import Path
+
+    from edgec.config import BuildConfig, StageSpec, code_in_recipe, load_recipe
+    from edgec.errors import ConfigError
     from edgec.pipeline import build as run_build
 
     settings = load_recipe(config_path) if config_path else {}
+    folders = [Path.cwd()]
+    if config_path:
+        code = code_in_recipe({k: v for k, v in settings.items()
+                               if not (k == "data" and data) and not (k == "custom_objects" and custom_objects)},
+                              config_path)
+        if code and not trust_recipe:
+            raise ConfigError(f"the recipe {config_path} names Python code to run: {'; '.join(code)}; edgec runs "
+                              "code from a recipe only with --trust-recipe (or give --data / --custom-objects on the "
+                              "command line yourself)")
+        if trust_recipe:
+            folders.append(Path(config_path).resolve().parent)
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
              "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,
              "emit": list(emit) or None, "custom_objects": list(custom_objects) or None, "task": task,
-             "strict": strict}
+             "strict": strict, "code_folders": tuple(folders)}
     settings.update({k: v for k, v in given.items() if v is not None})
     if budget:
         recipe_budgets = settings.get("budgets", {})
@@ -236,6 +254,8 @@ def _check_writable(path: str | None) -> None:
     from edgec.errors import OutputError
 
     existed = os.path.exists(path)
+    if existed and not os.path.isfile(path):  # a FIFO would block the build before any work; a device, worse
+        raise OutputError(f"--summary-md {path} exists and is not a regular file; pass a file path")
     try:  # access() says yes to root even where nothing can be written (/proc): try it
         with open(path, "a", encoding="utf-8"):
             pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from pathlib import Path
 
@@ -80,18 +81,24 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainingConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"[training] must be a table of settings, got {data!r}; write it as [training]")
         check_keys(data, [f.name for f in dataclasses.fields(cls)], "[training]")
         cfg = cls(**data)
         if cfg.optimizer not in ("adam", "sgd", "rmsprop"):
             raise ConfigError(f"[training] optimizer '{cfg.optimizer}' is not adam, sgd or rmsprop")
         if cfg.strategy not in STRATEGIES:
             raise ConfigError(f"[training] strategy '{cfg.strategy}' is not one of {', '.join(STRATEGIES)}")
-        for key in ("batch_size", "epochs"):
-            if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < (1 if key == "batch_size" else 0):
-                raise ConfigError(f"[training] {key} must be a whole number "
-                                  f"{'>= 1' if key == 'batch_size' else '>= 0'}, got {getattr(cfg, key)!r}")
-        if not isinstance(cfg.learning_rate, (int, float)) or cfg.learning_rate <= 0:
-            raise ConfigError(f"[training] learning_rate must be a positive number, got {cfg.learning_rate!r}")
+        for key, lo, hi in (("batch_size", 1, 1 << 20), ("epochs", 0, MAX_EPOCHS)):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"[training] {key} must be a whole number from {lo} to {hi:,}, got {value!r}")
+        lr = cfg.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 10:
+            raise ConfigError(f"[training] learning_rate must be a number in (0, 10], got {lr!r}")
+        for key in ("optimizer", "loss", "strategy"):
+            if not isinstance(getattr(cfg, key), str):
+                raise ConfigError(f"[training] {key} must be a string, got {getattr(cfg, key)!r}")
         return cfg
 
 
@@ -104,6 +111,8 @@ def _names(value, key: str, example: str) -> tuple:
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+MAX_EPOCHS = 10_000  # a recipe asking for more is a typo or an attempt to hang the CI job
+MAX_SEED = 2**32 - 1
 TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.verify)
 EMIT_KINDS = ("c",)
 
@@ -129,6 +138,7 @@ class BuildConfig:
     stages: tuple = ()  # StageSpec, in order
     fit: bool = False  # search the channels fraction that meets the budgets
     emit: tuple = ()  # extra artifacts: "c" = interpreter-free C inference code
+    code_folders: tuple = ()  # where data loaders and custom-object modules may be (default: the current folder)
     task: str | None = None  # the output's task kind (TASKS); None: inferred
     strict: bool = False  # a budget the validation set is too small to resolve is an error, not a warning
 
@@ -141,12 +151,21 @@ class BuildConfig:
             how = {"model": "MODEL (the first argument)", "data": "--data", "target": "--target"}
             raise ConfigError(f"no {', '.join(missing)} given; pass {' and '.join(how[m] for m in missing)}, "
                               f"or set {' and '.join(missing)} in a --config recipe")
-        if isinstance(data.get("training"), dict):
+        if "training" in data and not isinstance(data["training"], TrainingConfig):
             data["training"] = TrainingConfig.from_dict(data["training"])
-        if isinstance(data.get("budgets"), dict):
+        if "budgets" in data and not isinstance(data["budgets"], tuple):
+            if not isinstance(data["budgets"], dict):
+                raise ConfigError(f"budgets must be a table of limits, got {data['budgets']!r}; write it as "
+                                  "[budgets] ram = \"96KiB\"")
             from edgec.budgets import parse_quantity  # budgets imports targets, which imports this module
 
             data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
+        for key in ("model", "data", "target", "out", "name", "kernels", "task"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ConfigError(f"{key} must be a string, got {data[key]!r}")
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED:,}, got {seed!r}")
         stages = data.get("stages", ())
         if not isinstance(stages, (list, tuple)):
             raise ConfigError("stages must be a list of tables: [[stages]] name = \"prune\" ...")
@@ -165,8 +184,9 @@ class BuildConfig:
             raise ConfigError(f"task {cfg.task!r} is not known; use one of {', '.join(TASKS)} (or leave it out "
                               "to infer it from the model and the labels)")
         for key in ("calibration_samples", "verify_samples", "micro_samples"):
-            if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < 1:
-                raise ConfigError(f"{key} must be a whole number >= 1, got {getattr(cfg, key)!r}")
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+                raise ConfigError(f"{key} must be a whole number from 1 to 1,000,000, got {value!r}")
         return cfg
 
     def to_dict(self) -> dict:
@@ -176,6 +196,23 @@ class BuildConfig:
         d["emit"] = list(self.emit)
         d["custom_objects"] = list(self.custom_objects)
         return d
+
+
+# Keys a recipe may not hold: what they switch on is for the person running edgec to decide.
+_COMMAND_LINE_ONLY = {"allow_custom_code": "pass --allow-custom-code on the command line for a model you trust",
+                      "code_folders": "loaders and custom objects are looked up in the current folder (and the "
+                                      "recipe's, with --trust-recipe)"}
+
+
+def code_in_recipe(recipe: dict, path: str) -> list[str]:
+    """What in a recipe would run the user's Python code (a data loader, custom-object modules)."""
+    found = []
+    data = recipe.get("data")
+    if isinstance(data, str) and ":" in data and data != "random" and not Path(data).exists():
+        found.append(f"data = {data!r} (a loader function)")
+    if recipe.get("custom_objects"):
+        found.append(f"custom_objects = {recipe['custom_objects']!r}")
+    return found
 
 
 def load_recipe(path: str | Path) -> dict:
@@ -200,7 +237,13 @@ def load_recipe(path: str | Path) -> dict:
         data = data.get("tool", {}).get("edgec")
         if not isinstance(data, dict):
             raise ConfigError(f"{p} has no [tool.edgec] table; add one or pass an edgec.toml")
-    check_keys(data, [f.name for f in dataclasses.fields(BuildConfig)], f"config file {p}")
+    for key in _COMMAND_LINE_ONLY:
+        if key in data:
+            raise ConfigError(f"config file {p}: {key} cannot be set in a recipe (a recipe someone sends you must "
+                              f"not switch a safety off or choose where code comes from); "
+                              f"{_COMMAND_LINE_ONLY[key]}")
+    check_keys(data, [f.name for f in dataclasses.fields(BuildConfig) if f.name not in _COMMAND_LINE_ONLY],
+               f"config file {p}")
     base = p.resolve().parent
     for key in ("model", "out"):
         if isinstance(data.get(key), str):

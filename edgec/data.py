@@ -9,15 +9,13 @@ checked against the model's input here, so later stages can trust the data.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from edgec import limits
+from edgec import limits, user_code
 from edgec.errors import DataError, EdgecError
 
 RANDOM = "random"
@@ -41,6 +39,35 @@ class Dataset:
         """The first ``n`` training samples (the converter's representative set)."""
         return self.x_train[:n]
 
+    def check_labels(self, output_shape: tuple) -> None:
+        """Labels must fit the model's output: class ids in ``0 .. width - 1`` (whole numbers), one-hot
+        rows of the output's width, or values of the output's shape.
+
+        Raises:
+            DataError: naming the labels, what is wrong and the fix.
+        """
+        width = int(np.prod(output_shape)) if output_shape else 1
+        for name, y in (("y_train", self.y_train), ("y_val", self.y_val)):
+            if y is None:
+                continue
+            per_sample = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+            if per_sample == width and width > 1:
+                continue  # one-hot rows, or targets of the output's shape (regression, reconstruction)
+            if per_sample != 1:
+                raise DataError(f"{self.source}: '{name}' has {per_sample} values per sample, but the model has "
+                                f"{width} output value(s); give class ids, one-hot rows of width {width}, or targets "
+                                "of the output's shape")
+            if width == 1:
+                continue  # one sigmoid unit or one regression value: any finite number
+            flat = y.reshape(len(y))
+            if np.any(flat != np.round(flat)):
+                raise DataError(f"{self.source}: '{name}' holds fractional values for a {width}-way output; class "
+                                "labels are whole numbers (or give one-hot rows)")
+            lo, hi = int(flat.min()), int(flat.max())
+            if lo < 0 or hi >= width:
+                raise DataError(f"{self.source}: '{name}' holds class ids from {lo} to {hi}, but the model has "
+                                f"{width} outputs (ids 0 to {width - 1}); fix the labels or the model")
+
     def to_dict(self) -> dict:
         return {"source": self.source, "random": self.random, "split": self.split,
                 "train_samples": int(len(self.x_train)), "val_samples": int(len(self.x_val)),
@@ -63,6 +90,8 @@ def _check_x(x, name: str, shape: tuple, source: str) -> np.ndarray:
                         f"(N, {', '.join(map(str, expected))}); reshape the data to the model's input")
     if len(x) == 0:
         raise DataError(f"{source}: '{name}' holds no samples; provide at least one")
+    # the float32 copy is what training and calibration hold: bound it, not only the file's own bytes
+    limits.check_array_size(x.size * 4, f"{source}: '{name}' as float32")
     x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
@@ -108,8 +137,8 @@ def _from_arrays(arrays: dict, shape: tuple, source: str) -> Dataset:
 
 
 def _npz_nbytes(path: Path) -> int:
-    """Bytes the arrays of an .npz expand to, read from their headers before any data (a small
-    compressed file can hold a huge array)."""
+    """Bytes the arrays of an .npz expand to (as float32, the copy training and calibration hold),
+    read from their headers before any data (a small compressed file can hold a huge array)."""
     total = 0
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
@@ -123,7 +152,7 @@ def _npz_nbytes(path: Path) -> int:
                 if dtype.hasobject:
                     raise DataError(f"{path}: '{info.filename}' holds Python objects, which edgec does not "
                                     "unpickle; store numeric arrays")
-                total += math.prod(shape) * dtype.itemsize
+                total += math.prod(shape) * max(dtype.itemsize, 4)  # as the float32 copy edgec holds
     return total
 
 
@@ -145,19 +174,16 @@ def _load_npz(path: Path, shape: tuple) -> Dataset:
     return _from_arrays(arrays, shape, str(path))
 
 
-def _load_function(spec: str, shape: tuple) -> Dataset:
-    module_name, _, func_name = spec.partition(":")
-    try:
-        if "" not in sys.path and "." not in sys.path:
-            sys.path.insert(0, "")
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
-        raise DataError(f"cannot import the data loader '{spec}' ({exc}); "
-                        "pass 'package.module:function' importable from the current directory") from None
-    try:
-        result = func()
-    except Exception as exc:
-        raise DataError(f"the data loader '{spec}' raised {type(exc).__name__}: {exc}; fix the loader") from None
+def _load_function(spec: str, shape: tuple, folders: tuple[Path, ...]) -> Dataset:
+    module_name, _, func_name = spec.rpartition(":")
+    module = user_code.import_user_module(module_name, folders, "data loader", DataError)
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise DataError(f"data loader '{spec}': {module_name} has no function '{func_name}'; name a function of it")
+    result = user_code.call_user_function(func, f"the data loader '{spec}'", DataError)
+    if result is None:
+        raise DataError(f"the data loader '{spec}' returned nothing; return x, (x, y), a dict of arrays or a "
+                        "tf.data.Dataset")
     return _from_arrays(_as_arrays(result, spec), shape, spec)
 
 
@@ -194,11 +220,14 @@ def _random(shape: tuple, n: int, seed: int) -> Dataset:
                    "not real data; accuracy cannot be measured", random=True)
 
 
-def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0) -> Dataset:
+def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0,
+              code_folders: tuple[Path, ...] = ()) -> Dataset:
     """Load the data the build needs.
 
     Args:
-        spec: an ``.npz`` path, ``package.module:function``, or ``random``.
+        spec: an ``.npz`` path, ``package.module:function`` or ``loader.py:function``, or ``random``.
+        code_folders: where a loader's module may be (default: the current folder); see
+            :mod:`edgec.user_code`.
         input_shape: the model's input shape without the batch dimension.
         samples: how many random samples to draw for ``random``.
         seed: seed for ``random``.
@@ -212,6 +241,6 @@ def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0) 
     if path.suffix == ".npz" or path.exists():
         return _load_npz(path, input_shape)
     if ":" in spec:
-        return _load_function(spec, input_shape)
+        return _load_function(spec, input_shape, code_folders or (Path.cwd(),))
     raise DataError(f"data '{spec}' is neither an existing .npz file, 'package.module:function', nor 'random'; "
                     "pass one of those")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import os
+import stat
 
 from edgec.errors import ConfigError, EdgecError
 
@@ -72,8 +73,8 @@ def parse_size(text: str, option: str) -> int:
         value = parse_quantity("flash", text)
     except EdgecError:
         raise ConfigError(f"{option} {text!r} is not a size; write it like 512MiB or 2GB") from None
-    if value <= 0:
-        raise ConfigError(f"{option} must be positive; write it like 512MiB or 2GB")
+    if not 0 < value <= 2**62:
+        raise ConfigError(f"{option} {text!r} must be a size from 1 byte to 4 EiB; write it like 512MiB or 2GB")
     return int(value)
 
 
@@ -82,8 +83,18 @@ def _mib(n: int) -> str:
 
 
 def check_file_size(path, what: str) -> int:
-    """The size of ``path``; an error when it exceeds ``max_input_bytes``."""
-    size = os.path.getsize(path)
+    """The size of ``path``; an error when it exceeds ``max_input_bytes``, or when ``path`` (or
+    what a link points to) is not an ordinary file: a FIFO or device would block or never end,
+    and a /proc or /sys file says it is empty while it reads without end."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputTooLarge(f"{what} {path} is not a regular file (a FIFO, device or socket); pass a file")
+    size = st.st_size
+    if size == 0:
+        with open(path, "rb") as fh:
+            if fh.read(1):
+                raise InputTooLarge(f"{what} {path} says it is empty but has content (a /proc or /sys file); "
+                                    "pass a real file")
     limit = current().max_input_bytes
     if size > limit:
         raise InputTooLarge(f"{what} {path} is {_mib(size)}, over the {_mib(limit)} input limit; "
@@ -92,7 +103,9 @@ def check_file_size(path, what: str) -> int:
 
 
 def read_text(path, what: str, error=ConfigError) -> str:
-    """A recipe's or profile's text, refusing files over ``MAX_TEXT_BYTES``."""
+    """A recipe's or profile's text, refusing files over ``MAX_TEXT_BYTES`` and anything but a regular file."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise error(f"{what} {path} is not a regular file; pass a .toml file")
     size = os.path.getsize(path)
     if size > MAX_TEXT_BYTES:
         raise error(f"{what} {path} is {_mib(size)}; a {what} is text of at most {_mib(MAX_TEXT_BYTES)}; "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import _tf, keras_bridge, limits, savedmodel_ops
+from edgec import _tf, keras_bridge, limits, savedmodel_ops, user_code
 from edgec.errors import EdgecError, ModelLoadError
 from edgec.runtime import hdf5, sandbox
 
@@ -100,10 +100,98 @@ _TF_KERAS_NAMESPACES = ("layers", "initializers", "regularizers", "constraints",
                         "losses", "metrics", "models", "mixed_precision")
 
 
+# Markers whose "module" tf_keras imports while it deserializes them.
+_IMPORTING_MARKERS = {"__typespec__", "function"}
+_TRUSTED_ROOTS = ("keras", "tf_keras", "tensorflow", "builtins")
+# tf_keras's layers that call a TensorFlow API function named in the config (tf.math.add, ...),
+# with arguments stored beside it: only pure tensor functions may be called that way.
+_OP_LAMBDAS = {"TFOpLambda", "SlicingOpLambda"}
+_PURE_TF_NAMESPACES = ("math.", "nn.", "linalg.", "image.", "signal.", "bitwise.", "__operators__.",
+                       "compat.v1.math.", "compat.v1.nn.", "experimental.numpy.")
+_PURE_TF_FUNCTIONS = frozenset({
+    "abs", "add", "add_n", "argmax", "argmin", "argsort", "broadcast_to", "cast", "clip_by_norm", "clip_by_value",
+    "concat", "cumsum", "divide", "einsum", "equal", "exp", "expand_dims", "fill", "gather", "gather_nd",
+    "greater", "greater_equal", "identity", "less", "less_equal", "linspace", "logical_and", "logical_not",
+    "logical_or", "matmul", "maximum", "minimum", "multiply", "negative", "not_equal", "one_hot", "ones",
+    "ones_like", "pad", "pow", "range", "rank", "reduce_all", "reduce_any", "reduce_max", "reduce_mean",
+    "reduce_min", "reduce_prod", "reduce_sum", "repeat", "reshape", "reverse", "roll", "round", "rsqrt",
+    "scatter_nd", "shape", "sigmoid", "sign", "size", "slice", "sort", "split", "sqrt", "square", "squeeze",
+    "stack", "strided_slice", "subtract", "tanh", "tensordot", "tile", "transpose", "truediv", "unstack",
+    "where", "zeros", "zeros_like", "boolean_mask", "meshgrid", "norm", "floor", "ceil", "floordiv",
+})
+_IMPURE_TF_WORDS = ("print", "io.", "py_function", "numpy_function", "debugging", "summary", "data.", "saved_model",
+                    "file", "write", "read", "load", "save", "system", "profiler", "experimental.dtensor")
+
+
+def tf_function_allowed(name) -> bool:
+    """Whether a TFOpLambda may call ``tf.<name>``: a pure tensor function, nothing that prints, touches
+    files or runs Python."""
+    if not isinstance(name, str) or any(w in name.lower() for w in _IMPURE_TF_WORDS):
+        return False
+    return name in _PURE_TF_FUNCTIONS or name.startswith(_PURE_TF_NAMESPACES)
+
+
 def _magic(p: Path) -> bytes:
     """The first 8 bytes of a file, which tell a .keras zip from an HDF5 file."""
     with open(p, "rb") as fh:
         return fh.read(8)
+
+
+def file_format(p: Path) -> str:
+    """``"zip"`` (a ``.keras`` file), ``"hdf5"`` or ``"other"``, decided by the bytes, never by the name.
+
+    A file that is both (a zip's directory at its end, an HDF5 superblock at offset 0 or, as
+    HDF5 allows, behind a user block at 512, 1024, 2048, ... bytes) is refused: edgec would
+    scan one reading while a Keras loader, choosing by the file's name, ran the other.
+
+    Raises:
+        ModelLoadError: an ambiguous file, a zip with bytes before it, or HDF5 behind a user block.
+    """
+    size = p.stat().st_size
+    hdf5_at = []
+    with open(p, "rb") as fh:
+        offset = 0
+        while offset + len(hdf5.MAGIC) <= size:
+            fh.seek(offset)
+            if fh.read(len(hdf5.MAGIC)) == hdf5.MAGIC:
+                hdf5_at.append(offset)
+                break
+            offset = 512 if offset == 0 else offset * 2
+    is_zip = zipfile.is_zipfile(p)
+    head = _magic(p)
+    if is_zip and hdf5_at:
+        raise ModelLoadError(f"{p} is both a zip (.keras) and an HDF5 (.h5) file; a Keras file is one or the "
+                             "other, so it was made to be read two ways; re-save the model with Keras")
+    if hdf5_at and hdf5_at[0] != 0:
+        raise ModelLoadError(f"{p} has an HDF5 file behind {hdf5_at[0]} bytes of something else (a user "
+                             "block), which Keras never writes; re-save the model with Keras")
+    if is_zip and not head.startswith(b"PK"):
+        raise ModelLoadError(f"{p} is a zip with other bytes before it, which Keras never writes; re-save the "
+                             "model with Keras")
+    return "hdf5" if hdf5_at else "zip" if is_zip else "other"
+
+
+def _metadata_nodes(p: Path) -> list[str]:
+    """Every Keras metadata string of a SavedModel, from both places tf_keras reads it:
+    ``keras_metadata.pb`` and the older layout inside ``saved_model.pb``
+    (``object_graph_def.nodes[].user_object.metadata``)."""
+    texts = []
+    meta = p / "keras_metadata.pb"
+    if meta.exists():
+        _tf.tf_keras()  # imports TensorFlow with its C++ start-up noise kept off stderr
+        from tf_keras.protobuf import saved_metadata_pb2
+
+        proto = saved_metadata_pb2.SavedMetadata()
+        try:
+            proto.ParseFromString(meta.read_bytes())
+        except Exception:
+            raise ModelLoadError(f"{p}/keras_metadata.pb does not parse; re-save the model with Keras") from None
+        texts += [node.metadata for node in proto.nodes if node.metadata]
+    saved = savedmodel_ops.parse(p)
+    for meta_graph in saved.meta_graphs:
+        texts += [n.user_object.metadata for n in meta_graph.object_graph_def.nodes
+                  if n.HasField("user_object") and n.user_object.metadata]
+    return texts
 
 
 def _stored_config(p: Path, h5_config: str | None):
@@ -111,27 +199,34 @@ def _stored_config(p: Path, h5_config: str | None):
 
     ``h5_config`` is the ``model_config`` text :func:`edgec.runtime.hdf5.preflight`
     read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself.
-    """
-    if p.is_dir():
-        meta = p / "keras_metadata.pb"
-        if not meta.exists():
-            return None
-        _tf.tf_keras()  # imports TensorFlow with its C++ start-up noise kept off stderr
-        from tf_keras.protobuf import saved_metadata_pb2
+    A stored architecture that does not parse is refused: the scan must not be skipped
+    for a part a Keras loader may still read.
 
-        proto = saved_metadata_pb2.SavedMetadata()
-        proto.ParseFromString(meta.read_bytes())
-        return [json.loads(node.metadata) for node in proto.nodes if node.metadata]
-    head = _magic(p)
-    if head.startswith(b"PK"):
+    Raises:
+        ModelLoadError: a part of the stored architecture is not valid JSON.
+    """
+    def parsed(text, where: str):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise ModelLoadError(f"{p}: {where} is not valid JSON, so edgec cannot check it for code; "
+                                 "re-save the model with Keras") from None
+
+    if p.is_dir():
+        return [parsed(t, "a node of the SavedModel's Keras metadata") for t in _metadata_nodes(p)] or None
+    kind = file_format(p)
+    if kind == "zip":
         with zipfile.ZipFile(p) as z:
-            info = z.getinfo("config.json")
+            try:
+                info = z.getinfo("config.json")
+            except KeyError:
+                return None
             if info.file_size > limits.MAX_TEXT_BYTES * 64:
                 raise ModelLoadError(f"{p}'s config.json is {info.file_size:,} bytes; that is not a model "
                                      "architecture; check the file")
-            return json.loads(z.read(info))
-    if head.startswith(hdf5.MAGIC) and h5_config is not None:
-        return json.loads(h5_config)
+            return parsed(z.read(info), "config.json")
+    if kind == "hdf5" and h5_config is not None:
+        return parsed(h5_config, "its model_config")
     return None
 
 
@@ -165,6 +260,12 @@ def _code_in(config, trusted_modules: tuple[str, ...], custom: dict) -> list[tup
             registered = obj.get("registered_name")
             if cls in _CODE_CLASSES:
                 found.append((layer, "code", "a Lambda layer"))
+            elif cls in _OP_LAMBDAS and not tf_function_allowed((inner or {}).get("function")):
+                found.append((layer, "code", f"a {cls} calling tf.{(inner or {}).get('function')}, which is not "
+                                             "a pure tensor operation"))
+            elif cls in _IMPORTING_MARKERS and not (isinstance(module, str) and module.split(".")[0] in _TRUSTED_ROOTS):
+                # tf_keras imports the module these markers name to find the spec or function
+                found.append((layer, "custom", f"a {cls} object from module {module!r}"))
             elif cls in custom or cls in _MARKERS:
                 pass
             elif isinstance(module, str):
@@ -182,6 +283,47 @@ def _code_in(config, trusted_modules: tuple[str, ...], custom: dict) -> list[tup
     return found
 
 
+MAX_LAYERS = 4096  # keras.applications' largest networks have under 1,000; a damaged config takes minutes
+
+
+def _refuse_huge(p: Path, config) -> None:
+    """Refuse a stored architecture with more layers than any real network, before Keras spends minutes on it."""
+    layers = 0
+
+    def count(obj, depth=0):
+        nonlocal layers
+        if depth > 200:
+            raise ModelLoadError(f"{p}: its stored architecture nests deeper than 200 levels; re-save the model")
+        if isinstance(obj, dict):
+            if isinstance(obj.get("layers"), list):
+                layers += len(obj["layers"])
+            for v in obj.values():
+                count(v, depth + 1)
+        elif isinstance(obj, list):
+            for v in obj:
+                count(v, depth + 1)
+
+    count(config)
+    if layers > MAX_LAYERS:
+        raise ModelLoadError(f"{p}: its stored architecture lists {layers:,} layers, more than the {MAX_LAYERS:,} "
+                             "edgec accepts; check the file")
+
+
+def _check_fingerprint(p: Path) -> None:
+    """A SavedModel's ``fingerprint.pb`` must parse: TensorFlow reads it at load and prints a traceback if not."""
+    fingerprint = p / "fingerprint.pb"
+    if not fingerprint.exists():
+        return
+    _tf.tf()
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    try:
+        fingerprint_pb2.FingerprintDef().ParseFromString(fingerprint.read_bytes())
+    except Exception:
+        raise ModelLoadError(f"{p}/fingerprint.pb is damaged; delete that file (TensorFlow writes it only for "
+                             "bookkeeping) or save the model again") from None
+
+
 def _refuse_code(p: Path, config, safe_mode: bool, trusted_modules: tuple[str, ...], custom: dict) -> None:
     for layer, kind, what in _code_in(config, trusted_modules, custom):
         if kind == "code" and safe_mode:
@@ -194,18 +336,14 @@ def _refuse_code(p: Path, config, safe_mode: bool, trusted_modules: tuple[str, .
                                  "e.g. --custom-objects mypkg.layers), or rebuild the model from Keras layers")
 
 
-def import_custom_objects(modules: tuple[str, ...]) -> dict:
-    """Classes and functions of the modules a user named with ``--custom-objects``, by name."""
-    import importlib
+def import_custom_objects(modules: tuple[str, ...], folders: tuple[Path, ...] = ()) -> dict:
+    """Classes and functions of the modules a user named with ``--custom-objects``, by name; each a
+    module or .py file of the user's own under ``folders`` (default: the current folder)."""
     import inspect
 
     objects = {}
     for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:
-            raise ModelLoadError(f"--custom-objects {name}: cannot import it ({type(exc).__name__}: {exc}); "
-                                 "pass a module importable from the current directory") from None
+        module = user_code.import_user_module(name, folders or (Path.cwd(),), "--custom-objects", ModelLoadError)
         for attr, obj in vars(module).items():
             if not attr.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)):
                 objects[attr] = obj
@@ -230,7 +368,7 @@ def _refused(exc: Exception, path: Path, safe_mode: bool) -> ModelLoadError:
 
 
 def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True,
-               custom_objects: tuple[str, ...] = ()) -> LoadedModel:
+               custom_objects: tuple[str, ...] = (), code_folders: tuple[Path, ...] = ()) -> LoadedModel:
     """Load a Keras 3 ``.keras``, a tf_keras ``.keras``/``.h5``, or a SavedModel directory.
 
     Before any Keras loader sees the file, its stored architecture is read as
@@ -242,6 +380,7 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
         name: the model name; defaults to the file stem.
         safe_mode: refuse models that carry code (Lambda layers).
         custom_objects: modules (your code) whose classes the model may use.
+        code_folders: where those modules may be (default: the current folder).
 
     Returns:
         A :class:`LoadedModel` holding a tf_keras model.
@@ -255,21 +394,25 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     if p.is_file() and p.suffix == ".tflite":
         raise ModelLoadError(f"{p} is already a TFLite model; use `edgec check {p}` to measure it")
     name = name or default_name(p)
-    if p.is_file():
-        limits.check_file_size(p, "model")
-    custom = import_custom_objects(tuple(custom_objects))
+    if not p.is_dir():
+        limits.check_file_size(p, "model")  # also refuses FIFOs and devices, which would block the reads below
+    else:
+        _check_fingerprint(p)
+    custom = import_custom_objects(tuple(custom_objects), tuple(Path(f) for f in code_folders))
     h5_config = None
-    head = _magic(p) if p.is_file() else b""
-    if head == hdf5.MAGIC or head.startswith(b"PK"):
+    kind = file_format(p) if p.is_file() else "savedmodel"
+    if kind in ("hdf5", "zip"):
         with sandbox.model_label(p.name):  # libhdf5 reads the file in the sandbox first (see runtime.hdf5)
             h5_config = hdf5.preflight(p, limits.current().max_input_bytes)
     try:
         config = _stored_config(p, h5_config)
     except EdgecError:
         raise
-    except Exception:
-        config = None  # unreadable: the loader below reports what is wrong with the file
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{p} cannot be read as a Keras file ({type(exc).__name__}: {exc}); re-save the model "
+                             "with Keras") from None
     _refuse_code(p, config, safe_mode, tuple(custom_objects), custom)
+    _refuse_huge(p, config)
     if p.is_dir() and safe_mode:  # a SavedModel's graph runs at load: refuse ops that reach outside it
         savedmodel_ops.check(p)
     with warnings.catch_warnings(record=True) as caught, _time_limit(p, LOAD_TIMEOUT_S):
@@ -281,7 +424,7 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
     return _finish(p, name, model, fmt, k3_model)
 
 
-LOAD_TIMEOUT_S = 300.0  # Keras rebuilds a sound model in seconds; a damaged layer graph can keep it busy for ever
+LOAD_TIMEOUT_S = 120.0  # Keras rebuilds a sound model in seconds; a damaged layer graph can keep it busy for ever
 
 
 @contextlib.contextmanager
@@ -318,8 +461,8 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
                                      "pass a .keras/.h5 file or a SavedModel directory")
             model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
-            head = _magic(p)
-            if head.startswith(hdf5.MAGIC):
+            kind = file_format(p)
+            if kind == "hdf5":
                 try:
                     model, fmt = _load_tf_keras(p, safe_mode, custom), "h5"
                 except ModelLoadError:
@@ -327,7 +470,7 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
                 except Exception:
                     k3_model = _load_keras3(p, safe_mode, custom)
                     model, fmt = None, "h5-keras3"
-            elif head.startswith(b"PK"):
+            elif kind == "zip":
                 version = _keras_file_version(p)
                 if version.startswith("2."):
                     model, fmt = _load_tf_keras(p, safe_mode, custom), "keras-tf_keras"

@@ -71,9 +71,12 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         stages = fit.with_channels(stages)
     _log.info("loading model %s", cfg.model)
     model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
-                       custom_objects=cfg.custom_objects)
+                       custom_objects=cfg.custom_objects, code_folders=cfg.code_folders)
     ident = c_array.c_identifier(cfg.name or model.name)
-    data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed)
+    artifacts.check_destination(cfg.out, output_names(ident))  # before the work, not after it
+    data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed,
+                     code_folders=cfg.code_folders)
+    data.check_labels(model.output_shape)
     budgets.require_measurable(dict(cfg.budgets), target, None if data.y_val is not None else
                                f"the data ({cfg.data}) has no labels; put them in the .npz as 'y', or drop "
                                "the accuracy_drop budget")
@@ -187,6 +190,12 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     _log.info("wrote %d files to %s", len(files), out)
     return report
 
+
+
+def output_names(ident: str) -> tuple[str, ...]:
+    """Every file a build may write into ``--out``."""
+    return (f"{ident}.tflite", f"{ident}_vela.tflite", f"{ident}_model_data.h", f"{ident}_model_data.c",
+            f"{ident}_model_settings.h", f"{ident}_infer.c", f"{ident}_infer.h", "report.json", "report.html")
 
 
 def _require_resolvable(limit: float, n: int) -> None:

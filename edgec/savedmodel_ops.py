@@ -79,20 +79,55 @@ def _registry():
     return op_def_registry.get
 
 
-def _saver_functions(meta_graph, library: dict) -> set[str]:
-    """Names of the functions the ``saver_def``'s save and restore nodes call, and what those call."""
-    saver = meta_graph.saver_def
-    heads = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]} - {""}
-    todo = [attr.func.name for node in meta_graph.graph_def.node if node.name in heads
-            for attr in node.attr.values() if attr.func.name]
-    seen: set[str] = set()
+def _called(nodes) -> list[str]:
+    """The function names the ``attr`` values of ``nodes`` refer to (single and list attributes)."""
+    names = []
+    for node in nodes:
+        for attr in node.attr.values():
+            if attr.func.name:
+                names.append(attr.func.name)
+            names += [f.name for f in attr.list.func if f.name]
+    return names
+
+
+def _closure(roots, library: dict) -> set[str]:
+    """``roots`` and every function of the library they call, transitively."""
+    todo, seen = list(roots), set()
     while todo:
         name = todo.pop()
         if name in seen or name not in library:
             continue
         seen.add(name)
-        todo += [a.func.name for n in library[name].node_def for a in n.attr.values() if a.func.name]
+        todo += _called(library[name].node_def)
     return seen
+
+
+def _saver_functions(meta_graph, library: dict) -> set[str]:
+    """The functions only the ``saver_def``'s save and restore nodes reach.
+
+    Told apart by the graph's structure, not by what the file names: a function that
+    anything else reaches (another graph node, a function the object graph restores, such
+    as a resource's initializer, which TensorFlow runs at load) is not a saver function,
+    even if a save or restore node names it too.
+    """
+    saver = meta_graph.saver_def
+    heads = {saver.save_tensor_name.split(":")[0], saver.restore_op_name.split(":")[0]} - {""}
+    graph = meta_graph.graph_def.node
+    from_saver = _closure(_called(n for n in graph if n.name in heads), library)
+    loaded = set(meta_graph.object_graph_def.concrete_functions.keys())
+    loaded |= {f for node in meta_graph.object_graph_def.nodes for f in _object_functions(node)}
+    from_elsewhere = _closure(_called(n for n in graph if n.name not in heads) + sorted(loaded), library)
+    return from_saver - from_elsewhere
+
+
+def _object_functions(node) -> list[str]:
+    """Functions a SavedObject (a restored function, a bare concrete function) names."""
+    kind = node.WhichOneof("kind")
+    if kind == "function":
+        return list(node.function.concrete_functions)
+    if kind == "bare_concrete_function":
+        return [node.bare_concrete_function.concrete_function_name]
+    return []
 
 
 def refused_ops(saved_model) -> list[tuple[str, str, str]]:
@@ -125,11 +160,11 @@ def refused_ops(saved_model) -> list[tuple[str, str, str]]:
     return found
 
 
-def check(path: Path) -> None:
-    """Refuse the SavedModel directory ``path`` if its graph holds an op :func:`refused_ops` names.
+def parse(path: Path):
+    """The ``SavedModel`` proto of the directory ``path`` (binary or text form).
 
     Raises:
-        ModelLoadError: naming the op, where it is, why, and what to do.
+        ModelLoadError: it does not parse.
     """
     from google.protobuf import text_format
 
@@ -143,12 +178,21 @@ def check(path: Path) -> None:
     try:
         if binary.exists():
             proto.ParseFromString(binary.read_bytes())
-        else:  # TensorFlow loads the text form too
+        elif text.exists():  # TensorFlow loads the text form too
             text_format.Parse(text.read_text("utf-8"), proto)
     except Exception:
         raise ModelLoadError(f"{path} is not a readable SavedModel (its saved_model.pb does not parse); "
                              "save the model again with model.save() or tf.saved_model.save()") from None
-    found = refused_ops(proto)
+    return proto
+
+
+def check(path: Path) -> None:
+    """Refuse the SavedModel directory ``path`` if its graph holds an op :func:`refused_ops` names.
+
+    Raises:
+        ModelLoadError: naming the op, where it is, why, and what to do.
+    """
+    found = refused_ops(parse(path))
     if found:
         op, where, why = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -71,7 +71,7 @@ def test_output_directory_is_a_file(tmp_path):
     out = tmp_path / "out"
     out.write_text("keep me")
     proc, _ = _build(tmp_path, out=out)
-    assert_one_line_error(proc, 2, "is a file")
+    assert_one_line_error(proc, 2, "is not a directory")
     assert out.read_text() == "keep me"
 
 

@@ -25,7 +25,7 @@ def test_typo_suggests_the_key():
 
 
 def test_counts_must_be_positive():
-    with pytest.raises(ConfigError, match=">= 1"):
+    with pytest.raises(ConfigError, match="from 1 to"):
         BuildConfig.from_dict({"model": "m", "data": "d", "target": "t", "out": "o", "verify_samples": 0})
 
 

@@ -148,6 +148,7 @@ class Scale(k.layers.Layer):
 def test_custom_class_needs_custom_objects(tfk, tmp_path, monkeypatch):
     (tmp_path / "mylayers.py").write_text(CUSTOM_LAYER)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # --custom-objects modules are the user's own files, in the current folder
     import mylayers
 
     inp = tfk.Input((4,))

@@ -178,7 +178,9 @@ def _smallest(allocates, recorded: int) -> int:
 
 def run(data: bytes, inputs_q: np.ndarray, litert_verify: bool = True) -> np.ndarray:
     """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time (in the sandbox)."""
-    return sandbox.call(_run, bytes(data), np.asarray(inputs_q), litert_verify, runtime="TFLite-Micro")
+    data, inputs_q = bytes(data), np.asarray(inputs_q)
+    return np.concatenate([sandbox.call(_run, data, chunk, litert_verify, runtime="TFLite-Micro")
+                           for chunk in sandbox.chunks(inputs_q)])
 
 
 def run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:

@@ -38,7 +38,7 @@ ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.runtime
 HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
 _FIX = contextvars.ContextVar("edgec_model_fix", default="regenerate it with the tool that wrote it")
-TIMEOUT_S = 900.0  # one call: TFLite-Micro's arena bisection or a verification run
+TIMEOUT_S = 240.0  # one call: TFLite-Micro's arena bisection or a verification run (a WHILE that never ends)
 
 
 @contextlib.contextmanager
@@ -53,6 +53,14 @@ def model_label(label: str, fix: str | None = None):
         _LABEL.reset(token)
         if fix_token is not None:
             _FIX.reset(fix_token)
+
+
+CHUNK = 25  # samples per call: each call has its own time limit, so a long verification is not one huge call
+
+
+def chunks(samples):
+    """``samples`` in slices of :data:`CHUNK` (at least one slice, so an empty run still runs)."""
+    return [samples[i:i + CHUNK] for i in range(0, len(samples), CHUNK)] or [samples]
 
 
 def current_fix() -> str:

@@ -9,6 +9,7 @@ happens only when a report is rendered.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -61,16 +62,33 @@ class Target:
         if data["runtime"] == "c" and data["kind"] != "mcu":
             raise TargetError(f"target profile {source}: runtime 'c' needs kind = \"mcu\"")
         cpi = data.get("cycles_per_instruction", 1.0)
-        if isinstance(cpi, bool) or not isinstance(cpi, (int, float)) or cpi <= 0:
+        if not _finite(cpi) or cpi <= 0:
             raise TargetError(f"target profile {source}: cycles_per_instruction must be a number > 0, got {cpi!r}")
         if data.get("kernels", "reference") not in KERNELS:
             raise TargetError(f"target profile {source}: kernels must be one of {', '.join(KERNELS)}")
+        for key in ("budgets", "cycles", "npu"):
+            if not isinstance(data.get(key, {}), dict):
+                raise TargetError(f"target profile {source}: {key} must be a table ([{key}]), got {data[key]!r}")
+        for key in ("name", "description", "kind", "runtime", "kernels"):
+            if key in data and not isinstance(data[key], str):
+                raise TargetError(f"target profile {source}: {key} must be a string, got {data[key]!r}")
         check_keys(data.get("budgets", {}), BUDGET_NAMES, f"target profile {source} [budgets]", TargetError)
         for lib, table in data.get("cycles", {}).items():
             if lib not in KERNELS or not isinstance(table, dict):
                 raise TargetError(f"target profile {source}: [cycles.{lib}] must be one of "
                                   f"{', '.join('cycles.' + k for k in KERNELS)}")
             check_keys(table, CYCLE_KEYS, f"target profile {source} [cycles.{lib}]", TargetError)
+            for key, value in table.items():
+                if not _finite(value) or value < 0:
+                    raise TargetError(f"target profile {source}: [cycles.{lib}] {key} must be a number >= 0, "
+                                      f"got {value!r}")
+        macs = data.get("phone_macs_per_second")
+        if macs is not None and (not _finite(macs) or macs <= 0):
+            raise TargetError(f"target profile {source}: phone_macs_per_second must be a number > 0, got {macs!r} "
+                              "(leave it out to have no phone latency estimate)")
+        calibrated = data.get("calibrated", ())
+        if not isinstance(calibrated, (list, tuple)) or any(c not in KERNELS for c in calibrated):
+            raise TargetError(f"target profile {source}: calibrated must be a list of {', '.join(KERNELS)}")
         npu = data.get("npu", {})
         check_keys(npu, NPU_KEYS, f"target profile {source} [npu]", TargetError)
         if npu:
@@ -80,7 +98,7 @@ class Target:
                                   "system_config and memory_mode (as Vela's options name them)")
         for key in ("flash_bytes", "ram_bytes", "clock_hz", "flash_reserved_bytes", "ram_reserved_bytes"):
             value = data.get(key)
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62):
                 raise TargetError(f"target profile {source}: {key} must be a whole number of "
                                   f"{'Hz' if key == 'clock_hz' else 'bytes'}, got {value!r}")
         if data["kind"] == "mcu" and not data.get("clock_hz"):
@@ -93,7 +111,7 @@ class Target:
             parsed = {name: parse_quantity(name, value) for name, value in data.get("budgets", {}).items()}
         except ConfigError as exc:
             raise TargetError(f"target profile {source} [budgets]: {exc}") from None
-        return cls(**{**data, "budgets": parsed}, source=source)
+        return cls(**{**data, "budgets": parsed, "calibrated": tuple(calibrated)}, source=source)
 
     @property
     def runs_tflm(self) -> bool:
@@ -125,6 +143,14 @@ class Target:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _finite(value) -> bool:
+    """A real number (not a bool, not NaN or infinite)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+MAX_EXTENDS = 16  # profiles extending profiles: a deeper chain is a mistake or a trap
 
 
 def _builtin_files() -> dict[str, object]:
@@ -170,6 +196,11 @@ def _raw(name_or_path: str, seen: tuple = ()) -> tuple[dict, str]:
         data, source = _parse(text, str(path)), str(path)
     parent = data.pop("extends", None)
     if parent is not None:
+        if not isinstance(parent, str):
+            raise TargetError(f"target profile {source}: extends must be a profile name or path, got {parent!r}")
+        if len(seen) >= MAX_EXTENDS:
+            raise TargetError(f"target profile {source}: more than {MAX_EXTENDS} profiles extend one another; "
+                              "extend a built-in profile directly")
         if parent in seen:
             raise TargetError(f"target profile {source} extends itself through '{parent}'; break the cycle")
         base, _ = _raw(str(parent), seen + (source,))
