@@ -93,16 +93,26 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @contextlib.contextmanager
 def _signals_held():
-    """Hold SIGINT/SIGTERM back (delivered after the block) where this thread can."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Hold SIGINT/SIGTERM back until the block is done, then deliver them (where this is the main thread).
+
+    A signal mask would not do: it blocks a signal in this thread only, and TensorFlow's threads
+    would take it instead (Python then raises KeyboardInterrupt in the main thread at once). Python
+    runs its handlers in the main thread whichever thread the signal hit, so the handlers are
+    replaced for the block by one that only records the signal.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in pending:
+            signal.raise_signal(s)
 
 
 def _keep_others(out: Path, staging: Path, produced: set[str]) -> None:

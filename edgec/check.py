@@ -52,7 +52,9 @@ def _host_latency(data: bytes, target) -> tuple[float | None, str | None, bool]:
     try:
         return litert.host_latency_ms(data), None, False
     except InterpreterCrash as exc:
-        return None, (f"LiteRT crashed on this file ({exc.how}); {target.name} runs TFLite-Micro, which was given "
+        what = "did not finish on this file (stopped at the time limit)" if exc.how == "timed out" else \
+            f"crashed on this file ({exc.how})"
+        return None, (f"LiteRT {what}; {target.name} runs TFLite-Micro, which was given "
                       "the file after edgec's own flatbuffer verifier passed it; the host latency was not "
                       "measured"), True
     except RuntimeCheckError as exc:

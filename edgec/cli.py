@@ -154,22 +154,13 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
     from edgec.budgets import parse_budget_options
     from pathlib import Path
 
-    from edgec.config import BuildConfig, StageSpec, code_in_recipe, load_recipe
-    from edgec.errors import ConfigError
+    from edgec.config import BuildConfig, StageSpec, recipe_settings
     from edgec.pipeline import build as run_build
 
-    settings = load_recipe(config_path) if config_path else {}
-    folders = [Path.cwd()]
+    settings, folders = {}, (Path.cwd(),)
     if config_path:
-        code = code_in_recipe({k: v for k, v in settings.items()
-                               if not (k == "data" and data) and not (k == "custom_objects" and custom_objects)},
-                              config_path)
-        if code and not trust_recipe:
-            raise ConfigError(f"the recipe {config_path} names Python code to run: {'; '.join(code)}; edgec runs "
-                              "code from a recipe only with --trust-recipe (or give --data / --custom-objects on the "
-                              "command line yourself)")
-        if trust_recipe:
-            folders.append(Path(config_path).resolve().parent)
+        on_command_line = frozenset(k for k, v in (("data", data), ("custom_objects", custom_objects)) if v)
+        settings, folders = recipe_settings(config_path, trust_recipe, on_command_line)
     given = {"model": model, "target": target, "data": data, "out": out, "name": name,
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
              "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,

@@ -204,7 +204,7 @@ _COMMAND_LINE_ONLY = {"allow_custom_code": "pass --allow-custom-code on the comm
                                       "recipe's, with --trust-recipe)"}
 
 
-def code_in_recipe(recipe: dict, path: str) -> list[str]:
+def code_in_recipe(recipe: dict) -> list[str]:
     """What in a recipe would run the user's Python code (a data loader, custom-object modules)."""
     found = []
     data = recipe.get("data")
@@ -213,6 +213,29 @@ def code_in_recipe(recipe: dict, path: str) -> list[str]:
     if recipe.get("custom_objects"):
         found.append(f"custom_objects = {recipe['custom_objects']!r}")
     return found
+
+
+def recipe_settings(path: str | Path, trusted: bool = False, given: frozenset = frozenset()) -> tuple[dict, tuple]:
+    """A recipe's settings, refused if it names code to run and is not ``trusted``, and the folders
+    that code may come from (the current folder; the recipe's too when trusted).
+
+    Args:
+        path: the recipe.
+        trusted: ``--trust-recipe``.
+        given: the keys the command line sets itself (a recipe's loader that ``--data`` replaces
+            runs nothing).
+
+    Raises:
+        ConfigError: what :func:`load_recipe` raises, or code in an untrusted recipe.
+    """
+    settings = load_recipe(path)
+    code = code_in_recipe({k: v for k, v in settings.items() if k not in given})
+    if code and not trusted:
+        raise ConfigError(f"the recipe {path} names Python code to run: {'; '.join(code)}; edgec runs code from "
+                          "a recipe only with --trust-recipe (or give --data / --custom-objects on the command "
+                          "line yourself)")
+    folders = (Path.cwd(), Path(path).resolve().parent) if trusted else (Path.cwd(),)
+    return settings, folders
 
 
 def load_recipe(path: str | Path) -> dict:

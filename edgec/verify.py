@@ -28,7 +28,6 @@ import math
 
 import numpy as np
 
-from edgec.config import TASKS
 from edgec.errors import RuntimeCheckError
 from edgec.runtime import litert, micro
 from edgec.runtime.model_file import TFLiteModel, dequantize, quantize, with_every_op_output

@@ -25,8 +25,11 @@ def main():
     model = k.Model(inp, k.layers.Dense(3, activation="softmax", name="fc")(x))
     rng = np.random.default_rng(0)
     x_data = rng.uniform(0, 1, (16, 8, 8, 1)).astype(np.float32)
-    for kind in ("tflite", "npz", "h5", "recipe", "target"):
+    for kind in ("tflite", "npz", "h5", "recipe", "target", "savedmodel_meta"):
         (SEEDS / kind).mkdir(parents=True, exist_ok=True)
+    base = SEEDS.parent / "fuzz_base" / "savedmodel"
+    model.save(base, save_format="tf")
+    (SEEDS / "savedmodel_meta" / "seed.pb").write_bytes((base / "keras_metadata.pb").read_bytes())
     (SEEDS / "tflite" / "seed.tflite").write_bytes(convert_int8(model, x_data))
     np.savez(SEEDS / "npz" / "seed_xy.npz", x=x_data, y=rng.integers(0, 3, 16))
     np.savez(SEEDS / "npz" / "seed_split.npz", x_train=x_data[:12], y_train=np.eye(3)[rng.integers(0, 3, 12)],
@@ -51,6 +54,11 @@ sparsity = 0.75
 schedule = "polynomial"
 [[stages]]
 name = "qat"
+''')
+    (SEEDS / "recipe" / "code-keys.toml").write_text('''model = "model.keras"
+data = "loader.py:load"
+target = "cortex-m4"
+custom_objects = ["mylayers"]
 ''')
     (SEEDS / "target" / "seed.toml").write_text('''name = "my-board"
 extends = "cortex-m4"

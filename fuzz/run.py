@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of edgec's inputs with atheris (libFuzzer for Python).
 
-    python fuzz/run.py KIND [libFuzzer options]      KIND: tflite, npz, h5, recipe, target
+    python fuzz/run.py KIND [libFuzzer options]      KIND: tflite, npz, h5, recipe, target, savedmodel_meta
 
 The corpus starts from ``tests/data/fuzz/KIND/`` (valid seed files and every
 input that once found a bug) and grows in ``fuzz/corpus/KIND/`` (not kept in

@@ -77,10 +77,19 @@ def load_h5(data: bytes) -> str:
 
 
 def load_recipe(data: bytes) -> str:
-    """`--config edgec.toml`: TOML, keys, stages, budgets with units."""
-    from edgec.config import BuildConfig, load_recipe as read
+    """`--config edgec.toml` as the CLI reads it, untrusted: TOML, keys, stages, budgets with units, and
+    the gate that refuses code-loading keys (a data loader, custom_objects) without --trust-recipe.
+    A mutant that slipped a loader past the gate would be imported by the build; here the gate's
+    answer is checked instead: no recipe that names code may come back accepted."""
+    from edgec.config import BuildConfig, code_in_recipe, recipe_settings
 
-    return _allowed(lambda p: BuildConfig.from_dict(read(p)), str(_file(data, ".toml")))
+    def read(p):
+        settings, folders = recipe_settings(p)
+        if code_in_recipe(settings) or folders != (Path.cwd(),):
+            raise AssertionError(f"an untrusted recipe that names code was accepted: {code_in_recipe(settings)}")
+        return BuildConfig.from_dict(settings)
+
+    return _allowed(read, str(_file(data, ".toml")))
 
 
 def load_target(data: bytes) -> str:
@@ -90,8 +99,27 @@ def load_target(data: bytes) -> str:
     return _allowed(targets.get, str(_file(data, ".toml")))
 
 
-TARGETS = {"tflite": check_tflite, "npz": load_npz, "h5": load_h5, "recipe": load_recipe, "target": load_target}
 SEEDS = Path(__file__).resolve().parents[1] / "tests" / "data" / "fuzz"
+# The SavedModel whose keras_metadata.pb the savedmodel_meta target replaces (written by make_seeds.py).
+SAVEDMODEL_BASE = SEEDS.parent / "fuzz_base" / "savedmodel"
+
+
+def load_savedmodel_meta(data: bytes) -> str:
+    """A tf_keras SavedModel whose ``keras_metadata.pb`` is these bytes: the metadata scan (both
+    layouts), the op scan, then tf_keras's loader."""
+    from edgec import models
+    from edgec.models import load_model
+
+    models.LOAD_TIMEOUT_S = 20.0
+    folder = WORKDIR / "savedmodel"
+    if not folder.exists():
+        shutil.copytree(SAVEDMODEL_BASE, folder)
+    (folder / "keras_metadata.pb").write_bytes(data)
+    return _allowed(load_model, str(folder))
+
+
+TARGETS = {"tflite": check_tflite, "npz": load_npz, "h5": load_h5, "recipe": load_recipe, "target": load_target,
+           "savedmodel_meta": load_savedmodel_meta}
 
 
 atexit.register(shutil.rmtree, WORKDIR, True)

@@ -105,3 +105,31 @@ def repacked_tflite(data: bytes, edit) -> bytes:
 
 def have(*tools: str) -> bool:
     return all(shutil.which(t) for t in tools)
+
+
+@pytest.fixture
+def edgec(capfd, monkeypatch, tmp_path):
+    """``edgec ARGS`` in this process, from ``tmp_path``: a CompletedProcess with fd-level output. The same
+    code path as the command (``edgec.cli.main``), without a new TensorFlow import per case."""
+    from edgec import cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args) -> subprocess.CompletedProcess:
+        capfd.readouterr()
+        try:
+            cli.main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
+def recipe_file(tmp: Path, text: str) -> Path:
+    """An edgec.toml building the bundled sample for cortex-m4 into out/, plus ``text``."""
+    path = tmp / "edgec.toml"
+    path.write_text(f'model = "{SAMPLE / "digits.keras"}"\ntarget = "cortex-m4"\nout = "out"\n{text}\n')
+    return path

@@ -1,15 +1,18 @@
-"""Thirty-odd distinct bad inputs through the real `edgec` command: each is exit 2 (1 for a budget
-failure), one line on stderr naming the problem and the fix, no traceback, and nothing written."""
+"""Eighty-odd distinct bad inputs through the `edgec` command (CASES in a fresh process each, BAD
+in-process through the same ``edgec.cli.main``): each is exit 2 (1 for a budget failure), one line on
+stderr naming the problem and the fix, no traceback, nothing on stdout and nothing written."""
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
+from conftest import SAMPLE, assert_one_line_error, recipe_file, repacked_tflite, run_cli
 
 SEED_TFLITE = Path(__file__).resolve().parent / "data" / "fuzz" / "tflite" / "seed.tflite"
 MODEL, DATA = str(SAMPLE / "digits.keras"), str(SAMPLE / "digits.npz")
@@ -173,3 +176,153 @@ def test_bad_input(case, tmp_path):
         assert_one_line_error(proc, code, words)
     after = sorted(p.name for p in tmp_path.iterdir())
     assert after == before, "a failed command left files behind"
+
+
+# ---- issue 28: bad values that printed tracebacks, exited wrongly or hung; run in-process ---------
+
+def _profile(tmp: Path, text: str) -> str:
+    path = tmp / "board.toml"
+    path.write_text(f'extends = "cortex-m4"\nname = "board"\n{text}\n')
+    return str(path)
+
+
+def _check_args(tmp, *extra):
+    from conftest import DATA as TEST_DATA
+
+    return ["check", str(TEST_DATA / "fuzz" / "tflite" / "seed.tflite"), "-t", "cortex-m4", *extra]
+
+
+def _extends_chain(tmp: Path) -> str:
+    for i in range(1200):
+        parent = f"p{i + 1}.toml" if i < 1199 else "cortex-m4"
+        (tmp / f"p{i}.toml").write_text(f'extends = "{tmp / parent if i < 1199 else parent}"\nname = "p{i}"\n')
+    return str(tmp / "p0.toml")
+
+
+def _text(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+def _fifo(tmp: Path, name: str) -> str:
+    path = tmp / name
+    os.mkfifo(path)
+    return str(path)
+
+
+def _huge_config(tmp: Path) -> str:
+    layers = [{"class_name": "Dense", "config": {"name": f"d{i}", "units": 1}} for i in range(10_000)]
+    path = tmp / "huge.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": layers}}))
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+    return str(path)
+
+
+def _pagemap_link(tmp: Path) -> str:
+    link = tmp / "m.tflite"
+    link.symlink_to("/proc/self/pagemap")
+    return str(link)
+
+
+def _bad_fingerprint(tmp: Path) -> str:
+    from edgec import _tf
+
+    tfk = _tf.tf_keras()
+    inp = tfk.Input((8, 8, 1))
+    path = tmp / "sm"
+    tfk.Model(inp, tfk.layers.Dense(2)(tfk.layers.Flatten()(inp))).save(path, save_format="tf")
+    (path / "fingerprint.pb").write_bytes(b"\xff\xff\xff garbage")
+    return str(path)
+
+
+def _build_args(model=MODEL, data=DATA, *extra):
+    return lambda t: ["build", model(t) if callable(model) else model, "-t", "cortex-m4",
+                      "-d", data(t) if callable(data) else data, "-o", str(t / "out"), *extra]
+
+
+BAD = {
+    "recipe budgets = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nbudgets = 5')],
+                           "budgets must be a table"),
+    "recipe seed = 'abc'": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nseed = "abc"')],
+                            "seed must be a whole number"),
+    "recipe seed = -1": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nseed = -1')],
+                         "seed must be a whole number"),
+    "recipe name = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nname = 5')],
+                        "name must be a string"),
+    "recipe training = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ntraining = 5')],
+                            "[training] must be a table"),
+    "recipe epochs = 1e9": (lambda t: ["build", "--config", recipe_file(
+        t, 'data = "random"\n[training]\nepochs = 1000000000')], "epochs must be a whole number from 0 to 10,000"),
+    "recipe learning_rate = nan": (lambda t: ["build", "--config", recipe_file(
+        t, 'data = "random"\n[training]\nlearning_rate = nan')], "learning_rate"),
+    "recipe budget nan": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\n[budgets]\nlatency = nan')],
+                          "finite number"),
+    "recipe budget negative": (lambda t: ["build", "--config", recipe_file(
+        t, 'data = "random"\n[budgets]\nram = -5')], ">= 0"),
+    "--seed -1": (_build_args(MODEL, "random", "--seed", "-1"), "--seed"),
+    "--max-input-size 1e400": (lambda t: ["--max-input-size", "1e400", *_check_args(t)], "is not a size"),
+    "--max-memory 1e400": (lambda t: ["--max-memory", "1e400", *_check_args(t)], "is not a size"),
+    "--budget ram=1e400": (lambda t: _check_args(t, "--budget", "ram=1e400"), "finite number"),
+    "--budget latency=nan": (lambda t: _check_args(t, "--budget", "latency=nan"), "no valid unit"),
+    "profile budgets = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "budgets = 5")], "budgets must be a table"),
+    "profile npu = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "npu = 5")], "npu must be a table"),
+    "profile cycles = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "cycles = 5")], "cycles must be a table"),
+    "profile cycle count a string": (lambda t: ["check", MODEL, "-t", _profile(
+        t, '[cycles.reference]\nconv = "fast"')], "conv must be a number"),
+    "profile cycles_per_instruction = nan": (lambda t: ["check", MODEL, "-t", _profile(
+        t, "cycles_per_instruction = nan")], "cycles_per_instruction"),
+    "profile flash_bytes = true": (lambda t: ["check", MODEL, "-t", _profile(t, "flash_bytes = true")],
+                                   "flash_bytes must be a whole number"),
+    "profile phone_macs_per_second = 0": (lambda t: ["check", MODEL, "-t", _profile(
+        t, "phone_macs_per_second = 0")], "phone_macs_per_second must be a number > 0"),
+    "profile extends chain of 1,200 files": (lambda t: ["check", MODEL, "-t", _extends_chain(t)],
+                                             "more than 16 profiles"),
+    "profile extends = 5": (lambda t: ["check", MODEL, "-t", _text(t, "x.toml", "extends = 5\nname = 'x'\n")],
+                            "extends must be"),
+    "one-hot labels of the wrong width": (_build_args(MODEL, lambda t: _npz(
+        t, "d.npz", x=_x(40), y=np.eye(7)[np.arange(40) % 7])), "7 values per sample"),
+    "labels out of range": (_build_args(MODEL, lambda t: _npz(t, "d.npz", x=_x(40), y=np.arange(40) % 12)),
+                            "class ids from 0 to 11"),
+    "negative labels": (_build_args(MODEL, lambda t: _npz(t, "d.npz", x=_x(40), y=np.arange(40) % 10 - 1)),
+                        "class ids from -1"),
+    "fractional labels": (_build_args(MODEL, lambda t: _npz(t, "d.npz", x=_x(40), y=np.linspace(0, 9, 40))), "fractional"),
+    "--summary-md is a FIFO": (lambda t: _check_args(t, "--summary-md", _fifo(t, "fifo")), "not a regular file"),
+    "model is a FIFO": (lambda t: ["build", _fifo(t, "m.keras"), "-t", "cortex-m4", "-d", "random", "-o",
+                                   str(t / "out")], "not a regular file"),
+    "data is a FIFO": (_build_args(MODEL, lambda t: _fifo(t, "d.npz")), "not a regular file"),
+    "tflite linked to /proc/self/pagemap": (lambda t: ["check", _pagemap_link(t), "-t", "cortex-m4"],
+                                            "says it is empty but has content"),
+    "recipe linked to /proc/self/status": (lambda t: ["build", "--config", str(
+        (t / "r.toml").symlink_to("/proc/self/status") or t / "r.toml")], "not valid TOML"),
+    "SavedModel with a garbage fingerprint.pb": (_build_args(_bad_fingerprint, "random"), "fingerprint.pb is damaged"),
+    "config with 10,000 layers": (_build_args(_huge_config, "random"), "lists 10,000 layers"),
+    "npz whose float32 copy is over the limit": (lambda t: ["--max-input-size", "1MiB", *_build_args(
+        MODEL, lambda u: _npz(u, "d.npz", x=np.zeros((5000, 8, 8, 1), np.uint8)))(t)], "input limit"),
+    "--out is the current directory": (lambda t: ["build", MODEL, "-t", "cortex-m4", "-d", "random", "-o", "."],
+                                       "current directory"),
+    "--out a dangling link": (lambda t: ["build", MODEL, "-t", "cortex-m4", "-d", "random", "-o", str(
+        (t / "link").symlink_to(t / "nowhere") or t / "link")], "does not exist"),
+    "--task unknown": (_build_args(MODEL, "random", "--task", "segmentation"), "--task"),
+    "recipe task unknown": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ntask = "segmentation"')],
+                            "task 'segmentation' is not known"),
+    "recipe strict = 'yes'": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nstrict = "yes"')],
+                              "strict must be true or false"),
+    "recipe code_folders": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ncode_folders = ["/"]')],
+                            "code_folders cannot be set in a recipe"),
+    "--custom-objects a path outside the folder": (_build_args(MODEL, "random", "--custom-objects", "/etc/x.py"),
+                                                   "no such .py file"),
+}
+
+
+def test_at_least_forty_bad_values():
+    assert len(BAD) >= 40
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_value(case, edgec, tmp_path):
+    args = BAD[case][0](tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = edgec(*args)
+    assert_one_line_error(proc, 2, BAD[case][1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed command left files behind"

@@ -39,7 +39,7 @@ def test_corpus_input_gives_a_result_or_an_edgec_error(path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,runs", [("tflite", 3000), ("npz", 3000), ("recipe", 3000), ("target", 3000),
-                                       ("h5", 300)])
+                                       ("h5", 300), ("savedmodel_meta", 200)])
 def test_short_fuzz_run(kind, runs, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "fuzz" / "run.py"), kind, f"-atheris_runs={runs}"],
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)

@@ -139,7 +139,7 @@ class Prune(Stage):
         sparsity = mot.sparsity.keras
         epochs = self.epochs(ctx)
         sched = self.schedule_steps(ctx.steps_per_epoch, epochs)
-        begin, end, total = sched["begin"], sched["end"], sched["total"]
+        begin, end = sched["begin"], sched["end"]
         if p.schedule == "polynomial":
             schedule = sparsity.PolynomialDecay(p.initial_sparsity, p.sparsity, begin, end,
                                                 power=p.power, frequency=sched["frequency"])

@@ -39,6 +39,21 @@ HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
 _FIX = contextvars.ContextVar("edgec_model_fix", default="regenerate it with the tool that wrote it")
 TIMEOUT_S = 240.0  # one call: TFLite-Micro's arena bisection or a verification run (a WHILE that never ends)
+TIMEOUT_ENV = "EDGEC_INTERPRETER_TIMEOUT"  # seconds; overrides TIMEOUT_S (a CI job that wants to fail sooner)
+
+
+def call_timeout() -> float:
+    """The time limit of one interpreter call: ``$EDGEC_INTERPRETER_TIMEOUT`` seconds, else :data:`TIMEOUT_S`."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e7:
+        raise RuntimeCheckError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds > 0; set it like 60")
+    return value
 
 
 @contextlib.contextmanager
@@ -180,7 +195,7 @@ def _death(child: _Child, runtime: str, timeout: float, fix: str) -> Interpreter
                              f"(--max-memory), or hits a bug in {runtime}; {fix}")
 
 
-def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str | None = None, fresh: bool = False,
+def call(fn, *args, runtime: str, timeout: float | None = None, fix: str | None = None, fresh: bool = False,
          **kwargs):
     """``fn(*args, **kwargs)`` run in the child; its EdgecErrors are re-raised here.
 
@@ -196,6 +211,7 @@ def call(fn, *args, runtime: str, timeout: float = TIMEOUT_S, fix: str | None = 
     if fn.__module__ not in ALLOWED_MODULES:
         raise ValueError(f"{fn.__module__}.{fn.__qualname__} may not run in the interpreter process")
     fix = fix or _FIX.get()
+    timeout = timeout or call_timeout()
     payload = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs, fix), protocol=pickle.HIGHEST_PROTOCOL)
     if fresh:
         shutdown()
