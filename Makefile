@@ -27,7 +27,7 @@ test: $(STAMP) system-deps
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow
 
-# The long fuzz run recorded in the README (FUZZ_KIND: tflite, npz, h5, recipe, target).
+# The long fuzz run recorded in the README (FUZZ_KIND: tflite, npz, h5, recipe, target, savedmodel_meta).
 FUZZ_KIND ?= tflite
 FUZZ_RUNS ?= 100000
 fuzz: $(STAMP)

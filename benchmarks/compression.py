@@ -100,7 +100,7 @@ def float_baseline() -> dict:
     from edgec.models import load_model
     from edgec.verify import accuracy, predict
 
-    model = load_model(SAMPLE / "digits.keras").keras
+    model = load_model(SAMPLE / "digits.keras").for_stages()
     ds = load_data(str(SAMPLE / "digits.npz"), tuple(model.inputs[0].shape[1:]))
     data = _tf.tf().lite.TFLiteConverter.from_keras_model(model).convert()
     return {"accuracy": accuracy(predict(model, ds.x_val), ds.y_val), "tflite_bytes": len(data),

@@ -1,9 +1,10 @@
-"""Load Keras 2/3 files and SavedModels into one in-memory form.
+"""Load Keras 2/3 files and SavedModels into one in-memory form (:class:`LoadedModel`).
 
-Whatever the user saved, edgec works on a tf_keras model (:class:`LoadedModel`),
-because TFMOT only accepts tf_keras. Keras 3 ``.keras`` files are rebuilt
-through :mod:`edgec.keras_bridge`, and the rebuild is checked against the
-original model's outputs.
+A Keras 3 model stays a Keras 3 model: it is converted and verified as it is.
+Only the compression stages need tf_keras (TFMOT accepts nothing else, and the
+structural stages rebuild tf_keras graphs), so :meth:`LoadedModel.for_stages`
+rebuilds it through :mod:`edgec.keras_bridge` when a stage asks, and checks the
+rebuild against the original model's outputs.
 """
 
 from __future__ import annotations
@@ -30,13 +31,30 @@ _log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A tf_keras model and where it came from."""
+    """A Keras model (Keras 3 or tf_keras, as saved) and where it came from."""
 
     keras: object
     name: str
     source: str
     format: str
     bridge_max_diff: float | None = None
+    keras3: bool = False  # ``keras`` is a Keras 3 model; stages get its tf_keras rebuild
+
+    def for_stages(self):
+        """The model as tf_keras, for compression stages: a Keras 3 model is rebuilt once (cached) and the
+        rebuild's outputs are checked against the original's.
+
+        Raises:
+            ModelLoadError: a layer the bridge cannot carry, or outputs that differ.
+        """
+        if not self.keras3:
+            return self.keras
+        if getattr(self, "_bridged", None) is None:
+            bridged = keras_bridge.to_tf_keras(self.keras)
+            self.bridge_max_diff = keras_bridge.check_same_outputs(
+                self.keras, bridged, _probe_input(self.keras, np.random.default_rng(0)))
+            self._bridged = bridged
+        return self._bridged
 
     @property
     def input_shape(self) -> tuple:
@@ -53,6 +71,7 @@ class LoadedModel:
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "source": self.source, "format": self.format,
+             "keras": "Keras 3" if self.keras3 else "tf_keras",
              "parameters": self.params, "input_shape": list(self.input_shape),
              "output_shape": list(self.output_shape)}
         if self.bridge_max_diff is not None:
@@ -488,14 +507,12 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
 
 
 def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
-    diff = None
     if k3_model is not None:
-        model = keras_bridge.to_tf_keras(k3_model)
-        diff = keras_bridge.check_same_outputs(k3_model, model, _probe_input(k3_model, np.random.default_rng(0)))
+        model = k3_model
     if not hasattr(model, "inputs") or not model.inputs:
         raise ModelLoadError(f"{p} loaded, but it is not a Keras model with known inputs; "
                              "save it as a Functional or Sequential Keras model")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelLoadError(f"{p} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
                              "edgec supports single-input, single-output models")
-    return LoadedModel(model, name, str(p), fmt, diff)
+    return LoadedModel(model, name, str(p), fmt, keras3=k3_model is not None)

@@ -88,7 +88,8 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
                                "and headers, and this JSON apart from its timing fields"}
     clock.lap("load")
 
-    keras_model, stage_rows, fitted = model.keras, [], None
+    # Stages work on tf_keras (a Keras 3 model is bridged only then); without stages the model converts as saved.
+    keras_model, stage_rows, fitted = (model.for_stages() if stages else model.keras), [], None
     if cfg.fit:
         _log.info("fitting the channel fraction to the budgets of %s", target.name)
         fitted = fit.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),

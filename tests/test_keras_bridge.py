@@ -1,4 +1,5 @@
-"""Keras 3 files are rebuilt as tf_keras models that compute the same outputs."""
+"""Keras 3 files load as Keras 3 models; for compression stages they are rebuilt as tf_keras models
+that compute the same outputs."""
 
 from __future__ import annotations
 
@@ -51,11 +52,14 @@ def test_keras3_functional_file_is_rebuilt_with_same_outputs(k3, tmp_path):
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = load_model(path)
-    assert loaded.format == "keras3"
-    assert type(loaded.keras).__module__.startswith("tf_keras")
+    assert loaded.format == "keras3" and loaded.keras3
+    assert type(loaded.keras).__module__.startswith("keras")  # converted as saved: no rebuild
+    assert loaded.bridge_max_diff is None
+    bridged = loaded.for_stages()
+    assert type(bridged).__module__.startswith("tf_keras") and loaded.for_stages() is bridged
     x = np.random.default_rng(3).normal(size=(8, 12, 12, 3)).astype(np.float32)
     expected = np.asarray(model(x))
-    got = np.asarray(loaded.keras(x))
+    got = np.asarray(bridged(x))
     # Oracle: the Keras 3 model itself; tolerance is float32 round-off.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert loaded.bridge_max_diff is not None and loaded.bridge_max_diff < 1e-5
@@ -69,7 +73,7 @@ def test_keras3_sequential_file_is_rebuilt(k3, tmp_path):
     model.save(tmp_path / "s.keras")
     loaded = load_model(tmp_path / "s.keras")
     x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(loaded.keras(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded.for_stages()(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_translate_config_maps_keras3_specifics(k3):
@@ -98,5 +102,6 @@ def test_keras3_op_layer_without_tf_keras_equivalent_is_named(k3, tmp_path):
     out = k3.ops.tanh(a)  # a Keras 3 operation, not a keras.layers layer
     model = k3.Model(inp, out)
     model.save(tmp_path / "op.keras")
+    loaded = load_model(tmp_path / "op.keras")  # natively it loads (and converts: test_keras3_native.py)
     with pytest.raises(ModelLoadError, match="no tf_keras equivalent"):
-        load_model(tmp_path / "op.keras")
+        loaded.for_stages()

@@ -57,8 +57,8 @@ class Distill(Stage):
         tf = _tf.tf()
         k = _tf.tf_keras()
         safe, custom = not ctx.allow_custom_code, ctx.custom_objects
-        teacher = load_model(p.teacher, safe_mode=safe, custom_objects=custom).keras
-        student = in_strategy(load_model(p.student, safe_mode=safe, custom_objects=custom).keras
+        teacher = load_model(p.teacher, safe_mode=safe, custom_objects=custom).for_stages()
+        student = in_strategy(load_model(p.student, safe_mode=safe, custom_objects=custom).for_stages()
                               if p.student else model, ctx)
         n_out = int(student.outputs[0].shape[-1])
         if tuple(teacher.inputs[0].shape[1:]) != tuple(student.inputs[0].shape[1:]) \

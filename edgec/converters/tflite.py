@@ -108,7 +108,7 @@ def layer_for_tensor(model, tensor: str) -> str:
         weighted = [layer.name for layer in fused if has(layer)]
         if weighted:
             return weighted[-1]
-    if tensor.startswith("StatefulPartitionedCall"):
+    if tensor.startswith(("StatefulPartitionedCall", "Identity")):  # the signature's output: the last layer
         return model.layers[-1].name
     return _layer_from_tensor_name(model, tensor) or tensor
 
@@ -140,10 +140,40 @@ def representative(samples: np.ndarray):
     return gen
 
 
-def int8_converter(model, calibration: np.ndarray):
-    """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples."""
+def batch1_function(model):
+    """``model`` as a frozen-able concrete function of one fixed-shape, batch-1 input (None when an input
+    dimension other than the batch is unknown, or the model has several inputs).
+
+    A Keras model converted as itself keeps a dynamic batch: the converter then computes shapes at run
+    time (SHAPE, STRIDED_SLICE and PACK before each RESHAPE: three of each in MobileNet 0.25, sixteen in
+    EfficientNetB0), which cost arena, flash, time and TFLite-Micro kernels. A microcontroller runs one
+    sample at a time, so the graph is traced for exactly that (Keras 3 and tf_keras models alike).
+    """
     tf = _tf.tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if len(model.inputs) != 1:
+        return None
+    dims = tuple(model.inputs[0].shape)[1:]
+    if any(d is None for d in dims):
+        return None
+    spec = tf.TensorSpec((1, *(int(d) for d in dims)), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
+
+
+def int8_converter(model, calibration: np.ndarray):
+    """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples,
+    traced at batch 1 where the input shape is fixed (:func:`batch1_function`)."""
+    tf = _tf.tf()
+    function = batch1_function(model)
+    if function is not None:  # without a trackable object the converter freezes the variables into constants
+        absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
+        level = absl.level                   # want a trackable object (it keeps variables as resources)
+        absl.setLevel(logging.ERROR)
+        try:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+        finally:
+            absl.setLevel(level)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
