@@ -12,6 +12,7 @@ that commands which do not need TensorFlow (``edgec check``) never load it.
 
 import logging
 import os
+import warnings
 
 _log = logging.getLogger(__name__)
 _tf_module = None
@@ -84,3 +85,11 @@ def tfmot():
     import tensorflow_model_optimization as mot
 
     return mot
+
+
+def call(model, x, **kwargs):
+    """``model(x, training=False)`` with Keras' warnings kept off stderr (Keras 3 warns that a bare
+    tensor "doesn't match the expected structure" of a functional model's named inputs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model(x, training=False, **kwargs)

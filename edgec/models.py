@@ -47,6 +47,10 @@ class LoadedModel:
         Raises:
             ModelLoadError: a layer the bridge cannot carry, or outputs that differ.
         """
+        if isinstance(self.keras, SignatureModel):
+            raise ModelLoadError(f"{self.source} is a SavedModel without Keras layers (a serving signature), "
+                                 "which compression stages cannot take; build it without --stage and --fit, or pass "
+                                 "the Keras model file (.keras) it was exported from")
         if not self.keras3:
             return self.keras
         if getattr(self, "_bridged", None) is None:
@@ -77,6 +81,57 @@ class LoadedModel:
         if self.bridge_max_diff is not None:
             d["keras3_bridge_max_abs_diff"] = self.bridge_max_diff
         return d
+
+
+@dataclasses.dataclass
+class _Spec:
+    shape: tuple
+    dtype: str = "float32"
+
+
+class SignatureModel:
+    """A SavedModel without Keras metadata (Keras 3's ``model.export()``, ``tf.saved_model.save()`` of a
+    ``tf.Module``), called through its one serving signature as if it were a Keras model: ``inputs``,
+    ``outputs``, ``model(x, training=False)``. It converts and verifies like any model; it has no Keras
+    layers, so compression stages cannot take it.
+    """
+
+    layers: list = []
+
+    def __init__(self, loaded, signature, name: str):
+        self._loaded, self._signature, self.name = loaded, signature, name
+        _, kwargs = signature.structured_input_signature
+        outputs = signature.structured_outputs
+        self._input_name = next(iter(kwargs))
+        self._output_name = next(iter(outputs)) if isinstance(outputs, dict) else None
+        self.inputs = [_Spec(tuple(kwargs[k].shape)) for k in kwargs]
+        out = outputs if not isinstance(outputs, dict) else outputs
+        self.outputs = [_Spec(tuple(v.shape)) for v in (out.values() if isinstance(out, dict) else [out])]
+
+    @classmethod
+    def load(cls, path: Path) -> "SignatureModel":
+        """Raises: ModelLoadError: no serving signature, or one with several inputs or outputs."""
+        tf = _tf.tf()
+        loaded = tf.saved_model.load(str(path))
+        signatures = dict(getattr(loaded, "signatures", {}) or {})
+        if not signatures:
+            raise ModelLoadError(f"{path} is a SavedModel without Keras metadata and without a serving signature; "
+                                 "export it with model.export() or tf.saved_model.save(module, path, signatures=...)")
+        signature = signatures.get("serving_default") or next(iter(signatures.values()))
+        _, kwargs = signature.structured_input_signature
+        outputs = signature.structured_outputs
+        n_out = len(outputs) if isinstance(outputs, dict) else 1
+        if len(kwargs) != 1 or n_out != 1:
+            raise ModelLoadError(f"{path}'s serving signature has {len(kwargs)} inputs and {n_out} outputs; edgec "
+                                 "supports single-input, single-output models")
+        return cls(loaded, signature, default_name(path))
+
+    def __call__(self, x, training: bool = False):
+        out = self._signature(**{self._input_name: _tf.tf().convert_to_tensor(x, _tf.tf().float32)})
+        return out[self._output_name] if self._output_name is not None else out
+
+    def count_params(self) -> int:
+        return int(sum(np.prod(v.shape) for v in getattr(self._loaded, "variables", [])))
 
 
 def default_name(path: Path) -> str:
@@ -478,7 +533,11 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
             if not (p / "saved_model.pb").exists() and not (p / "saved_model.pbtxt").exists():
                 raise ModelLoadError(f"{p} is a directory but not a SavedModel (no saved_model.pb); "
                                      "pass a .keras/.h5 file or a SavedModel directory")
-            model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
+            if not (p / "keras_metadata.pb").exists() and not _metadata_nodes(p):
+                # Keras 3's model.export(), tf.saved_model.save() of a tf.Module: a serving signature
+                model, fmt = SignatureModel.load(p), "savedmodel-signature"
+            else:
+                model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
             kind = file_format(p)
             if kind == "hdf5":

@@ -25,7 +25,7 @@ from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.converters import c_array
-from edgec.converters.tflite import convert_int8, layer_for_tensor, layer_of_op
+from edgec.converters.tflite import check_activations, convert_int8, layer_for_tensor, layer_of_op
 from edgec.data import load_data
 from edgec.errors import ConfigError, UnsupportedOpError
 from edgec.models import load_model
@@ -105,6 +105,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
 
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, len(data.x_train)))
+    check_activations(keras_model, data.calibration(cfg.calibration_samples))
     tfl_bytes = convert_int8(keras_model, data.calibration(cfg.calibration_samples))
     tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     clock.lap("convert")

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from edgec import _tf
 from edgec.errors import RuntimeCheckError
 from edgec.runtime import litert, micro
 from edgec.runtime.model_file import TFLiteModel, dequantize, quantize, with_every_op_output
@@ -115,7 +116,7 @@ def samples_to_resolve(limit: float, discordant: int, n: int) -> int:
 
 def predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Float outputs of a Keras model, flattened per sample (direct calls, no tf.data)."""
-    outs = [np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
+    outs = [np.asarray(_tf.call(model, x[i:i + batch])) for i in range(0, len(x), batch)]
     return np.concatenate(outs).reshape(len(x), -1)
 
 

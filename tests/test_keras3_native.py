@@ -84,3 +84,51 @@ def test_keras3_layers_the_bridge_cannot_carry_build_natively(k3, tmp_path):
                    "-o", str(tmp_path / "out2"), "--stage", "qat")
     assert_one_line_error(proc, 2, "no tf_keras equivalent")
     assert not (tmp_path / "out2").exists()
+
+
+def test_untrained_network_gets_the_vanishing_activation_message(k3, tmp_path):
+    """keras.applications.MobileNet(weights=None) as it comes: its activations vanish (about 1e-7 by the
+    eighth block); the message names the layer and says what to do, instead of a corrupt converted file."""
+    import time
+
+    k3.utils.set_random_seed(0)
+    k3.applications.MobileNet(input_shape=(64, 64, 3), alpha=0.25, weights=None, classes=10).save(
+        tmp_path / "untrained.keras")
+    start = time.monotonic()
+    proc = run_cli("build", str(tmp_path / "untrained.keras"), "-t", "mobile", "-d", "random",
+                   "-o", str(tmp_path / "out"))
+    assert_one_line_error(proc, 2, "activations vanish", "layer 'conv_", "train the model")
+    assert "edgec build" not in proc.stderr and "corrupt" not in proc.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_savedmodels_from_every_exporter_build(k3, tmp_path):
+    """Keras 3's model.export() and tf.saved_model.save() of a tf.Module have no Keras metadata: they
+    convert through their serving signature (tf_keras's model.save is in test_hardening.py)."""
+    tf = _tf.tf()
+    k3.utils.set_random_seed(2)
+    inp = k3.Input((6,), name="features")
+    model = k3.Model(inp, k3.layers.Dense(3, activation="softmax")(k3.layers.Dense(8, activation="relu")(inp)))
+    model.export(tmp_path / "exported", verbose=False)
+
+    class Affine(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(np.random.default_rng(2).normal(size=(6, 3)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32)])
+        def __call__(self, x):
+            return tf.nn.relu(tf.matmul(x, self.w))
+
+    module = Affine()
+    tf.saved_model.save(module, str(tmp_path / "module"), signatures=module.__call__)
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(3).normal(size=(50, 6)).astype(np.float32))
+    for name in ("exported", "module"):
+        proc = run_cli("build", str(tmp_path / name), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
+                       "-o", str(tmp_path / f"out_{name}"), "--json", "-q")
+        assert proc.returncode == 0, (name, proc.stderr)
+        report = json.loads(proc.stdout)
+        assert report["model"]["format"] == "savedmodel-signature"
+        assert report["verification"]["output_error_steps_max"] <= 3, report["verification"]
+    proc = run_cli("build", str(tmp_path / "exported"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out_stage"), "--stage", "qat")
+    assert_one_line_error(proc, 2, "without Keras layers", "without --stage")

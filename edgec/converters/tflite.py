@@ -108,7 +108,7 @@ def layer_for_tensor(model, tensor: str) -> str:
         weighted = [layer.name for layer in fused if has(layer)]
         if weighted:
             return weighted[-1]
-    if tensor.startswith(("StatefulPartitionedCall", "Identity")):  # the signature's output: the last layer
+    if tensor.startswith(("StatefulPartitionedCall", "Identity")) and model.layers:  # the output: the last layer
         return model.layers[-1].name
     return _layer_from_tensor_name(model, tensor) or tensor
 
@@ -130,6 +130,42 @@ def check_full_int8(model, tfl: TFLiteModel) -> None:
         if t.dtype != "int8":
             raise ConversionError(f"the converted model's {label} is {t.dtype}, not int8; "
                                   "the model's last layer must produce a quantizable float tensor")
+
+
+def check_activations(model, samples: np.ndarray) -> None:
+    """Refuse a model whose float activations vanish or explode on ``samples`` before converting it.
+
+    An untrained network (``keras.applications.MobileNet(weights=None)`` as it comes) gives logits
+    near 1e-15: the int8 scales then underflow and the converted file is not one any runtime
+    accepts. Named here by the first layer whose output collapses, with what to do.
+
+    Raises:
+        ConversionError: naming the layer, what its outputs look like and the fix.
+    """
+    x = np.asarray(samples[: min(len(samples), 8)], np.float32)
+    layers = [layer for layer in _layers(model) if layer.__class__.__name__ != "InputLayer"]
+    outputs, names = None, []
+    try:
+        keras = type(model).__module__.split(".")[0]
+        module = _tf.keras3() if keras == "keras" else _tf.tf_keras()
+        probes = [(layer.name, layer.output) for layer in layers if not isinstance(layer.output, (list, tuple))]
+        names = [n for n, _ in probes]
+        outputs = _tf.call(module.Model(model.inputs, [t for _, t in probes]), x)
+        outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+    except Exception:  # a model whose layers' outputs cannot be tapped: judge its final output alone
+        outputs, names = [np.asarray(_tf.call(model, x))], ["the model's output"]
+    for name, out in zip(names, outputs):
+        finite = np.isfinite(out)
+        if not finite.all():
+            raise ConversionError(f"layer '{name}' gives {int(out.size - finite.sum())} NaN or infinite float "
+                                  "values on the calibration data; the model's activations explode, so it cannot "
+                                  "be quantized; train the model, or pass --data that matches its input range")
+        spread = float(np.max(np.abs(out - out.mean()))) if out.size else 0.0
+        if out.size and spread < 1e-6 and float(np.max(np.abs(out))) < 1e-6:
+            raise ConversionError(f"layer '{name}' gives float outputs of at most {float(np.max(np.abs(out))):.1e} on "
+                                  "the calibration data: the activations vanish there (an untrained network, or a "
+                                  "dead layer), and int8 cannot represent them; train the model, or pass --data "
+                                  "that matches its input range")
 
 
 def representative(samples: np.ndarray):
