@@ -241,25 +241,22 @@ def _build_args(model=MODEL, data=DATA, *extra):
                       "-d", data(t) if callable(data) else data, "-o", str(t / "out"), *extra]
 
 
+def _recipe_case(text: str, words: str):
+    """A recipe that builds the sample on random data, plus ``text``; the words its refusal must hold."""
+    return lambda t: ["build", "--config", recipe_file(t, f'data = "random"\n{text}')], words
+
+
 BAD = {
-    "recipe budgets = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nbudgets = 5')],
-                           "budgets must be a table"),
-    "recipe seed = 'abc'": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nseed = "abc"')],
-                            "seed must be a whole number"),
-    "recipe seed = -1": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nseed = -1')],
-                         "seed must be a whole number"),
-    "recipe name = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nname = 5')],
-                        "name must be a string"),
-    "recipe training = 5": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ntraining = 5')],
-                            "[training] must be a table"),
-    "recipe epochs = 1e9": (lambda t: ["build", "--config", recipe_file(
-        t, 'data = "random"\n[training]\nepochs = 1000000000')], "epochs must be a whole number from 0 to 10,000"),
-    "recipe learning_rate = nan": (lambda t: ["build", "--config", recipe_file(
-        t, 'data = "random"\n[training]\nlearning_rate = nan')], "learning_rate"),
-    "recipe budget nan": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\n[budgets]\nlatency = nan')],
-                          "finite number"),
-    "recipe budget negative": (lambda t: ["build", "--config", recipe_file(
-        t, 'data = "random"\n[budgets]\nram = -5')], ">= 0"),
+    "recipe budgets = 5": _recipe_case('budgets = 5', "budgets must be a table"),
+    "recipe seed = 'abc'": _recipe_case('seed = "abc"', "seed must be a whole number"),
+    "recipe seed = -1": _recipe_case('seed = -1', "seed must be a whole number"),
+    "recipe name = 5": _recipe_case('name = 5', "name must be a string"),
+    "recipe training = 5": _recipe_case('training = 5', "[training] must be a table"),
+    "recipe epochs = 1e9": _recipe_case('[training]\nepochs = 1000000000',
+                                        "epochs must be a whole number from 0 to 10,000"),
+    "recipe learning_rate = nan": _recipe_case('[training]\nlearning_rate = nan', "learning_rate"),
+    "recipe budget nan": _recipe_case('[budgets]\nlatency = nan', "finite number"),
+    "recipe budget negative": _recipe_case('[budgets]\nram = -5', ">= 0"),
     "--seed -1": (_build_args(MODEL, "random", "--seed", "-1"), "--seed"),
     "--max-input-size 1e400": (lambda t: ["--max-input-size", "1e400", *_check_args(t)], "is not a size"),
     "--max-memory 1e400": (lambda t: ["--max-memory", "1e400", *_check_args(t)], "is not a size"),
@@ -304,12 +301,9 @@ BAD = {
     "--out a dangling link": (lambda t: ["build", MODEL, "-t", "cortex-m4", "-d", "random", "-o", str(
         (t / "link").symlink_to(t / "nowhere") or t / "link")], "does not exist"),
     "--task unknown": (_build_args(MODEL, "random", "--task", "segmentation"), "--task"),
-    "recipe task unknown": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ntask = "segmentation"')],
-                            "task 'segmentation' is not known"),
-    "recipe strict = 'yes'": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\nstrict = "yes"')],
-                              "strict must be true or false"),
-    "recipe code_folders": (lambda t: ["build", "--config", recipe_file(t, 'data = "random"\ncode_folders = ["/"]')],
-                            "code_folders cannot be set in a recipe"),
+    "recipe task unknown": _recipe_case('task = "segmentation"', "task 'segmentation' is not known"),
+    "recipe strict = 'yes'": _recipe_case('strict = "yes"', "strict must be true or false"),
+    "recipe code_folders": _recipe_case('code_folders = ["/"]', "code_folders cannot be set in a recipe"),
     "--custom-objects a path outside the folder": (_build_args(MODEL, "random", "--custom-objects", "/etc/x.py"),
                                                    "no such .py file"),
 }

@@ -562,6 +562,18 @@ def _save_lambda_model(tfk, path: Path, marker: Path, **save_kwargs) -> Path:
     return path
 
 
+def _edit_keras_config(keras_file: Path, edit) -> None:
+    """Rewrite the ``config.json`` of a ``.keras`` zip with ``edit(config)``."""
+    with zipfile.ZipFile(keras_file) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    stored = json.loads(files["config.json"])
+    edit(stored)
+    files["config.json"] = json.dumps(stored).encode()
+    with zipfile.ZipFile(keras_file, "w") as z:
+        for n, b in files.items():
+            z.writestr(n, b)
+
+
 def _module(tmp: Path, name: str, marker: Path, body: str = "") -> None:
     (tmp / f"{name}.py").write_text(f"{_payload(marker)}\n{body}\n")
 
@@ -671,15 +683,12 @@ def test_hole5_tfoplambda_calling_tf_print_is_refused(edgec, tfk, tmp_path):
     _refused(edgec("build", tmp_path / "m.h5", "-t", "mobile", "-d", "random", "-o", "out"),
              "TFOpLambda calling tf.print")
     keras_file = tmp_path / "m.keras"
-    with zipfile.ZipFile(keras_file) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    stored = json.loads(files["config.json"])
-    next(layer for layer in stored["config"]["layers"] if layer["class_name"] == "TFOpLambda")["config"][
-        "function"] = "print"
-    files["config.json"] = json.dumps(stored).encode()
-    with zipfile.ZipFile(keras_file, "w") as z:
-        for n, b in files.items():
-            z.writestr(n, b)
+
+    def to_print(stored):
+        next(layer for layer in stored["config"]["layers"] if layer["class_name"] == "TFOpLambda")["config"][
+            "function"] = "print"
+
+    _edit_keras_config(keras_file, to_print)
     _refused(edgec("build", keras_file, "-t", "mobile", "-d", "random", "-o", "out"), "TFOpLambda calling tf.print")
     assert not marker.exists()
 
@@ -691,16 +700,13 @@ def test_hole6_typespec_and_function_objects_naming_a_module_are_refused(edgec, 
     inp = tfk.Input((4,))
     keras_file = tmp_path / "m.keras"
     tfk.Model(inp, tfk.layers.Dense(2, name="d")(inp)).save(keras_file)
-    with zipfile.ZipFile(keras_file) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    stored = json.loads(files["config.json"])
-    dense = next(layer for layer in stored["config"]["layers"] if layer["class_name"] == "Dense")
-    dense["config"]["activation"] = {"class_name": tag, "config": "act", "spec_name": "act", "module": "evil_mod",
-                                     "registered_name": "act"}
-    files["config.json"] = json.dumps(stored).encode()
-    with zipfile.ZipFile(keras_file, "w") as z:
-        for n, b in files.items():
-            z.writestr(n, b)
+
+    def import_evil(stored):
+        dense = next(layer for layer in stored["config"]["layers"] if layer["class_name"] == "Dense")
+        dense["config"]["activation"] = {"class_name": tag, "config": "act", "spec_name": "act",
+                                         "module": "evil_mod", "registered_name": "act"}
+
+    _edit_keras_config(keras_file, import_evil)
     _refused(edgec("build", keras_file, "-t", "mobile", "-d", "random", "-o", "out"), "from module 'evil_mod'")
     assert not marker.exists()
 
