@@ -42,6 +42,7 @@ def _plain_batch1_ops(model, x) -> dict:
     return read_model(conv.convert()).op_counts
 
 
+@pytest.mark.slow
 def test_keras3_mobilenet_converts_at_batch_1_without_shape_ops(k3, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (32, 32, 32, 3)).astype(np.float32)
@@ -132,3 +133,134 @@ def test_savedmodels_from_every_exporter_build(k3, tmp_path):
     proc = run_cli("build", str(tmp_path / "exported"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
                    "-o", str(tmp_path / "out_stage"), "--stage", "qat")
     assert_one_line_error(proc, 2, "without Keras layers", "without --stage")
+
+
+MCU_ACTIVATIONS = ["relu", "sigmoid", "softmax", "softsign", "tanh", "leaky_relu", "relu6", "silu", "hard_silu",
+                   "hard_sigmoid", "linear", "log_softmax"]
+# TFLite has no int8 kernel for ELU; TFLite-Micro has no int8 EXP (softplus, mish, exponential), SELECT (selu) or
+# the ops of gelu: these build for a phone, and for an MCU are one line naming the layer.
+PHONE_ONLY_ACTIVATIONS = ["softplus", "selu", "exponential", "gelu", "mish"]
+
+
+def _zoo_model(k3, activations, upsample: bool = True):
+    """Every layer of the issue-19 zoo that is not a whole application, in one Keras 3 model: one branch per
+    activation, and Rescaling, Normalization, ZeroPadding2D, Cropping2D, SeparableConv2D, DepthwiseConv2D,
+    dilated Conv2D, PReLU, Add, Multiply (squeeze-excite), Concatenate, Average, Maximum, Dropout, MaxPooling2D,
+    UpSampling2D, Resizing, GlobalAveragePooling2D and GlobalMaxPooling2D (LayerNormalization: see below).
+    Keras 3's UpSampling2D repeats rows and columns (TILE, which TFLite-Micro lacks), so an MCU zoo leaves
+    it out."""
+    L = k3.layers
+    inp = k3.Input((16, 16, 3))
+    x = L.Normalization(mean=0.0, variance=1.0)(L.Rescaling(0.5)(inp))
+    x = L.Cropping2D(1)(L.ZeroPadding2D(1)(x))
+    a = L.SeparableConv2D(8, 3, padding="same", activation="relu6")(x)
+    b = L.PReLU()(L.Conv2D(8, 1)(L.DepthwiseConv2D(3, padding="same")(x)))
+    c = L.Conv2D(8, 3, padding="same", dilation_rate=2)(x)
+    se = L.Dense(8, activation="sigmoid")(L.GlobalAveragePooling2D(keepdims=True)(c))
+    m = L.Multiply()([L.Add()([a, b]), se])
+    x = L.Concatenate()([m, L.Average()([a, c]), L.Maximum()([b, c])])
+    x = L.Dropout(0.1)(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Resizing(8, 8)(L.UpSampling2D(2)(x) if upsample else x)
+    branches = [L.Conv2D(4, 1, activation=act, name=f"act_{act}")(x) for act in activations]
+    # TFLite-Micro's CONCATENATION takes at most 10 inputs: concatenate in groups of 6
+    groups = [branches[i:i + 6] for i in range(0, len(branches), 6)]
+    x = L.Concatenate()([L.Concatenate()(g) if len(g) > 1 else g[0] for g in groups]) if len(groups) > 1 else \
+        L.Concatenate()(groups[0])
+    x = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
+    return k3.Model(inp, L.Dense(4, activation="softmax")(x))
+
+
+@pytest.mark.parametrize("target,activations", [("cortex-m7", MCU_ACTIVATIONS), ("mobile", PHONE_ONLY_ACTIVATIONS)])
+def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
+    k3.utils.set_random_seed(4)
+    x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
+    model = _alive(_zoo_model(k3, activations, upsample=target == "mobile"), x)
+    model.save(tmp_path / "zoo.keras")
+    np.savez(tmp_path / "d.npz", x=x)
+    proc = run_cli("build", str(tmp_path / "zoo.keras"), "-t", target, "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out"), "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert not {"SHAPE", "PACK", "FILL"} & set(report["tflite"]["ops"])  # STRIDED_SLICE: Cropping2D's own
+    assert report["tflite"]["ops"] == _plain_batch1_ops(model, x[:8])
+    assert report["verification"]["output_error_steps_max"] <= 40, report["verification"]
+
+
+def test_an_activation_tflite_micro_cannot_run_is_one_line_naming_its_layer(k3, tmp_path):
+    k3.utils.set_random_seed(5)
+    inp = k3.Input((8, 8, 1))
+    x = k3.layers.Conv2D(4, 3, padding="same", activation="softplus", name="smooth")(inp)
+    model = _alive(k3.Model(inp, k3.layers.Dense(3, activation="softmax")(k3.layers.Flatten()(x))),
+                   np.random.default_rng(5).uniform(0, 1, (32, 8, 8, 1)).astype(np.float32))
+    model.save(tmp_path / "m.keras")
+    proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m4", "-d", "random", "-o", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "layer 'smooth'", "EXP", "TFLite-Micro")
+
+
+def test_keras3_layer_normalization_is_one_line_naming_it(k3, tmp_path):
+    """Keras 3's LayerNormalization computes -mean x inv (a NEG, which TFLite has no int8 kernel for), so it
+    cannot be full-int8 today; the refusal names the layer (tf_keras's LayerNormalization converts)."""
+    inp = k3.Input((6, 8))
+    model = k3.Model(inp, k3.layers.Dense(2)(k3.layers.LayerNormalization(name="ln")(inp)))
+    model.save(tmp_path / "ln.keras")
+    proc = run_cli("build", str(tmp_path / "ln.keras"), "-t", "mobile", "-d", "random", "-o", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "layer 'ln'", "NEG", "no int8 kernel")
+
+
+APPLICATIONS = {  # name: (constructor arguments, target) - tiny inputs, a few training steps
+    "MobileNet": (dict(alpha=0.25), "cortex-m7"),
+    "MobileNetV2": (dict(alpha=0.35), "cortex-m7"),
+    "MobileNetV3Small": (dict(include_preprocessing=False), "cortex-m7"),
+    "MobileNetV3Large": (dict(include_preprocessing=False), "cortex-m7"),
+    "MobileNetV3Small-minimalistic": (dict(minimalistic=True, include_preprocessing=False), "cortex-m7"),
+    "EfficientNetB0": ({}, "mobile"),
+    "NASNetMobile": ({}, "mobile"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(APPLICATIONS))
+def test_keras_applications_build_natively(k3, tmp_path, name):
+    """keras.applications networks (Keras 3) through the library's build, on the targets each fits: int8
+    verified, the same op list as a plain batch-1 TensorFlow conversion, and (MCU) the same arena."""
+    from edgec.config import BuildConfig
+    from edgec.pipeline import build
+    from edgec.runtime import micro
+
+    kwargs, target = APPLICATIONS[name]
+    k3.utils.set_random_seed(0)
+    x = np.random.default_rng(0).uniform(-1, 1, (48, 32, 32, 3)).astype(np.float32)
+    model = _alive(getattr(k3.applications, name.split("-")[0])(input_shape=(32, 32, 3), weights=None, classes=4,
+                                                                **kwargs), x, steps=2)
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x)
+    report = build(BuildConfig.from_dict(dict(model=str(tmp_path / "m.keras"), data=str(tmp_path / "d.npz"),
+                                              target=target, out=str(tmp_path / "out"),
+                                              budgets={"flash": 1e12, "latency": 1e9})), progress=False)
+    assert report.model["keras"] == "Keras 3"
+    assert report.tflite["ops"] == _plain_batch1_ops(model, x[:8])
+    assert not {"SHAPE", "PACK", "FILL"} & set(report.tflite["ops"])
+    assert report.verification["micro_vs_litert_max_lsb"] in (None, 0, 1)
+    if target != "mobile":
+        tf = _tf.tf()
+        fn = tf.function(lambda t: model(t, training=False),
+                         input_signature=[tf.TensorSpec((1, 32, 32, 3), tf.float32)])
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([s[None]] for s in x[:300])
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+        assert report.measurements["arena_bytes"] <= micro.measure_arena(conv.convert()).bytes
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_recurrent_layers_are_one_line_naming_the_layer_not_a_crash(k3, tfk, tmp_path, flavour):
+    """Traced at batch 1, TF 2.21's int8 calibration segfaults on the fused LSTM op (edgec died with exit
+    139); recurrent models keep the Keras conversion path, whose refusal names the layer."""
+    lib = k3 if flavour == "keras3" else tfk
+    inp = lib.Input((10, 6))
+    model = lib.Model(inp, lib.layers.Dense(3, activation="softmax")(lib.layers.LSTM(12, name="lstm")(inp)))
+    model.save(tmp_path / "rnn.keras")
+    proc = run_cli("build", str(tmp_path / "rnn.keras"), "-t", "cortex-m4", "-d", "random", "-o", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "layer 'lstm' (LSTM)", "recurrent")

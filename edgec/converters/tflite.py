@@ -52,10 +52,16 @@ def _layer_with_tf_op(model, op_type: str) -> str | None:
 
 
 def _layer_from_tensor_name(model, tensor_name: str) -> str | None:
+    """The layer a converted tensor's name comes from. Keras 3 name scopes carry a call count
+    (layer ``conv2d_6`` traces as ``conv2d_6_1``), so a part that is a layer name plus ``_<n>`` counts."""
     names = {layer.name for layer in _layers(model)}
-    for part in re.split(r"[/;:]", tensor_name):
+    parts = re.split(r"[/;:]", tensor_name)
+    for part in parts:
         if part in names:
             return part
+    for part in parts:
+        if (base := re.sub(r"_\d+$", "", part)) in names:
+            return base
     return None
 
 
@@ -89,6 +95,12 @@ def _explain_failure(model, exc: Exception) -> ConversionError:
     select = _SELECT_OPS.search(text)
     if select:
         ops = [o.strip() for o in select.group(1).split(",") if o.strip()] or ops
+    rnn = recurrent_layer(model)
+    if ops and ops[0].startswith("TensorList") and rnn is not None:
+        return ConversionError(f"layer '{rnn.name}' ({rnn.__class__.__name__}) converts to TensorFlow's TensorList ops, "
+                               "which have no int8 TFLite builtin; edgec cannot convert recurrent layers to full "
+                               "int8 yet (TensorFlow 2.21's int8 calibration crashes on the fused LSTM op); keep "
+                               "recurrent layers out of the int8 model for now")
     if ops:
         op = ops[0]
         layer = _layer_with_tf_op(model, op) or "unknown layer"
@@ -176,6 +188,14 @@ def representative(samples: np.ndarray):
     return gen
 
 
+_RECURRENT = ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+
+
+def recurrent_layer(model):
+    """The first recurrent layer of ``model`` (LSTM, GRU, ...), or None."""
+    return next((layer for layer in _layers(model) if layer.__class__.__name__ in _RECURRENT), None)
+
+
 def batch1_function(model):
     """``model`` as a frozen-able concrete function of one fixed-shape, batch-1 input (None when an input
     dimension other than the batch is unknown, or the model has several inputs).
@@ -186,8 +206,8 @@ def batch1_function(model):
     sample at a time, so the graph is traced for exactly that (Keras 3 and tf_keras models alike).
     """
     tf = _tf.tf()
-    if len(model.inputs) != 1:
-        return None
+    if len(model.inputs) != 1 or recurrent_layer(model):
+        return None  # TF 2.21's int8 calibration segfaults on a recurrent layer traced this way (measured)
     dims = tuple(model.inputs[0].shape)[1:]
     if any(d is None for d in dims):
         return None
