@@ -105,10 +105,88 @@ def _node(node: dict, layer: str) -> list:
     return [t + [kwargs] for t in tensors]
 
 
+# Keras 3 activations by their Keras 3 meaning, where tf_keras has none of that name or means another
+# function (tf_keras' hard_sigmoid is max(0, min(1, 0.2x + 0.5)); Keras 3's is relu6(x + 3) / 6).
+def _hard_sigmoid(x):
+    return _tf.tf().nn.relu6(x + 3.0) / 6.0
+
+
+def _hard_silu(x):
+    return x * _hard_sigmoid(x)
+
+
+def _leaky_relu(x):
+    return _tf.tf().nn.leaky_relu(x, alpha=0.2)  # Keras 3's default negative_slope
+
+
+def _relu6(x):
+    return _tf.tf().nn.relu6(x)
+
+
+def _log_softmax(x):
+    return _tf.tf().nn.log_softmax(x)
+
+
+ACTIVATIONS = {"hard_sigmoid": _hard_sigmoid, "hard_silu": _hard_silu, "hard_swish": _hard_silu,
+               "leaky_relu": _leaky_relu, "relu6": _relu6, "log_softmax": _log_softmax}
+_RENAMED = {"silu": "swish"}
+CUSTOM_OBJECTS = {f"edgec_{name}": fn for name, fn in ACTIVATIONS.items()}
+for _key, _fn in CUSTOM_OBJECTS.items():  # tf_keras serializes a function activation by its __name__
+    _fn.__name__ = _key
+# Keras 3 operation layers (keras.ops in a functional model) and the tf_keras layer that computes the same.
+_BINARY_OPS = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply", "Maximum": "Maximum",
+               "Minimum": "Minimum"}
+_UNARY_OPS = {"Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Exp": "exponential", "Softmax": "softmax",
+              "Silu": "swish", "Swish": "swish", "Gelu": "gelu", "Softplus": "softplus", "Relu6": "edgec_relu6",
+              "HardSilu": "edgec_hard_silu", "HardSwish": "edgec_hard_silu", "HardSigmoid": "edgec_hard_sigmoid",
+              "LeakyRelu": "edgec_leaky_relu", "LogSoftmax": "edgec_log_softmax"}
+
+
+def _activation(value):
+    """A Keras 3 activation name as tf_keras takes it (the Keras 3 meaning kept)."""
+    if isinstance(value, str):
+        if value in ACTIVATIONS:
+            return f"edgec_{value}"
+        return _RENAMED.get(value, value)
+    return value
+
+
+def _op_layer(entry: dict, name: str) -> dict | None:
+    """The tf_keras layer for a Keras 3 operation layer (``keras.ops.add(x, y)``, ``keras.ops.tanh(x)``,
+    ``keras.ops.multiply(x, 2.0)``), or None if there is none."""
+    class_name = entry["class_name"]
+    nodes = entry.get("inbound_nodes") or []
+    if len(nodes) != 1 or nodes[0].get("kwargs"):
+        return None
+    args = nodes[0].get("args", [])
+    tensors = [a for a in args if isinstance(a, dict) and a.get("class_name") == "__keras_tensor__"]
+    constants = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    node = [[_history(t, name) + [{}] for t in tensors]]
+    if class_name in _UNARY_OPS and len(tensors) == 1 and not constants:
+        return {"class_name": "Activation", "config": {"name": name, "activation": _UNARY_OPS[class_name]},
+                "inbound_nodes": node}
+    if class_name in _BINARY_OPS and len(tensors) == 2 and not constants:
+        return {"class_name": _BINARY_OPS[class_name], "config": {"name": name}, "inbound_nodes": node}
+    if len(tensors) == 1 and len(constants) == 1 and len(args) == 2:  # a tensor and a number: y = x * s + o
+        c = float(constants[0])
+        scale_offset = {"Add": (1.0, c), "Subtract": (1.0, -c) if args[0] is tensors[0] else None,
+                        "Multiply": (c, 0.0), "Divide": (1.0 / c, 0.0) if c and args[0] is tensors[0] else None}
+        if scale_offset.get(class_name) is None:
+            return None
+        scale, offset = scale_offset[class_name]
+        return {"class_name": "Rescaling", "config": {"name": name, "scale": scale, "offset": offset},
+                "inbound_nodes": node}
+    return None
+
+
 def _layer(entry: dict) -> dict:
     class_name = entry["class_name"]
     name = entry.get("name") or entry.get("config", {}).get("name", "?")
     config = entry.get("config") or {}
+    module = entry.get("module") or ""
+    if module.startswith("keras.src.ops") and (op := _op_layer(entry, name)) is not None:
+        op["name"] = name
+        return op
     if class_name in _MODEL_CLASSES:
         out = _model_config(entry)
     else:
@@ -119,6 +197,10 @@ def _layer(entry: dict) -> dict:
                                  "tf_keras equivalent; build the model from keras.layers (for example "
                                  "keras.layers.Add instead of `x + y`) or save it with tf_keras")
         cfg = {k: _object(v) for k, v in config.items()}
+        if "activation" in cfg:
+            cfg["activation"] = _activation(cfg["activation"])
+        if class_name == "LeakyReLU" and "negative_slope" in cfg:  # tf_keras calls it alpha
+            cfg["alpha"] = cfg.pop("negative_slope")
         if class_name == "InputLayer":
             if "batch_shape" in cfg:
                 cfg["batch_input_shape"] = cfg.pop("batch_shape")
@@ -171,6 +253,8 @@ def _copy_weights(src, dst) -> None:
     by_name = {layer.name: layer for layer in src.layers}
     for layer in dst.layers:
         other = by_name.get(layer.name)
+        if other is None and not layer.weights:  # a keras.ops operation (not a Keras 3 layer): nothing to copy
+            continue
         if other is None:
             raise ModelLoadError(f"layer '{layer.name}' is missing from the Keras 3 model after translation; "
                                  "save the model with tf_keras instead")
@@ -197,11 +281,13 @@ def to_tf_keras(k3_model):
         raise ModelLoadError(f"the Keras 3 model is a subclassed model ({wrapped['class_name']}); "
                              "edgec needs a Functional or Sequential model; rebuild it with the functional API")
     cfg = translate_config(wrapped)
+    # TFMOT clones the model again: the Keras 3 activations must resolve there too, by name
+    k.utils.get_custom_objects().update(CUSTOM_OBJECTS)
     try:
         if cfg["class_name"] == "Sequential":
-            model = k.Sequential.from_config(cfg["config"])
+            model = k.Sequential.from_config(cfg["config"], custom_objects=CUSTOM_OBJECTS)
         else:
-            model = k.Model.from_config(cfg["config"])
+            model = k.Model.from_config(cfg["config"], custom_objects=CUSTOM_OBJECTS)
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"could not rebuild the Keras 3 model as tf_keras: {' '.join(str(exc).split())}; "
                              "save it with tf_keras (`import tf_keras`) instead") from None

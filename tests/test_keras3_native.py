@@ -74,17 +74,39 @@ def test_keras3_layers_the_bridge_cannot_carry_build_natively(k3, tmp_path):
     x_data = np.random.default_rng(1).uniform(0, 1, (40, 8, 8, 1)).astype(np.float32)
     _alive(model, x_data)
     model.save(tmp_path / "m.keras")
-    np.savez(tmp_path / "d.npz", x=x_data)
+    np.savez(tmp_path / "d.npz", x=x_data, y=np.arange(len(x_data)) % 3)
     proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
                    "-o", str(tmp_path / "out"), "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     v = json.loads(proc.stdout)["verification"]
     assert v["top1_agreement"] >= 0.75 and v["micro_vs_litert_max_lsb"] <= 1
-    # A TFMOT stage needs the tf_keras rebuild, which cannot carry keras.ops.add: one line naming it
+    # A TFMOT stage uses the tf_keras rebuild, which now carries keras.ops.add, hard_swish (by its Keras 3
+    # meaning) and negative_slope; TFMOT itself cannot quantize a hard_swish activation: one line naming the layer
     proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
                    "-o", str(tmp_path / "out2"), "--stage", "qat")
-    assert_one_line_error(proc, 2, "no tf_keras equivalent")
+    assert_one_line_error(proc, 2, "layer 'hs'", "hard_swish", "qat:skip=hs")
     assert not (tmp_path / "out2").exists()
+
+
+def test_keras3_ops_model_takes_qat_through_the_bridge(k3, tmp_path):
+    """keras.ops.add and a multiply by a number (Rescaling in tf_keras) carried into QAT; TFMOT cannot quantize
+    a Rescaling, and says so naming it, so it is skipped."""
+    k3.utils.set_random_seed(6)
+    inp = k3.Input((8, 8, 1))
+    x = k3.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    x = k3.ops.multiply(k3.ops.add(x, k3.layers.Conv2D(8, 1, name="c2")(x)), 0.5)
+    model = k3.Model(inp, k3.layers.Dense(3, activation="softmax", name="head")(k3.layers.Flatten()(x)))
+    x_data = np.random.default_rng(6).uniform(0, 1, (64, 8, 8, 1)).astype(np.float32)
+    _alive(model, x_data)
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x_data, y=np.arange(64) % 3)
+    proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out"), "--stage", "qat:skip=multiply,epochs=1", "--json", "-q",
+                   "--budget", "accuracy_drop=100%")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["model"]["keras3_bridge_max_abs_diff"] < 1e-5
+    assert [r["name"] for r in report["stages"]] == ["input", "qat", "int8"]
 
 
 def test_untrained_network_gets_the_vanishing_activation_message(k3, tmp_path):

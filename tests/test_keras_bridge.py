@@ -99,9 +99,38 @@ def test_mismatch_names_the_layer(k3):
 def test_keras3_op_layer_without_tf_keras_equivalent_is_named(k3, tmp_path):
     inp = k3.Input((4,))
     a = k3.layers.Dense(4, name="a")(inp)
-    out = k3.ops.tanh(a)  # a Keras 3 operation, not a keras.layers layer
+    out = k3.ops.sin(a)  # a Keras 3 operation no tf_keras layer computes
     model = k3.Model(inp, out)
     model.save(tmp_path / "op.keras")
     loaded = load_model(tmp_path / "op.keras")  # natively it loads (and converts: test_keras3_native.py)
     with pytest.raises(ModelLoadError, match="no tf_keras equivalent"):
         loaded.for_stages()
+
+
+def test_bridge_carries_keras_ops_activations_by_their_keras3_meaning_and_renamed_arguments(k3):
+    """keras.ops elementwise calls, hard_silu/hard_swish and hard_sigmoid as Keras 3 defines them (tf_keras'
+    hard_sigmoid is another function), leaky_relu, silu, and LeakyReLU(negative_slope): outputs equal."""
+    inp = k3.Input((6,))
+    x = k3.layers.Dense(6, activation="hard_silu", name="hs")(inp)
+    x = k3.ops.tanh(k3.ops.add(x, inp))
+    x = k3.ops.subtract(k3.ops.multiply(x, 1.5), 0.25)
+    x = k3.ops.maximum(x, k3.layers.Dense(6, activation="hard_sigmoid", name="hsig")(x))
+    x = k3.layers.LeakyReLU(negative_slope=0.3, name="leaky")(x)
+    x = k3.layers.Dense(6, activation="leaky_relu", name="lr")(x)
+    out = k3.layers.Dense(3, activation="silu", name="silu")(x)
+    model = k3.Model(inp, out)
+    _randomize(model, 7)
+    rebuilt = keras_bridge.to_tf_keras(model)
+    assert rebuilt.get_layer("leaky").get_config()["alpha"] == pytest.approx(0.3)
+    x = np.random.default_rng(7).normal(0, 3, size=(16, 6)).astype(np.float32)
+    # Oracle: the Keras 3 model; float32 round-off
+    np.testing.assert_allclose(np.asarray(rebuilt(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_mobilenet_v3_small_crosses_the_bridge(k3):
+    """It failed as `layer 'add' (Add from keras.src.ops.numpy) has no tf_keras equivalent`."""
+    model = k3.applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4,
+                                             include_preprocessing=False)
+    _randomize(model, 8)
+    x = np.random.default_rng(8).uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
+    assert keras_bridge.check_same_outputs(model, keras_bridge.to_tf_keras(model), x) < 1e-4

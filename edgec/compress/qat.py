@@ -75,12 +75,24 @@ class QAT(Stage):
         q = mot.quantization.keras
         skipped = []
 
+        from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import \
+            QuantizeAwareActivation as Aware
+
+        supported = Aware._PRE_QUANT_ACTIVATIONS | Aware._POST_QUANT_ACTIVATIONS
+
         def annotate(layer):
             if isinstance(layer, k.layers.InputLayer):
                 return layer
             if name_matches(layer.name, p.skip):
                 skipped.append(layer.name)
                 return layer
+            act = getattr(layer, "activation", None)
+            act_name = getattr(act, "__name__", None)
+            if act is not None and act_name not in supported:  # TFMOT's own error names no layer
+                raise ConversionError(
+                    f"quantization-aware training cannot quantize layer '{layer.name}' ({type(layer).__name__}) with "
+                    f"activation {str(act_name).removeprefix('edgec_')} (TFMOT takes {', '.join(sorted(supported))}); "
+                    f"leave it out of QAT with --stage qat:skip={layer.name}, or use one of those activations")
             return q.quantize_annotate_layer(layer)
 
         scheme_name, scheme = self._scheme(ctx.done)
