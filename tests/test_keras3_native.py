@@ -193,7 +193,8 @@ def _zoo_model(k3, activations, upsample: bool = True):
     return k3.Model(inp, L.Dense(4, activation="softmax")(x))
 
 
-@pytest.mark.parametrize("target,activations", [("cortex-m7", MCU_ACTIVATIONS), ("mobile", PHONE_ONLY_ACTIVATIONS)])
+@pytest.mark.parametrize("target,activations", [
+    ("cortex-m7", MCU_ACTIVATIONS), pytest.param("mobile", PHONE_ONLY_ACTIVATIONS, marks=pytest.mark.slow)])
 def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
     k3.utils.set_random_seed(4)
     x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
