@@ -47,17 +47,16 @@ def _host_latency(data: bytes, target) -> tuple[float | None, str | None, bool]:
     Returns:
         The latency in ms (or None), the warning (or None), and whether LiteRT crashed.
     """
-    if target.kind == "mobile":
-        return litert.host_latency_ms(data), None, False
     try:
         return litert.host_latency_ms(data), None, False
-    except InterpreterCrash as exc:
-        what = "did not finish on this file (stopped at the time limit)" if exc.how == "timed out" else \
-            f"crashed on this file ({exc.how})"
-        return None, (f"LiteRT {what}; {target.name} runs TFLite-Micro, which was given "
-                      "the file after edgec's own flatbuffer verifier passed it; the host latency was not "
-                      "measured"), True
-    except RuntimeCheckError as exc:
+    except RuntimeCheckError as exc:  # an InterpreterCrash too
+        if target.kind == "mobile":
+            raise
+        if isinstance(exc, InterpreterCrash):
+            what = "did not finish on this file (stopped at the time limit)" if exc.how == "timed out" else \
+                f"crashed on this file ({exc.how})"
+            return None, (f"LiteRT {what}; {target.name} runs TFLite-Micro, which was given the file after "
+                          "edgec's own flatbuffer verifier passed it; the host latency was not measured"), True
         reason = exc.one_line().split("; ")[0]
         return None, (f"{reason[:240]}{'...' if len(reason) > 240 else ''}; {target.name} runs TFLite-Micro, so "
                       "only the host latency was not measured"), False

@@ -268,12 +268,12 @@ def _metadata_nodes(p: Path) -> list[str]:
     return texts
 
 
-def _stored_config(p: Path, h5_config: str | None):
+def _stored_config(p: Path, h5_config: str | None, kind: str):
     """The model's architecture as JSON data, read without running any of it (None if absent).
 
     ``h5_config`` is the ``model_config`` text :func:`edgec.runtime.hdf5.preflight`
-    read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself.
-    A stored architecture that does not parse is refused: the scan must not be skipped
+    read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself;
+    ``kind`` is what :func:`file_format` decided. A stored architecture that does not parse is refused: the scan must not be skipped
     for a part a Keras loader may still read.
 
     Raises:
@@ -288,7 +288,6 @@ def _stored_config(p: Path, h5_config: str | None):
 
     if p.is_dir():
         return [parsed(t, "a node of the SavedModel's Keras metadata") for t in _metadata_nodes(p)] or None
-    kind = file_format(p)
     if kind == "zip":
         with zipfile.ZipFile(p) as z:
             try:
@@ -479,7 +478,7 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
         with sandbox.model_label(p.name):  # libhdf5 reads the file in the sandbox first (see runtime.hdf5)
             h5_config = hdf5.preflight(p, limits.current().max_input_bytes)
     try:
-        config = _stored_config(p, h5_config)
+        config = _stored_config(p, h5_config, kind)
     except EdgecError:
         raise
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
@@ -491,7 +490,7 @@ def load_model(path: str | Path, name: str | None = None, safe_mode: bool = True
         savedmodel_ops.check(p)
     with warnings.catch_warnings(record=True) as caught, _time_limit(p, LOAD_TIMEOUT_S):
         warnings.simplefilter("always")
-        loaded = _load_any(p, safe_mode, custom)
+        loaded = _load_any(p, kind, safe_mode, custom)
     for w in caught:  # Keras' loader warnings are for developers, not for a build's stderr
         _log.debug("while loading %s: %s", p, w.message)
     model, fmt, k3_model = loaded
@@ -525,7 +524,7 @@ def _time_limit(p: Path, seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _load_any(p: Path, safe_mode: bool, custom: dict):
+def _load_any(p: Path, kind: str, safe_mode: bool, custom: dict):
     """(tf_keras model or None, format, Keras 3 model or None)."""
     k3_model = None
     try:
@@ -539,7 +538,6 @@ def _load_any(p: Path, safe_mode: bool, custom: dict):
             else:
                 model, fmt = _load_tf_keras(p, safe_mode, custom), "savedmodel"
         else:
-            kind = file_format(p)
             if kind == "hdf5":
                 try:
                     model, fmt = _load_tf_keras(p, safe_mode, custom), "h5"
