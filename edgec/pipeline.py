@@ -105,8 +105,9 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
 
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, len(data.x_train)))
-    check_activations(keras_model, data.calibration(cfg.calibration_samples))
-    tfl_bytes = convert_int8(keras_model, data.calibration(cfg.calibration_samples))
+    calibration = data.calibration(cfg.calibration_samples)
+    check_activations(keras_model, calibration)
+    tfl_bytes = convert_int8(keras_model, calibration)
     tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     clock.lap("convert")
 
@@ -129,8 +130,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
                           micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                           describe_op=lambda op: layer_of_op(keras_model, tfl, op))
     warnings += verification.pop("warnings")
-    verification["layers"] = quant_error.layer_errors(keras_model, data.calibration(cfg.calibration_samples),
-                                                      x_val[:LAYER_ERROR_SAMPLES])
+    verification["layers"] = quant_error.layer_errors(keras_model, calibration, x_val[:LAYER_ERROR_SAMPLES])
     clock.lap("verify")
 
     if data.random:

@@ -43,6 +43,32 @@ def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
     return any(real.is_relative_to(f.resolve()) for f in folders)
 
 
+def _module_file(name: str, folders: tuple[Path, ...], where: str, what: str, error) -> Path:
+    """The file ``name`` (a ``.py`` path, or a module or ``pkg.mod`` looked up in ``folders`` alone) names."""
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        candidates = [Path(name)] if Path(name).is_absolute() else [f / name for f in folders]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None or not _inside(path, folders):
+            raise error(f"{what} {name}: no such .py file under {where}; name a file of your own code there")
+        return path
+    parts = name.split(".")
+    found = next((spec for f in folders
+                  if (spec := importlib.machinery.PathFinder.find_spec(parts[0], [str(f)])) is not None), None)
+    if found is None:
+        raise error(f"{what} {name}: no module '{parts[0]}' under {where}; edgec imports only your own code from "
+                    "there (never the standard library or installed packages); name a module or a .py file "
+                    "of yours")
+    if len(parts) == 1:
+        if not found.origin or not Path(found.origin).is_file():
+            raise error(f"{what} {name}: resolves to {found.origin}, outside {where}; name a module of your own code")
+        return Path(found.origin)
+    for folder in folders:  # the submodule must be a file of that package, under the folder
+        for target in (folder.joinpath(*parts[:-1], parts[-1] + ".py"), folder.joinpath(*parts, "__init__.py")):
+            if target.is_file():
+                return target
+    raise error(f"{what} {name}: no such module file under {where}; name a module of your own code")
+
+
 def import_user_module(name: str, folders: tuple[Path, ...], what: str, error: type[EdgecError]):
     """The module ``name`` (``pkg.mod`` or a ``path/to/file.py``) from a file under ``folders``.
 
@@ -51,37 +77,8 @@ def import_user_module(name: str, folders: tuple[Path, ...], what: str, error: t
             included), or importing it failed or exited.
     """
     where = " or ".join(str(f) for f in folders)
-    if name.endswith(".py") or os.sep in name or "/" in name:
-        candidates = [Path(name)] if Path(name).is_absolute() else [f / name for f in folders]
-        path = next((p for p in candidates if p.is_file()), None)
-        if path is None or not _inside(path, folders):
-            raise error(f"{what} {name}: no such .py file under {where}; name a file of your own code there")
-        spec = importlib.util.spec_from_file_location(f"edgec_user.{path.stem}", path)  # named again below
-    else:
-        top = name.split(".")[0]
-        spec = None
-        for folder in folders:
-            found = importlib.machinery.PathFinder.find_spec(top, [str(folder)])
-            if found is not None:
-                spec = found
-                break
-        if spec is None:
-            raise error(f"{what} {name}: no module '{top}' under {where}; edgec imports only your own code from "
-                        "there (never the standard library or installed packages); name a module or a .py file "
-                        "of yours")
-        if "." in name:
-            for folder in folders:  # the submodule must be a file of that package, under the folder
-                parts = name.split(".")
-                path = folder.joinpath(*parts[:-1], parts[-1] + ".py")
-                package = folder.joinpath(*parts, "__init__.py")
-                target = path if path.is_file() else package if package.is_file() else None
-                if target is not None:
-                    spec = importlib.util.spec_from_file_location(name, target)
-                    break
-            else:
-                raise error(f"{what} {name}: no such module file under {where}; name a module of your own code")
-    origin = Path(spec.origin) if spec.origin else None
-    if origin is None or not origin.is_file() or not _inside(origin, folders):
+    origin = _module_file(name, folders, where, what, error)
+    if not _inside(origin, folders):
         raise error(f"{what} {name}: resolves to {origin}, outside {where}; name a module of your own code")
     # A private name: a file of the user's called json.py must not replace the json edgec uses.
     spec = importlib.util.spec_from_file_location(f"edgec_user.{name.removesuffix('.py')}", origin)
