@@ -37,7 +37,9 @@ NEEDS_FLOAT_MODEL = ("accuracy_drop", "output_snr_db", "max_error_steps")
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z%]*)\s*$")
 _KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "BATCH_MATMUL": "conv",
          "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fully_connected",
-         "AVERAGE_POOL_2D": "pool", "MAX_POOL_2D": "pool"}
+         "AVERAGE_POOL_2D": "pool", "MAX_POOL_2D": "pool",
+         # an LSTM's MACs are its gates' matrix-vector products: costed as fully connected (not fitted)
+         "UNIDIRECTIONAL_SEQUENCE_LSTM": "fully_connected", "BIDIRECTIONAL_SEQUENCE_LSTM": "fully_connected"}
 # Ops that only move or reinterpret memory in TFLite-Micro.
 _FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 

@@ -82,10 +82,10 @@ def _check_x(x, name: str, shape: tuple, source: str) -> np.ndarray:
             raise DataError(f"{source}: '{name}' is not an array; provide numpy arrays") from None
     if x.dtype.kind not in "biuf":
         raise DataError(f"{source}: '{name}' has dtype {x.dtype}, not numbers; store numeric arrays")
-    expected = tuple(int(d) for d in shape)
+    expected = tuple(None if d is None else int(d) for d in shape)  # None: any size (a free time axis)
     if x.ndim == len(expected):  # a single sample
         x = x[None]
-    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+    if x.ndim != len(expected) + 1 or any(e is not None and e != d for e, d in zip(expected, x.shape[1:])):
         raise DataError(f"{source}: '{name}' has shape {tuple(x.shape)} but the model expects "
                         f"(N, {', '.join(map(str, expected))}); reshape the data to the model's input")
     if len(x) == 0:
@@ -213,6 +213,9 @@ def _as_arrays(result, spec: str) -> dict:
 
 
 def _random(shape: tuple, n: int, seed: int) -> Dataset:
+    if None in tuple(shape):
+        raise DataError(f"--data random needs the model's input shape, and {tuple(shape)} leaves a dimension free "
+                        "(a sequence model's time steps); pass an .npz whose 'x' has the shape to convert for")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n,) + tuple(shape)).astype(np.float32)
     return Dataset("random", x, None, x[: min(n, 64)], None,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgec import _tf, keras_bridge, limits, savedmodel_ops, user_code
+from edgec.converters.tflite import recurrent_layer
 from edgec.errors import EdgecError, ModelLoadError
 from edgec.runtime import hdf5, sandbox
 
@@ -59,6 +60,15 @@ class LoadedModel:
                 self.keras, bridged, _probe_input(self.keras, np.random.default_rng(0)))
             self._bridged = bridged
         return self._bridged
+
+    def for_conversion(self):
+        """The model the int8 converter takes when no stage changes it: the model as saved, except a
+        Keras 3 model with a recurrent layer, which converts through its checked tf_keras rebuild
+        (Keras 3's LSTM fails TFLite's int8 calibration; tf_keras's converts to the fused
+        UNIDIRECTIONAL_SEQUENCE_LSTM op; :func:`edgec.converters.tflite._recurrent_converter`)."""
+        if self.keras3 and recurrent_layer(self.keras) is not None:
+            return self.for_stages()
+        return self.keras
 
     @property
     def input_shape(self) -> tuple:

@@ -106,13 +106,18 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, len(data.x_train)))
     calibration = data.calibration(cfg.calibration_samples)
+    convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
-    tfl_bytes = convert_int8(keras_model, calibration)
+    tfl_bytes = convert_int8(convert_from, calibration)
     tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
     warnings = []
+    if None in model.input_shape:
+        warnings.append(f"the model's input shape {_shape(model.input_shape)} leaves a dimension free; the int8 "
+                        f"model is converted for the data's {_shape(tfl.input.shape[1:])}, one fixed shape as a "
+                        "microcontroller runs it")
     try:
         arena = micro.measure_arena(tfl_bytes)
     except UnsupportedOpError as exc:
@@ -130,7 +135,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
                           micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                           describe_op=lambda op: layer_of_op(keras_model, tfl, op))
     warnings += verification.pop("warnings")
-    verification["layers"] = quant_error.layer_errors(keras_model, calibration, x_val[:LAYER_ERROR_SAMPLES])
+    verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES])
     clock.lap("verify")
 
     if data.random:
@@ -244,6 +249,10 @@ def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena,
         raise tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op)) from None
     section["tflm_arena_bytes"] = arena.bytes if arena else None
     return {k: v.encode() for k, v in gen.files.items()}, section
+
+
+def _shape(dims) -> str:
+    return "(" + ", ".join("None" if d is None else str(int(d)) for d in dims) + ")"
 
 
 def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:

@@ -165,6 +165,39 @@ def test_qat_unsupported_layer_is_named_and_skip_passes(tfk, data):
     assert len(convert_int8(model, data[0][:32])) > 0
 
 
+def test_qat_names_every_layer_it_cannot_take_in_one_error(tfk, data):
+    """TFMOT refuses one layer at a time; edgec finds them all and gives the skip that passes them."""
+    import re
+
+    def three(x):
+        x = tfk.layers.LayerNormalization(name="ln_1")(x)
+        x = tfk.layers.Dense(8, activation="elu", name="smooth")(x)
+        return tfk.layers.LayerNormalization(name="ln_2")(x)
+
+    with pytest.raises(ConversionError) as info:
+        compress.run(_model(tfk, three), _stages("qat:epochs=1"), _ctx(data))
+    text = str(info.value)
+    assert "cannot quantize 3 layers" in text and "'smooth' (activation elu)" in text, text
+    assert "'ln_1', 'ln_2' (LayerNormalization)" in text, text
+    skip = re.search(r"--stage '(qat:skip=[^']+)'", text).group(1)
+    assert skip in ("qat:skip=smooth|ln*", "qat:skip=ln*|smooth"), skip
+    _, rows = compress.run(_model(tfk, three), _stages(f"{skip},epochs=1"), _ctx(data))
+    assert sorted(rows[-1]["skipped_layers"]) == ["ln_1", "ln_2", "smooth"]
+
+
+def test_qat_fake_quantizes_the_output_of_an_activation_layer_tfmot_cannot_take(tfk, data):
+    """MobileNetV3's hard_swish is a standalone Activation layer: TFMOT's config for it raises (even when the
+    layer is skipped and only its output is to be quantized); its output is fake-quantized instead."""
+    from edgec.converters.tflite import convert_int8
+
+    model, rows = compress.run(_model(tfk, lambda x: tfk.layers.Activation("relu6", name="act")(x)),
+                               _stages("qat:epochs=1"), _ctx(data))
+    assert rows[-1]["output_only_layers"] == ["act"] and rows[-1]["skipped_layers"] == []
+    wrapped = model.get_layer("quant_act")
+    assert [w.name.split("/")[-1].split(":")[0] for w in wrapped.weights][-2:] == ["output_min", "output_max"]
+    assert len(convert_int8(model, data[0][:32])) > 0
+
+
 def test_qat_scheme_follows_the_stages_before(tfk, data):
     _, rows = compress.run(_model(tfk), _stages("prune:sparsity=0.5,frequency=1,epochs=1", "qat:epochs=1"),
                            _ctx(data))

@@ -10,7 +10,10 @@ during QAT; the converter still quantizes them post-training when it can).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import functools
 import math
+import os
 import re
 
 from edgec import _tf
@@ -70,45 +73,71 @@ class QAT(Stage):
 
     def run(self, model, ctx):
         p = self.params
-        mot = _tf.tfmot()
         k = _tf.tf_keras()
-        q = mot.quantization.keras
-        skipped = []
-
-        from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import \
-            QuantizeAwareActivation as Aware
-
-        supported = Aware._PRE_QUANT_ACTIVATIONS | Aware._POST_QUANT_ACTIVATIONS
-
-        def annotate(layer):
-            if isinstance(layer, k.layers.InputLayer):
-                return layer
-            if name_matches(layer.name, p.skip):
-                skipped.append(layer.name)
-                return layer
-            act = getattr(layer, "activation", None)
-            act_name = getattr(act, "__name__", None)
-            if act is not None and act_name not in supported:  # TFMOT's own error names no layer
-                raise ConversionError(
-                    f"quantization-aware training cannot quantize layer '{layer.name}' ({type(layer).__name__}) with "
-                    f"activation {str(act_name).removeprefix('edgec_')} (TFMOT takes {', '.join(sorted(supported))}); "
-                    f"leave it out of QAT with --stage qat:skip={layer.name}, or use one of those activations")
-            return q.quantize_annotate_layer(layer)
-
+        q = _tf.tfmot().quantization.keras
         scheme_name, scheme = self._scheme(ctx.done)
         model = in_strategy(model, ctx)
         with ctx.scope():
-            annotated = k.models.clone_model(model, clone_function=annotate)
-            try:
-                with q.quantize_scope():
-                    qat_model = q.quantize_apply(annotated, scheme)
-            except (RuntimeError, ValueError) as exc:
-                raise self._explain(exc) from None
+            qat_model, skipped = self._quantized(model, scheme)
             compile_for_training(qat_model, ctx, self.name, loss_from=model,
                                  learning_rate=p.learning_rate or ctx.training.learning_rate / 10)
         logs = fit(qat_model, ctx, self.name, self.epochs(ctx))
-        self.extra = {"scheme": scheme_name, "skipped_layers": skipped, "train_logs": logs}
+        self.extra = {"scheme": scheme_name, "skipped_layers": skipped, "output_only_layers": self.output_only,
+                      "train_logs": logs}
         return qat_model
+
+    def _quantized(self, model, scheme):
+        """TFMOT's QAT model of ``model`` and the layers left out by ``skip``.
+
+        TFMOT refuses a layer it cannot quantize one at a time (and an activation it cannot quantize
+        without naming the layer), so a model with twenty hard_swish activations and a Rescaling
+        would take a user twenty-one runs. Every such layer is found first, and one error names them
+        all with the ``skip`` that passes them.
+        """
+        k = _tf.tf_keras()
+        q = _tf.tfmot().quantization.keras
+        skip = self.params.skip
+        layers = [layer for layer in model.layers if not isinstance(layer, k.layers.InputLayer)]
+        unsupported = {layer.name for layer in layers if _activation(layer) not in (None, *_qat_activations())}
+        # A standalone Activation layer (MobileNetV3's hard_swish) has nothing to make quantization-aware
+        # inside it: its output is fake-quantized, as TFMOT does for softmax. TFMOT's own config for it
+        # raises, even when the layer is skipped and only its output is to be quantized.
+        output_only = {layer.name for layer in layers if layer.name in unsupported
+                       and isinstance(layer, k.layers.Activation)}
+        refused = {layer.name: f"activation {_activation(layer).removeprefix('edgec_')}" for layer in layers
+                   if layer.name in unsupported - output_only and not name_matches(layer.name, skip)}
+        for _ in range(_MAX_PROBES):
+            skipped = []
+
+            def annotate(layer, _left_out=tuple(refused)):
+                if isinstance(layer, k.layers.InputLayer):
+                    return layer
+                if layer.name in output_only:
+                    return q.quantize_annotate_layer(layer, quantize_config=_output_only_config())
+                if name_matches(layer.name, skip) or layer.name in _left_out:
+                    skipped.append(layer.name)
+                    return layer
+                return q.quantize_annotate_layer(layer)
+
+            annotated = k.models.clone_model(model, clone_function=annotate)
+            try:
+                with q.quantize_scope({"OutputOnlyQuantizeConfig": type(_output_only_config())}):
+                    qat_model = q.quantize_apply(annotated, scheme)
+            except (RuntimeError, ValueError) as exc:
+                found = _UNSUPPORTED.search(" ".join(str(exc).split()))
+                if not found or found.group(1) in refused:
+                    raise self._explain(exc) from None
+                # TFMOT's registry supports a layer by its class: every layer of that class is refused too
+                cls = next((type(layer) for layer in layers if layer.name == found.group(1)), None)
+                for layer in layers:
+                    if (layer.name == found.group(1) or type(layer) is cls) and not name_matches(layer.name, skip):
+                        refused[layer.name] = found.group(2).rsplit(".", 1)[-1]
+                continue
+            if refused:
+                raise ConversionError(_unquantizable(refused, [layer.name for layer in layers], skip))
+            self.output_only = sorted(output_only)
+            return qat_model, [name for name in skipped if name not in refused]
+        raise ConversionError(_unquantizable(refused, [layer.name for layer in layers], skip))
 
     def _explain(self, exc: Exception) -> ConversionError:
         text = " ".join(str(exc).split())
@@ -120,3 +149,92 @@ class QAT(Stage):
                 f"with skip = [\"{layer}\"] in the qat stage (--stage qat:skip={layer}), or replace the layer")
         return ConversionError(f"quantization-aware training could not prepare the model: {text[:300]}; "
                                "use skip = [...] in the qat stage for the layers it names, or drop the qat stage")
+
+
+@functools.cache
+def _output_only_class():
+    mot = _tf.tfmot()
+
+    class OutputOnlyQuantizeConfig(mot.quantization.keras.QuantizeConfig):
+        """Fake-quantize a layer's output only (8 bits, asymmetric, a moving-average range)."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [mot.quantization.keras.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    return OutputOnlyQuantizeConfig
+
+
+def _output_only_config():
+    return _output_only_class()()
+
+
+_MAX_PROBES = 64  # quantize_apply runs per layer TFMOT refuses; a model refusing more is told the first 64
+
+
+def _activation(layer) -> str | None:
+    act = getattr(layer, "activation", None)
+    return None if act is None else str(getattr(act, "__name__", act))
+
+
+def _qat_activations() -> frozenset:
+    """The activations TFMOT's QAT can quantize."""
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import \
+        QuantizeAwareActivation as Aware
+
+    return frozenset(Aware._PRE_QUANT_ACTIVATIONS | Aware._POST_QUANT_ACTIVATIONS)
+
+
+def _unquantizable(refused: dict, names: list, skip) -> str:
+    """One line naming the layers TFMOT cannot quantize (``refused``: name -> why), and the ``skip``
+    that passes them all: globs where they share a prefix or a suffix that no other layer of
+    ``names`` has."""
+    def glob(members: list) -> str | None:
+        prefix = os.path.commonprefix(members).rstrip("_0123456789")
+        suffix = os.path.commonprefix([m[::-1] for m in members])[::-1].lstrip("_0123456789")
+        for pattern in (prefix + "*", "*" + suffix):
+            if len(members) > 1 and len(pattern) >= 3 and all(
+                    n in refused for n in names if fnmatch.fnmatchcase(n, pattern)):
+                return pattern
+        return None
+
+    kinds = {}
+    for n, why in refused.items():
+        kinds.setdefault(why, []).append(n)
+    everything = glob(list(refused))
+    patterns = [everything] if everything else []
+    for members in ([] if everything else kinds.values()):
+        if pattern := glob(members):
+            patterns.append(pattern)
+            continue
+        bases = {}  # names that fall into a few prefixes (activation_7, rescaling_2)
+        for n in members:
+            bases.setdefault(n.rstrip("_0123456789") or n, []).append(n)
+        for group in bases.values():
+            patterns += [pattern] if (pattern := glob(group)) else group
+    option = "qat:skip=" + "|".join([*([skip] if isinstance(skip, str) else list(skip or [])), *patterns])
+    if any(c in option for c in "|*?["):
+        option = f"'{option}'"
+    what = "; ".join(f"{', '.join(repr(n) for n in ns[:3])}{f' and {len(ns) - 3} more' if len(ns) > 3 else ''} "
+                     f"({why})" for why, ns in kinds.items())
+    which = f"layer {what}" if len(refused) == 1 else f"{len(refused)} layers: {what}"
+    them = "them" if len(refused) > 1 else "it"
+    takes = (f" (TFMOT's activations: {', '.join(sorted(_qat_activations()))})"
+             if any(why.startswith("activation ") for why in kinds) else "")
+    return (f"quantization-aware training cannot quantize {which}{takes}; leave {them} out of QAT with "
+            f"--stage {option}, or replace {them}")

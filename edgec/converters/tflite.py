@@ -97,10 +97,11 @@ def _explain_failure(model, exc: Exception) -> ConversionError:
         ops = [o.strip() for o in select.group(1).split(",") if o.strip()] or ops
     rnn = recurrent_layer(model)
     if ops and ops[0].startswith("TensorList") and rnn is not None:
-        return ConversionError(f"layer '{rnn.name}' ({rnn.__class__.__name__}) converts to TensorFlow's TensorList ops, "
-                               "which have no int8 TFLite builtin; edgec cannot convert recurrent layers to full "
-                               "int8 yet (TensorFlow 2.21's int8 calibration crashes on the fused LSTM op); keep "
-                               "recurrent layers out of the int8 model for now")
+        shape = tuple(None if d is None else int(d) for d in model.inputs[0].shape[1:]) if model.inputs else ()
+        return ConversionError(f"layer '{rnn.name}' ({rnn.__class__.__name__}) needs a fixed number of time steps "
+                               f"and one input to convert to int8 (the model's input shape is {shape}, "
+                               f"{len(model.inputs)} input(s)): edgec converts recurrent layers at batch 1 over "
+                               "fixed time steps; give the model's Input a fixed shape, e.g. keras.Input((49, 10))")
     if ops:
         op = ops[0]
         layer = _layer_with_tf_op(model, op) or "unknown layer"
@@ -174,10 +175,31 @@ def check_activations(model, samples: np.ndarray) -> None:
                                   "be quantized; train the model, or pass --data that matches its input range")
         spread = float(np.max(np.abs(out - out.mean()))) if out.size else 0.0
         if out.size and spread < 1e-6 and float(np.max(np.abs(out))) < 1e-6:
+            if fake_quant := _fake_quant_range(model, name):
+                low, high, inner = fake_quant
+                raise ConversionError(
+                    f"after quantization-aware training, layer '{inner}' gives only zeros on the calibration data: "
+                    f"its learned quantization range [{low:.3g}, {high:.3g}] has steps of {(high - low) / 255:.2g}, "
+                    "wider than the activations it quantizes; QAT's ranges start "
+                    "at [-6, 6] and move slowly, so activations this small (often a barely trained model whose "
+                    "batch-norm statistics have not settled) need a trained float model, or more QAT epochs "
+                    "(--stage qat:epochs=N)")
             raise ConversionError(f"layer '{name}' gives float outputs of at most {float(np.max(np.abs(out))):.1e} on "
                                   "the calibration data: the activations vanish there (an untrained network, or a "
                                   "dead layer), and int8 cannot represent them; train the model, or pass --data "
                                   "that matches its input range")
+
+
+def _fake_quant_range(model, layer_name: str) -> tuple[float, float, str] | None:
+    """The output range a TFMOT quantize wrapper learned for ``layer_name`` and the wrapped layer's own
+    name (None when the layer is no quantize wrapper)."""
+    layer = next((layer for layer in _layers(model) if layer.name == layer_name), None)
+    ends = {w.name.split("/")[-1].split(":")[0]: w for w in getattr(layer, "weights", [])}
+    low, high = ends.get("output_min"), ends.get("output_max")
+    if low is None or high is None:
+        return None
+    inner = getattr(getattr(layer, "layer", None), "name", layer_name)
+    return float(np.asarray(low)), float(np.asarray(high)), inner
 
 
 def representative(samples: np.ndarray):
@@ -196,9 +218,76 @@ def recurrent_layer(model):
     return next((layer for layer in _layers(model) if layer.__class__.__name__ in _RECURRENT), None)
 
 
-def batch1_function(model):
+def _unrolled(model):
+    """A tf_keras ``model`` whose GRU and SimpleRNN layers (also inside Bidirectional) are unrolled
+    over their fixed time steps, with the same weights; LSTMs stay as they are (the converter fuses
+    them into one UNIDIRECTIONAL_SEQUENCE_LSTM op, which TFLite-Micro runs).
+
+    Traced at batch 1, TF 2.21's int8 calibration crashes the process (SIGSEGV) on a GRU or
+    SimpleRNN kept as a loop, and a Keras conversion keeps them as TensorList ops with no int8
+    builtin; unrolled, they are FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH ops (measured).
+    """
+    k = _tf.tf_keras()
+
+    def unroll(config: dict) -> dict:
+        if config.get("class_name") in ("GRU", "SimpleRNN"):
+            return {**config, "config": {**config["config"], "unroll": True}}
+        return config
+
+    def clone(layer):
+        name = layer.__class__.__name__
+        config = layer.get_config()
+        if name in ("GRU", "SimpleRNN"):
+            config["unroll"] = True
+        elif name == "Bidirectional":
+            config["layer"] = unroll(config["layer"])
+            if config.get("backward_layer"):
+                config["backward_layer"] = unroll(config["backward_layer"])
+        return layer.__class__.from_config(config)
+
+    if not any(layer.__class__.__name__ in ("GRU", "SimpleRNN", "Bidirectional") for layer in _layers(model)):
+        return model
+    copy = k.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _recurrent_converter(model, spec):
+    """The converter of a tf_keras recurrent ``model`` at batch 1 (see :func:`_unrolled`).
+
+    An LSTM converts only with its variables tracked (the converter lifts them, then freezes):
+    converted from a frozen function, TF 2.21's calibration crashes the process on it, and Keras 3's
+    own LSTM fails calibration (READ_VARIABLE), so a Keras 3 model converts through its tf_keras
+    rebuild (measured; see :meth:`edgec.models.LoadedModel.for_conversion`).
+    """
+    tf = _tf.tf()
+    model = _unrolled(model)
+    holder = tf.Module()
+    holder.variables_ = list(model.variables)
+    holder.call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    function = holder.call.get_concrete_function()
+    lstm = any(layer.__class__.__name__ in ("LSTM", "Bidirectional") for layer in _layers(model))
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], holder if lstm else None)
+
+
+def _batch1_spec(model, calibration: np.ndarray):
+    """The batch-1 input spec of a one-input model; a dimension the model leaves free (a sequence
+    model's time steps, ``Input((None, 6))``) takes the calibration samples' size, which the data
+    check has made the same for all samples. None for several inputs."""
+    tf = _tf.tf()
+    if len(model.inputs) != 1:
+        return None
+    dims = tuple(model.inputs[0].shape)[1:]
+    sample = tuple(np.shape(calibration)[1:])
+    if len(sample) != len(dims):
+        return None
+    return tf.TensorSpec((1, *(int(s if d is None else d) for d, s in zip(dims, sample))), tf.float32)
+
+
+def batch1_function(model, calibration: np.ndarray):
     """``model`` as a frozen-able concrete function of one fixed-shape, batch-1 input (None when an input
-    dimension other than the batch is unknown, or the model has several inputs).
+    dimension other than the batch is unknown, the model has several inputs, or it is recurrent:
+    :func:`_recurrent_converter`).
 
     A Keras model converted as itself keeps a dynamic batch: the converter then computes shapes at run
     time (SHAPE, STRIDED_SLICE and PACK before each RESHAPE: three of each in MobileNet 0.25, sixteen in
@@ -206,30 +295,101 @@ def batch1_function(model):
     sample at a time, so the graph is traced for exactly that (Keras 3 and tf_keras models alike).
     """
     tf = _tf.tf()
-    if len(model.inputs) != 1 or recurrent_layer(model):
+    spec = _batch1_spec(model, calibration)
+    if spec is None or recurrent_layer(model):
         return None  # TF 2.21's int8 calibration segfaults on a recurrent layer traced this way (measured)
-    dims = tuple(model.inputs[0].shape)[1:]
-    if any(d is None for d in dims):
+    function = tf.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
+    return _rewritten_for_int8(function)
+
+
+def _rewritten_for_int8(function):
+    """``function`` with the TensorFlow ops that have no int8 TFLite-Micro kernel replaced by ones that
+    compute the same float values and have one. A function with none of them is returned as it is, so
+    its conversion stays a plain batch-1 conversion.
+
+    - ``Neg`` becomes a multiply by -1. TFLite has no int8 NEG kernel, and Keras 3's
+      LayerNormalization computes ``-mean * inv`` (so do models using ``keras.ops.negative``).
+      Only the negations the converter keeps as NEG are rewritten (a float conversion tells which):
+      others belong to patterns it fuses into one op (Keras 3's PReLU into PRELU, gelu into GELU)
+      and a multiply would break the pattern.
+    - ``Tile`` of axes of size 1 becomes ``BroadcastTo``, which is the same thing for such axes.
+      Keras 3's UpSampling2D and ``keras.ops.repeat`` tile; TFLite-Micro has no TILE kernel and
+      has BROADCAST_TO.
+    """
+    tf = _tf.tf()
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    def broadcast_shape(op):
+        """The output shape of a ``Tile`` that only repeats axes of size 1 (else None)."""
+        before, after = op.inputs[0].shape, op.outputs[0].shape
+        if not (before.is_fully_defined() and after.is_fully_defined()):
+            return None
+        if all(a == b or a == 1 for a, b in zip(before.as_list(), after.as_list())):
+            return after.as_list()
         return None
-    spec = tf.TensorSpec((1, *(int(d) for d in dims)), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
+
+    def constant(name: str, value: np.ndarray):
+        node = graph_def.node.add(name=name, op="Const")
+        node.attr["dtype"].type = tf.dtypes.as_dtype(value.dtype).as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+        return node.name
+
+    ops = function.graph.get_operations()
+    negations = _negations_kept(function) if any(op.type == "Neg" for op in ops) else set()
+    if not negations and not any(op.type == "Tile" and broadcast_shape(op) for op in ops):
+        return function
+    frozen = convert_variables_to_constants_v2(function)
+    graph_def = frozen.graph.as_graph_def()
+    for node in list(graph_def.node):
+        if node.op == "Neg" and node.name in negations:
+            minus_one = np.array(-1, tf.dtypes.as_dtype(node.attr["T"].type).as_numpy_dtype)
+            node.op = "Mul"
+            node.input.append(constant(f"{node.name}/minus_one", minus_one))
+        elif node.op == "Tile" and (shape := broadcast_shape(frozen.graph.get_operation_by_name(node.name))):
+            node.op = "BroadcastTo"
+            node.input[1] = constant(f"{node.name}/shape", np.array(shape, np.int32))
+            del node.attr["Tmultiples"]
+            node.attr["Tidx"].type = tf.int32.as_datatype_enum
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
+    tensor = wrapped.graph.get_tensor_by_name
+    return wrapped.prune([tensor(t.name) for t in frozen.inputs], [tensor(t.name) for t in frozen.outputs])
+
+
+def _is_tf_keras(model) -> bool:
+    return type(model).__module__.split(".")[0] == "tf_keras"
+
+
+def _negations_kept(function) -> set[str]:
+    """Names of the TensorFlow ``Neg`` ops that a (float, uncalibrated) conversion keeps as NEG ops."""
+    tf = _tf.tf()
+    try:
+        with captured_fds(1, 2), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = read_model(tf.lite.TFLiteConverter.from_concrete_functions([function]).convert(),
+                                   "float conversion", made_by=EDGEC_BUILT)
+    except Exception:  # the int8 conversion that follows reports what fails, naming the layer
+        return set()
+    return {part for op in converted.ops if op.name == "NEG"
+            for i in op.outputs for part in converted.tensors[i].name.split(";")}
 
 
 def int8_converter(model, calibration: np.ndarray):
     """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples,
     traced at batch 1 where the input shape is fixed (:func:`batch1_function`)."""
     tf = _tf.tf()
-    function = batch1_function(model)
-    if function is not None:  # without a trackable object the converter freezes the variables into constants
-        absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
-        level = absl.level                   # want a trackable object (it keeps variables as resources)
-        absl.setLevel(logging.ERROR)
-        try:
+    absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
+    level = absl.level                   # want a trackable object (it keeps variables as resources)
+    absl.setLevel(logging.ERROR)
+    try:
+        spec = _batch1_spec(model, calibration)
+        if recurrent_layer(model) is not None and spec is not None and _is_tf_keras(model):
+            converter = _recurrent_converter(model, spec)
+        elif (function := batch1_function(model, calibration)) is not None:  # the converter freezes its variables
             converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-        finally:
-            absl.setLevel(level)
-    else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        else:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    finally:
+        absl.setLevel(level)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

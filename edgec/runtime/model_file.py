@@ -203,6 +203,10 @@ def _options(op, schema) -> dict:
              kinds.MulOptions: schema.MulOptions}[t]()
         o.Init(table.Bytes, table.Pos)
         return {"activation": o.FusedActivationFunction()}
+    if t == kinds.UnidirectionalSequenceLSTMOptions:
+        o = schema.UnidirectionalSequenceLSTMOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"time_major": bool(o.TimeMajor()), "activation": o.FusedActivationFunction()}
     if t == kinds.SoftmaxOptions:
         o = schema.SoftmaxOptions()
         o.Init(table.Bytes, table.Pos)
@@ -230,10 +234,29 @@ def _work(name: str, ins: list[Tensor | None], outs: list[Tensor], options: dict
         return ins[2].elements * kh * kw * cout, params
     if name == "BATCH_MATMUL" and len(ins) > 1 and ins[0] is not None:
         return out.elements * ins[0].shape[-1], params
+    if name in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM") and ins and ins[0] is not None:
+        return _lstm_macs(name, ins, options), params
     if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D") and "filter" in options:
         fh, fw = options["filter"]
         return out.elements * fh * fw, params
     return 0, params
+
+
+# Inputs of UNIDIRECTIONAL_SEQUENCE_LSTM that multiply the input or the state each time step: input
+# (1-4) and recurrent (5-8) weights of the four gates, and the projection (16); absent ones (CIFG,
+# no projection) are -1. BIDIRECTIONAL_SEQUENCE_LSTM has the backward direction's at 18-21, 22-25, 33.
+_LSTM_WEIGHTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": (*range(1, 9), 16),
+                 "BIDIRECTIONAL_SEQUENCE_LSTM": (*range(1, 9), 16, *range(18, 26), 33)}
+
+
+def _lstm_macs(name: str, ins: list, options: dict) -> int:
+    """MACs of a sequence LSTM op: per time step, each gate's input and recurrent weight matrix
+    (4 gates x (input + hidden) x hidden) and the projection, times the time steps."""
+    shape = ins[0].shape
+    steps = (shape[0] if options.get("time_major") else shape[1]) if len(shape) == 3 else 1
+    batch = (shape[1] if options.get("time_major") else shape[0]) if len(shape) == 3 else shape[0]
+    weights = sum(ins[i].elements for i in _LSTM_WEIGHTS[name] if i < len(ins) and ins[i] is not None)
+    return int(weights * steps * batch)
 
 
 EDGEC_BUILT = "edgec"  # ``made_by`` of a flatbuffer edgec converted itself
