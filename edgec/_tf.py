@@ -93,3 +93,19 @@ def call(model, x, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return model(x, training=False, **kwargs)
+
+
+def keras_input_names(model) -> list[str]:
+    """The names of a Keras model's inputs (``keras.Input(name=...)``), in its order."""
+    names = getattr(model, "input_names", None)
+    if not names:
+        names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(model.inputs)]
+    return [str(n).split(":")[0] for n in names]
+
+
+def keras_output_names(model) -> list[str]:
+    """The names of a Keras model's outputs (the layers that produce them), in its order."""
+    names = getattr(model, "output_names", None)
+    if not names or len(names) != len(model.outputs):
+        names = [f"output_{i}" for i in range(len(model.outputs))]
+    return [str(n).split(":")[0] for n in names]

@@ -23,9 +23,26 @@ RANDOM = "random"
 VALIDATION_SPLIT = 0.2
 
 
+def count(x) -> int:
+    """Samples in ``x``: an array, or a dict of arrays by input name (a model of several inputs)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x, rows: slice):
+    """The rows ``rows`` of ``x`` (an array, or each array of a dict by name)."""
+    if isinstance(x, dict):
+        return {name: a[rows] for name, a in x.items()}
+    return x[rows]
+
+
 @dataclasses.dataclass
 class Dataset:
-    """Arrays for training, validation and calibration, already checked."""
+    """Arrays for training, validation and calibration, already checked.
+
+    For a model of one input, ``x_*`` are arrays (batch first); for several, dicts of arrays by the
+    model's input names, in its input order. Likewise ``y_*`` for several outputs (a dict holding
+    the outputs that have labels), else an array or None.
+    """
 
     source: str
     x_train: np.ndarray
@@ -35,43 +52,55 @@ class Dataset:
     split: str
     random: bool = False
 
-    def calibration(self, n: int) -> np.ndarray:
+    def calibration(self, n: int):
         """The first ``n`` training samples (the converter's representative set)."""
-        return self.x_train[:n]
+        return take(self.x_train, slice(0, n))
 
-    def check_labels(self, output_shape: tuple) -> None:
+    def check_labels(self, output_shape) -> None:
         """Labels must fit the model's output: class ids in ``0 .. width - 1`` (whole numbers), one-hot
-        rows of the output's width, or values of the output's shape.
+        rows of the output's width, or values of the output's shape. ``output_shape``: a tuple, or a
+        dict of shapes by output name for a model of several outputs.
 
         Raises:
             DataError: naming the labels, what is wrong and the fix.
         """
-        width = int(np.prod(output_shape)) if output_shape else 1
-        for name, y in (("y_train", self.y_train), ("y_val", self.y_val)):
-            if y is None:
-                continue
-            per_sample = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
-            if per_sample == width and width > 1:
-                continue  # one-hot rows, or targets of the output's shape (regression, reconstruction)
-            if per_sample != 1:
-                raise DataError(f"{self.source}: '{name}' has {per_sample} values per sample, but the model has "
-                                f"{width} output value(s); give class ids, one-hot rows of width {width}, or targets "
-                                "of the output's shape")
-            if width == 1:
-                continue  # one sigmoid unit or one regression value: any finite number
-            flat = y.reshape(len(y))
-            if np.any(flat != np.round(flat)):
-                raise DataError(f"{self.source}: '{name}' holds fractional values for a {width}-way output; class "
-                                "labels are whole numbers (or give one-hot rows)")
-            lo, hi = int(flat.min()), int(flat.max())
-            if lo < 0 or hi >= width:
-                raise DataError(f"{self.source}: '{name}' holds class ids from {lo} to {hi}, but the model has "
-                                f"{width} outputs (ids 0 to {width - 1}); fix the labels or the model")
+        if isinstance(output_shape, dict):
+            for out, shape in output_shape.items():
+                labels = [(f"{key}_{out}", y.get(out)) for key, y in (("y_train", self.y_train),
+                                                                     ("y_val", self.y_val)) if y is not None]
+                _check_label_fit(labels, shape, self.source)
+            return
+        _check_label_fit((("y_train", self.y_train), ("y_val", self.y_val)), output_shape, self.source)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "random": self.random, "split": self.split,
-                "train_samples": int(len(self.x_train)), "val_samples": int(len(self.x_val)),
+                "train_samples": int(count(self.x_train)), "val_samples": int(count(self.x_val)),
                 "labels": self.y_val is not None}
+
+
+def _check_label_fit(labels, output_shape: tuple, source: str) -> None:
+    """Each ``(name, labels)`` of ``labels`` fits an output of ``output_shape`` (see Dataset.check_labels)."""
+    width = int(np.prod(output_shape)) if output_shape else 1
+    for name, y in labels:
+        if y is None:
+            continue
+        per_sample = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+        if per_sample == width and width > 1:
+            continue  # one-hot rows, or targets of the output's shape (regression, reconstruction)
+        if per_sample != 1:
+            raise DataError(f"{source}: '{name}' has {per_sample} values per sample, but the model has "
+                            f"{width} output value(s); give class ids, one-hot rows of width {width}, or targets "
+                            "of the output's shape")
+        if width == 1:
+            continue  # one sigmoid unit or one regression value: any finite number
+        flat = y.reshape(len(y))
+        if np.any(flat != np.round(flat)):
+            raise DataError(f"{source}: '{name}' holds fractional values for a {width}-way output; class "
+                            "labels are whole numbers (or give one-hot rows)")
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo < 0 or hi >= width:
+            raise DataError(f"{source}: '{name}' holds class ids from {lo} to {hi}, but the model has "
+                            f"{width} outputs (ids 0 to {width - 1}); fix the labels or the model")
 
 
 def _check_x(x, name: str, shape: tuple, source: str) -> np.ndarray:
@@ -103,36 +132,83 @@ def _check_y(y, x: np.ndarray, name: str, source: str) -> np.ndarray | None:
     if y is None:
         return None
     y = np.asarray(y)
-    if len(y) != len(x):
-        raise DataError(f"{source}: '{name}' has {len(y)} labels for {len(x)} samples; give one label per sample")
+    if y.ndim == 0 or len(y) != count(x):
+        raise DataError(f"{source}: '{name}' has {len(y) if y.ndim else 0} labels for {count(x)} samples; give one "
+                        "label per sample")
     if y.dtype.kind not in "biuf" or (y.dtype.kind == "f" and not np.all(np.isfinite(y))):
         raise DataError(f"{source}: '{name}' must hold finite numbers; clean the labels")
     return y
 
 
-def _from_arrays(arrays: dict, shape: tuple, source: str) -> Dataset:
-    keys = set(arrays)
-    if {"x_train", "x_val"} <= keys:
-        x_train = _check_x(arrays["x_train"], "x_train", shape, source)
-        x_val = _check_x(arrays["x_val"], "x_val", shape, source)
-        y_train = _check_y(arrays.get("y_train"), x_train, "y_train", source)
-        y_val = _check_y(arrays.get("y_val"), x_val, "y_val", source)
+def _gather(arrays: dict, key: str, names: list[str] | None, what: str, source: str, complete: bool):
+    """The array ``key`` (one tensor: ``names`` None), or the arrays ``<key>_<name>`` by name (several;
+    with one name, the plain ``key`` too). ``complete``: every name needs its array (inputs)."""
+    if names is None:
+        return arrays.get(key)
+    if len(names) == 1 and key in arrays:
+        return {names[0]: arrays[key]}
+    found = {n: arrays[f"{key}_{n}"] for n in names if f"{key}_{n}" in arrays}
+    if found and complete and len(found) != len(names):
+        missing = [f"{key}_{n}" for n in names if n not in found]
+        raise DataError(f"{source} has {', '.join(f'{key}_{n}' for n in found)} but not {', '.join(missing)}; the "
+                        f"model's {what} are {', '.join(names)}: give one array per {what[:-1]}, named {key}_<name>")
+    return found or None
+
+
+def _check_xs(x, key: str, shape, source: str):
+    if not isinstance(shape, dict):
+        return _check_x(x, key, shape, source)
+    checked = {n: _check_x(x[n], f"{key}_{n}", shape[n], source) for n in shape}
+    if len({len(a) for a in checked.values()}) > 1:
+        sizes = ", ".join(f"{key}_{n}: {len(a)}" for n, a in checked.items())
+        raise DataError(f"{source}: the inputs hold different numbers of samples ({sizes}); give each input "
+                        "the same samples, in the same order")
+    return checked
+
+
+def _check_ys(y, x, key: str, outputs: list[str] | None, source: str):
+    if outputs is None or y is None:
+        return _check_y(y, x, key, source)
+    return {n: _check_y(labels, x, f"{key}_{n}", source) for n, labels in y.items()}
+
+
+def _from_arrays(arrays: dict, shape, source: str, outputs: list[str] | None = None) -> Dataset:
+    """A Dataset from named arrays. ``shape``: the input shape, or a dict of shapes by input name (a
+    model of several inputs: arrays ``x_<name>``); ``outputs``: the output names of a model of several
+    outputs (labels ``y_<name>``), else None."""
+    inputs = list(shape) if isinstance(shape, dict) else None
+
+    def x_of(key):
+        return _gather(arrays, key, inputs, "inputs", source, complete=True)
+
+    def y_of(key):
+        return _gather(arrays, key, outputs, "outputs", source, complete=False)
+
+    if x_of("x_train") is not None and x_of("x_val") is not None:
+        x_train = _check_xs(x_of("x_train"), "x_train", shape, source)
+        x_val = _check_xs(x_of("x_val"), "x_val", shape, source)
+        y_train = _check_ys(y_of("y_train"), x_train, "y_train", outputs, source)
+        y_val = _check_ys(y_of("y_val"), x_val, "y_val", outputs, source)
         return Dataset(source, x_train, y_train, x_val, y_val, "x_val/y_val as given")
-    if "x" in keys:
-        x = _check_x(arrays["x"], "x", shape, source)
-        y = _check_y(arrays.get("y"), x, "y", source)
-        if len(x) < 10:
+    if x_of("x") is not None:
+        x = _check_xs(x_of("x"), "x", shape, source)
+        y = _check_ys(y_of("y"), x, "y", outputs, source)
+        n = count(x)
+        if n < 10:
             return Dataset(source, x, y, x, y, "too few samples to hold out: validation uses the calibration samples")
-        n_val = max(1, int(round(len(x) * VALIDATION_SPLIT)))
-        cut = len(x) - n_val
-        return Dataset(source, x[:cut], None if y is None else y[:cut], x[cut:],
-                       None if y is None else y[cut:],
-                       f"last {n_val} of {len(x)} samples held out for validation")
-    if "x_train" in keys:
-        x = _check_x(arrays["x_train"], "x_train", shape, source)
-        y = _check_y(arrays.get("y_train"), x, "y_train", source)
+        n_val = max(1, int(round(n * VALIDATION_SPLIT)))
+        train, val = slice(0, n - n_val), slice(n - n_val, n)
+        return Dataset(source, take(x, train), None if y is None else take(y, train), take(x, val),
+                       None if y is None else take(y, val), f"last {n_val} of {n} samples held out for validation")
+    if x_of("x_train") is not None:
+        x = _check_xs(x_of("x_train"), "x_train", shape, source)
+        y = _check_ys(y_of("y_train"), x, "y_train", outputs, source)
         return Dataset(source, x, y, x, y, "no validation data given: validation uses the training samples")
-    raise DataError(f"{source} has arrays {sorted(keys) or 'none'}; it needs 'x' (and optionally 'y') or "
+    if inputs is not None:
+        raise DataError(f"{source} has arrays {sorted(arrays) or 'none'}; the model's inputs are "
+                        f"{', '.join(inputs)}: it needs one array per input, x_<name> (and optionally y_<output name> "
+                        "per output), or x_train_<name>/x_val_<name>")
+    raise DataError(f"{source} has arrays {sorted(arrays) or 'none'}; it needs 'x' (and optionally 'y') or "
                     "'x_train'/'y_train'/'x_val'/'y_val'")
 
 
@@ -156,7 +232,7 @@ def _npz_nbytes(path: Path) -> int:
     return total
 
 
-def _load_npz(path: Path, shape: tuple) -> Dataset:
+def _load_npz(path: Path, shape, outputs: list[str] | None = None) -> Dataset:
     if not path.exists():
         raise DataError(f"data file {path} does not exist; check the path, or pass --data random")
     if path.is_dir():
@@ -171,10 +247,10 @@ def _load_npz(path: Path, shape: tuple) -> Dataset:
     except Exception as exc:  # zipfile, zlib and the .npy parser raise many kinds on a damaged file
         raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}); "
                         "save the data with numpy.savez") from None
-    return _from_arrays(arrays, shape, str(path))
+    return _from_arrays(arrays, shape, str(path), outputs)
 
 
-def _load_function(spec: str, shape: tuple, folders: tuple[Path, ...]) -> Dataset:
+def _load_function(spec: str, shape, folders: tuple[Path, ...], outputs: list[str] | None = None) -> Dataset:
     module_name, _, func_name = spec.rpartition(":")
     module = user_code.import_user_module(module_name, folders, "data loader", DataError)
     func = getattr(module, func_name, None)
@@ -184,17 +260,24 @@ def _load_function(spec: str, shape: tuple, folders: tuple[Path, ...]) -> Datase
     if result is None:
         raise DataError(f"the data loader '{spec}' returned nothing; return x, (x, y), a dict of arrays or a "
                         "tf.data.Dataset")
-    return _from_arrays(_as_arrays(result, spec), shape, spec)
+    return _from_arrays(_as_arrays(result, spec), shape, spec, outputs)
 
 
 def _as_arrays(result, spec: str) -> dict:
-    """Accept a dict of arrays, an (x, y) / (x,) tuple, an array, or a tf.data.Dataset."""
+    """Accept a dict of arrays, an (x, y) / (x,) tuple, an array, or a tf.data.Dataset; an x or y that
+    is itself a dict by input or output name stands for ``x_<name>`` / ``y_<name>``."""
+    if isinstance(result, (tuple, list)) and 1 <= len(result) <= 2:
+        result = dict(zip(("x", "y"), result))
     if isinstance(result, dict):
-        return result
+        flat = {}
+        for key, value in result.items():
+            if isinstance(value, dict):
+                flat.update({f"{key}_{name}": a for name, a in value.items()})
+            else:
+                flat[key] = value
+        return flat
     if isinstance(result, np.ndarray):
         return {"x": result}
-    if isinstance(result, (tuple, list)) and 1 <= len(result) <= 2:
-        return dict(zip(("x", "y"), result))
     if hasattr(result, "as_numpy_iterator"):
         xs, ys = [], []
         for item in result.as_numpy_iterator():
@@ -212,26 +295,31 @@ def _as_arrays(result, spec: str) -> dict:
                     "(x or (x, y) or a dict) or a tf.data.Dataset")
 
 
-def _random(shape: tuple, n: int, seed: int) -> Dataset:
-    if None in tuple(shape):
-        raise DataError(f"--data random needs the model's input shape, and {tuple(shape)} leaves a dimension free "
-                        "(a sequence model's time steps); pass an .npz whose 'x' has the shape to convert for")
+def _random(shape, n: int, seed: int) -> Dataset:
+    shapes = shape if isinstance(shape, dict) else {"x": shape}
+    for dims in shapes.values():
+        if None in tuple(dims):
+            raise DataError(f"--data random needs the model's input shape, and {tuple(dims)} leaves a dimension "
+                            "free (a sequence model's time steps); pass an .npz whose 'x' has the shape to convert for")
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n,) + tuple(shape)).astype(np.float32)
-    return Dataset("random", x, None, x[: min(n, 64)], None,
+    xs = {name: rng.standard_normal((n,) + tuple(dims)).astype(np.float32) for name, dims in shapes.items()}
+    x = xs if isinstance(shape, dict) else xs["x"]
+    return Dataset("random", x, None, take(x, slice(0, min(n, 64))), None,
                    "RANDOM INPUTS: calibration and verification use standard-normal noise, "
                    "not real data; accuracy cannot be measured", random=True)
 
 
-def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0,
-              code_folders: tuple[Path, ...] = ()) -> Dataset:
+def load_data(spec: str, input_shape, samples: int = 300, seed: int = 0,
+              code_folders: tuple[Path, ...] = (), outputs: list[str] | None = None) -> Dataset:
     """Load the data the build needs.
 
     Args:
         spec: an ``.npz`` path, ``package.module:function`` or ``loader.py:function``, or ``random``.
         code_folders: where a loader's module may be (default: the current folder); see
             :mod:`edgec.user_code`.
-        input_shape: the model's input shape without the batch dimension.
+        input_shape: the model's input shape without the batch dimension; for a model of several
+            inputs, a dict of them by input name (the data then has ``x_<name>`` arrays).
+        outputs: the output names of a model of several outputs (labels ``y_<name>``), else None.
         samples: how many random samples to draw for ``random``.
         seed: seed for ``random``.
 
@@ -242,8 +330,8 @@ def load_data(spec: str, input_shape: tuple, samples: int = 300, seed: int = 0,
         return _random(input_shape, samples, seed)
     path = Path(spec)
     if path.suffix == ".npz" or path.exists():
-        return _load_npz(path, input_shape)
+        return _load_npz(path, input_shape, outputs)
     if ":" in spec:
-        return _load_function(spec, input_shape, code_folders or (Path.cwd(),))
+        return _load_function(spec, input_shape, code_folders or (Path.cwd(),), outputs)
     raise DataError(f"data '{spec}' is neither an existing .npz file, 'package.module:function', nor 'random'; "
                     "pass one of those")

@@ -72,12 +72,35 @@ class LoadedModel:
 
     @property
     def input_shape(self) -> tuple:
-        """Input shape without the batch dimension."""
+        """Input shape without the batch dimension (of the first input)."""
         return tuple(self.keras.inputs[0].shape[1:])
 
     @property
     def output_shape(self) -> tuple:
+        """Output shape without the batch dimension (of the first output)."""
         return tuple(self.keras.outputs[0].shape[1:])
+
+    @property
+    def several(self) -> bool:
+        """The model has more than one input or output."""
+        return len(self.keras.inputs) > 1 or len(self.keras.outputs) > 1
+
+    @property
+    def input_names(self) -> list[str]:
+        return _tf.keras_input_names(self.keras)
+
+    @property
+    def output_names(self) -> list[str]:
+        return _tf.keras_output_names(self.keras)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple]:
+        """Each input's shape without the batch dimension, by name, in the model's order."""
+        return {n: tuple(t.shape[1:]) for n, t in zip(self.input_names, self.keras.inputs)}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple]:
+        return {n: tuple(t.shape[1:]) for n, t in zip(self.output_names, self.keras.outputs)}
 
     @property
     def params(self) -> int:
@@ -88,6 +111,9 @@ class LoadedModel:
              "keras": "Keras 3" if self.keras3 else "tf_keras",
              "parameters": self.params, "input_shape": list(self.input_shape),
              "output_shape": list(self.output_shape)}
+        if self.several:
+            d["inputs"] = {n: list(shape) for n, shape in self.input_shapes.items()}
+            d["outputs"] = {n: list(shape) for n, shape in self.output_shapes.items()}
         if self.bridge_max_diff is not None:
             d["keras3_bridge_max_abs_diff"] = self.bridge_max_diff
         return d
@@ -579,7 +605,17 @@ def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
     if not hasattr(model, "inputs") or not model.inputs:
         raise ModelLoadError(f"{p} loaded, but it is not a Keras model with known inputs; "
                              "save it as a Functional or Sequential Keras model")
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelLoadError(f"{p} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                             "edgec supports single-input, single-output models")
-    return LoadedModel(model, name, str(p), fmt, keras3=k3_model is not None)
+    if len(model.inputs) > MAX_TENSORS or len(model.outputs) > MAX_TENSORS:
+        raise ModelLoadError(f"{p} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; edgec takes "
+                             f"at most {MAX_TENSORS} of each")
+    loaded = LoadedModel(model, name, str(p), fmt, keras3=k3_model is not None)
+    names = loaded.input_names + loaded.output_names
+    if loaded.several and (len(set(names)) != len(names) or any(not _TENSOR_NAME.fullmatch(n) for n in names)):
+        raise ModelLoadError(f"{p}'s inputs are named {loaded.input_names} and its outputs {loaded.output_names}; edgec "
+                             "feeds and judges several tensors by name, so each needs a distinct name of letters, "
+                             "digits and _ (keras.Input(..., name='audio'), a layer's name=)")
+    return loaded
+
+
+MAX_TENSORS = 16  # inputs, and outputs, of one model
+_TENSOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")

@@ -25,14 +25,14 @@ from edgec.check import tflite_summary
 from edgec.config import BuildConfig
 from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.converters import c_array
-from edgec.converters.tflite import check_activations, convert_int8, layer_for_tensor, layer_of_op
-from edgec.data import load_data
+from edgec.converters.tflite import check_activations, convert_int8, io_order, layer_for_tensor, layer_of_op
+from edgec.data import count, load_data, take
 from edgec.errors import ConfigError, UnsupportedOpError
 from edgec.models import load_model
 from edgec.report import TIMING_FIELDS, Report
 from edgec.runtime import micro, sandbox, vela
 from edgec.runtime.model_file import EDGEC_BUILT, quantize, read_model, weight_sparsity
-from edgec.verify import paired_drop_interval, samples_to_resolve, verify
+from edgec.verify import paired_drop_interval, samples_to_resolve, verify, verify_several
 
 _log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
@@ -74,15 +74,19 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
                        custom_objects=cfg.custom_objects, code_folders=cfg.code_folders)
     ident = c_array.c_identifier(cfg.name or model.name)
     artifacts.check_destination(cfg.out, output_names(ident))  # before the work, not after it
-    data = load_data(cfg.data, model.input_shape, samples=cfg.calibration_samples, seed=cfg.seed,
-                     code_folders=cfg.code_folders)
-    data.check_labels(model.output_shape)
+    if model.several:
+        _refuse_for_several(model, stages, cfg, target)
+    several_in, several_out = len(model.input_names) > 1, len(model.output_names) > 1
+    data = load_data(cfg.data, model.input_shapes if several_in else model.input_shape,
+                     samples=cfg.calibration_samples, seed=cfg.seed, code_folders=cfg.code_folders,
+                     outputs=model.output_names if several_out else None)
+    data.check_labels(model.output_shapes if several_out else model.output_shape)
     budgets.require_measurable(dict(cfg.budgets), target, None if data.y_val is not None else
                                f"the data ({cfg.data}) has no labels; put them in the .npz as 'y', or drop "
                                "the accuracy_drop budget")
     limits_asked = {**target.budgets, **dict(cfg.budgets)}
     if cfg.strict and data.y_val is not None and "accuracy_drop" in limits_asked:
-        _require_resolvable(limits_asked["accuracy_drop"], min(cfg.verify_samples, len(data.x_val)))
+        _require_resolvable(limits_asked["accuracy_drop"], min(cfg.verify_samples, count(data.x_val)))
     reproducibility = {**_tf.set_seed(cfg.seed), "timing_fields": list(TIMING_FIELDS),
                        "note": "the same model, data, recipe and seed give byte-identical .tflite, C sources "
                                "and headers, and this JSON apart from its timing fields"}
@@ -104,12 +108,13 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         clock.lap("compress")
 
     _log.info("converting to full-integer int8 (%d calibration samples)",
-              min(cfg.calibration_samples, len(data.x_train)))
+              min(cfg.calibration_samples, count(data.x_train)))
     calibration = data.calibration(cfg.calibration_samples)
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
     tfl_bytes = convert_int8(convert_from, calibration)
     tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
+    io = io_order(convert_from, tfl)
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
@@ -128,14 +133,19 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
     clock.lap("measure")
 
-    _log.info("verifying int8 against float on %d samples", min(cfg.verify_samples, len(data.x_val)))
-    x_val = data.x_val[: cfg.verify_samples]
-    y_val = None if data.y_val is None else data.y_val[: cfg.verify_samples]
-    verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
-                          micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
-                          describe_op=lambda op: layer_of_op(keras_model, tfl, op))
+    _log.info("verifying int8 against float on %d samples", min(cfg.verify_samples, count(data.x_val)))
+    x_val = take(data.x_val, slice(0, cfg.verify_samples))
+    y_val = None if data.y_val is None else take(data.y_val, slice(0, cfg.verify_samples))
+    if model.several:
+        verification = verify_several(keras_model, tfl_bytes, tfl, x_val, y_val, io,
+                                      micro_samples=cfg.micro_samples if arena else 0, task=cfg.task)
+        verification["layers"] = []  # the quantization debugger takes one input
+    else:
+        verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
+                              micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
+                              describe_op=lambda op: layer_of_op(keras_model, tfl, op))
+        verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES])
     warnings += verification.pop("warnings")
-    verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES])
     clock.lap("verify")
 
     if data.random:
@@ -181,7 +191,7 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
     files = {f"{ident}.tflite": tfl_bytes}
     if npu is None:
         files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
-        files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name))
+        files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name, io))
     else:  # the firmware embeds Vela's compiled model, with the arena Vela planned
         files[f"{ident}_vela.tflite"] = npu.model
         files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
@@ -203,6 +213,17 @@ def output_names(ident: str) -> tuple[str, ...]:
     """Every file a build may write into ``--out``."""
     return (f"{ident}.tflite", f"{ident}_vela.tflite", f"{ident}_model_data.h", f"{ident}_model_data.c",
             f"{ident}_model_settings.h", f"{ident}_infer.c", f"{ident}_infer.h", "report.json", "report.html")
+
+
+def _refuse_for_several(model, stages, cfg: BuildConfig, target) -> None:
+    """What a model of several inputs or outputs cannot go through yet, refused before any work."""
+    what = f"{model.source} has {len(model.input_names)} inputs and {len(model.output_names)} outputs"
+    if stages or cfg.fit:
+        raise ConfigError(f"{what}; compression stages and --fit take models of one input and one output for "
+                          "now: build it without --stage and --fit (post-training int8)")
+    if target.judged_on_c or "c" in cfg.emit:
+        raise ConfigError(f"{what}; generated C takes models of one input and one output for now: build it for a "
+                          "target that runs TFLite-Micro (cortex-m4, not cortex-m4-c) and without --emit c")
 
 
 def _require_resolvable(limit: float, n: int) -> None:

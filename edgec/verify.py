@@ -38,20 +38,22 @@ MICRO_LITERT_TOLERANCE_LSB = 1  # rounding edges where the two libraries' intege
 Z95 = 1.959964  # two-sided 95 % normal quantile
 
 
-def infer_task(tfl: TFLiteModel, y: np.ndarray | None, given: str | None = None) -> tuple[str, str]:
-    """The output's task kind and why: ``given`` (``--task``), else the output op (softmax or
-    logistic: a classifier), else the labels (integer class ids), else the shapes (output shape =
-    input shape: a reconstruction), else ``regression`` with labels and ``other`` without."""
+def infer_task(tfl: TFLiteModel, y: np.ndarray | None, given: str | None = None,
+               output: int = 0) -> tuple[str, str]:
+    """The task kind of output ``output`` (its index among the graph's outputs) and why: ``given``
+    (``--task``), else the output op (softmax or logistic: a classifier), else the labels (integer
+    class ids), else the shapes (output shape = input shape: a reconstruction), else ``regression``
+    with labels and ``other`` without."""
     if given:
         return given, "set with --task"
-    out = tfl.outputs[0]
+    out = tfl.outputs[output]
     head = next((op.name for op in tfl.ops if out in op.outputs), None)
     if head in ("SOFTMAX", "LOGISTIC"):
         return "classifier", f"the output is a {head.lower()}"
-    width = tfl.output.elements
+    width = tfl.tensors[out].elements
     if y is not None and np.issubdtype(np.asarray(y).dtype, np.integer) and width > 1:
         return "classifier", "the labels are integer class ids"
-    if tfl.output.shape == tfl.input.shape:
+    if len(tfl.inputs) == 1 and tfl.tensors[out].shape == tfl.input.shape:
         return "reconstruction", "the output has the input's shape"
     if y is not None:
         return "regression", "the labels are real numbers and the output is not a softmax or sigmoid"
@@ -222,6 +224,96 @@ def verify(float_model, data: bytes, tfl: TFLiteModel, x: np.ndarray, y: np.ndar
     elif kind == "reconstruction":
         result.update(_reconstruction(x, float_out, deq))
     return result
+
+
+# How the outputs of a model of several outputs add up to the figures budgets judge: the worst output.
+_WORST = {"output_error_steps_mean": max, "output_error_steps_rmse": max, "output_error_steps_max": max,
+          "output_snr_db": min, "output_cosine_mean": min, "top1_agreement": min, "accuracy_drop": max,
+          "micro_vs_litert_max_lsb": max}
+
+
+def verify_several(float_model, data: bytes, tfl: TFLiteModel, x, y, io: tuple[list[str], list[str]],
+                   micro_samples: int = 50, task: str | None = None) -> dict:
+    """:func:`verify` for a model of several inputs or outputs: each output judged by its own task
+    kind, against the float model's output of the same name.
+
+    Args:
+        x: an array (one input) or a dict of arrays by input name.
+        y: labels: an array (one output), a dict by output name (the outputs that have them), or None.
+        io: the Keras names of the flatbuffer's input and output tensors, in the interpreter's order
+            (:func:`edgec.converters.tflite.io_order`).
+
+    Returns:
+        The verification section: ``outputs`` by name, each as :func:`verify` gives for one output,
+        and at the top the worst of them for the budgets (``worst_output`` names whose each is).
+    """
+    in_names, out_names = io
+    xs = x if isinstance(x, dict) else {in_names[0]: x}
+    n = len(next(iter(xs.values())))
+    float_outs = _predict_several(float_model, x, out_names, n)
+    inputs_q = [quantize(xs[name], tfl.tensors[t]) for name, t in zip(in_names, tfl.inputs)]
+    interpreter = "LiteRT, builtin reference kernels"
+    try:
+        q_outs = litert.run_many(data, inputs_q, reference_kernels=True)
+    except RuntimeCheckError as exc:
+        _log.debug("reference kernels refused the model (%s); using the default kernels", exc)
+        q_outs = litert.run_many(data, inputs_q, reference_kernels=False)
+        interpreter = "LiteRT, default builtin kernels (the reference resolver lacks an op version)"
+    m = min(micro_samples, n)
+    q_micro = micro.run_many(data, [a[:m] for a in inputs_q]) if m else None
+    result = {"samples": int(n), "interpreter": interpreter, "micro_samples": int(m), "outputs": {}, "warnings": []}
+    for k, name in enumerate(out_names):
+        out_t = tfl.tensors[tfl.outputs[k]]
+        q_out = q_outs[k].astype(np.int32)
+        deq = dequantize(q_out, out_t)
+        labels = y.get(name) if isinstance(y, dict) else (y if len(out_names) == 1 else None)
+        labels = None if labels is None else labels[:n]
+        kind, why = infer_task(tfl, labels, task, output=k)
+        r = {"task": kind, "task_reason": why, **error_metrics(float_outs[name], deq, q_out, out_t),
+             "micro_vs_litert_max_lsb": None}
+        if q_micro is not None:
+            diff = np.abs(q_micro[k].astype(np.int32) - q_out[:m])
+            r["micro_vs_litert_max_lsb"] = int(diff.max()) if diff.size else 0
+            r["micro_vs_litert_differing_values"] = int(np.sum(diff != 0))
+            if r["micro_vs_litert_max_lsb"] > MICRO_LITERT_TOLERANCE_LSB:
+                result["warnings"].append(f"output '{name}': TFLite-Micro and LiteRT differ by up to "
+                                          f"{r['micro_vs_litert_max_lsb']} LSB on {m} samples, more than the "
+                                          f"{MICRO_LITERT_TOLERANCE_LSB} LSB rounding edges they may differ by")
+        if kind == "classifier":
+            r.update(_classifier(float_outs[name], deq, q_out, labels))
+        elif kind == "reconstruction" and len(in_names) == 1:
+            r.update(_reconstruction(xs[in_names[0]], float_outs[name], deq))
+        result["outputs"][name] = r
+    result["worst_output"] = {}
+    for key, pick in _WORST.items():
+        values = {name: r[key] for name, r in result["outputs"].items() if r.get(key) is not None}
+        if values:
+            worst = pick(values, key=values.get)
+            result[key], result["worst_output"][key] = values[worst], worst
+    if "accuracy_drop" in result:  # the accuracy budget's output, with the figures that go with its drop
+        judged = result["outputs"][result["worst_output"]["accuracy_drop"]]
+        result.update({k: judged[k] for k in _ACCURACY_FIELDS if k in judged})
+    return result
+
+
+_ACCURACY_FIELDS = ("float_accuracy", "int8_accuracy", "accuracy_samples", "float_accuracy_ci95",
+                    "int8_accuracy_ci95", "accuracy_drop_ci95", "accuracy_drop_discordant")
+
+
+def _predict_several(model, x, out_names: list[str], n: int, batch: int = 256) -> dict[str, np.ndarray]:
+    """The float model's outputs by name, flattened per sample (the model returns them in its own
+    order, which need not be the flatbuffer's)."""
+    keras_names = _tf.keras_output_names(model)
+    parts = {name: [] for name in keras_names}
+    for i in range(0, n, batch):
+        chunk = {k: a[i:i + batch] for k, a in x.items()} if isinstance(x, dict) else x[i:i + batch]
+        out = _tf.call(model, chunk)
+        if isinstance(out, dict):
+            out = [out[name] for name in out_names]
+        out = out if isinstance(out, (list, tuple)) else [out]
+        for name, o in zip(keras_names, out):
+            parts[name].append(np.asarray(o))
+    return {name: np.concatenate(parts[name]).reshape(n, -1) for name in out_names}
 
 
 def _divergence_warning(result: dict, where: dict | None, m: int, width: int) -> str:

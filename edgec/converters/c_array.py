@@ -105,8 +105,35 @@ def _arena_block(macro: str, arena: Arena | None) -> str:
         measured_on=arena.host, arena_size=int(math.ceil(arena.bytes / 16) * 16)).rstrip("\n")
 
 
-def settings_header(tfl: TFLiteModel, arena: Arena | None, ident: str, source: str) -> dict[str, bytes]:
-    """``<ident>_model_settings.h``: shapes, types, quantization, ops and the measured arena."""
+def _named_blocks(tfl: TFLiteModel, macro: str, io: tuple[list[str], list[str]] | None) -> str:
+    """For a model of several inputs or outputs, one block of macros per tensor, named after its
+    Keras name: ``<MODEL>_INPUT_<NAME>_INDEX`` (its index in ``interpreter.input(i)``), shape, size,
+    type, scale and zero point."""
+    lines = [f"#define {macro}_INPUTS {len(tfl.inputs)}", f"#define {macro}_OUTPUTS {len(tfl.outputs)}"]
+    if io is None or (len(tfl.inputs) == 1 and len(tfl.outputs) == 1):
+        return "\n".join(lines)
+    for kind, indices, names in (("input", tfl.inputs, io[0]), ("output", tfl.outputs, io[1])):
+        taken = set()
+        for k, (t_index, name) in enumerate(zip(indices, names)):
+            tag = c_identifier(name).upper()
+            tag = tag if tag not in taken else f"{tag}_{k}"
+            taken.add(tag)
+            prefix = f"{kind}_{tag.lower()}"
+            f = _tensor_fields(prefix, macro, tfl.tensors[t_index])
+            m = f"{macro}_{prefix.upper()}"
+            lines += ["", f"/* {kind.capitalize()} {k} '{name}': {f[prefix + '_desc']} */",
+                      f"#define {m}_INDEX {k}", f"#define {m}_DIMS {f[prefix + '_dims']}", f[prefix + "_dim_defines"],
+                      f"#define {m}_SHAPE_INIT {{{f[prefix + '_shape']}}}", f"#define {m}_SIZE {f[prefix + '_size']}",
+                      f"#define {m}_TYPE \"{f[prefix + '_dtype']}\"", f"#define {m}_IS_INT8 {f[prefix + '_is_int8']}",
+                      f"#define {m}_SCALE {f[prefix + '_scale']}", f"#define {m}_ZERO_POINT {f[prefix + '_zero_point']}"]
+    return "\n".join(lines)
+
+
+def settings_header(tfl: TFLiteModel, arena: Arena | None, ident: str, source: str,
+                    io: tuple[list[str], list[str]] | None = None) -> dict[str, bytes]:
+    """``<ident>_model_settings.h``: shapes, types, quantization, ops and the measured arena; with
+    ``io`` (the Keras names of the inputs and outputs, in the interpreter's order) and several of
+    them, a block per tensor by name (:func:`_named_blocks`)."""
     macro = ident.upper()
     counts = tfl.op_counts
     fields = {"banner": _banner(source), "MACRO": macro, "GUARD": f"{macro}_MODEL_SETTINGS_H",
@@ -114,7 +141,8 @@ def settings_header(tfl: TFLiteModel, arena: Arena | None, ident: str, source: s
               "op_total": sum(counts.values()), "op_kinds": len(counts), "op_list": ",".join(counts),
               "op_defines": "\n".join(f"#define {macro}_OP_{c_identifier(op).upper()}_COUNT {n}"
                                       for op, n in counts.items()),
-              "register_lines": " \\\n".join(f"  (resolver).{resolver_method(op)}();" for op in counts)}
+              "register_lines": " \\\n".join(f"  (resolver).{resolver_method(op)}();" for op in counts),
+              "named": _named_blocks(tfl, macro, io)}
     fields.update(_tensor_fields("input", macro, tfl.input))
     fields.update(_tensor_fields("output", macro, tfl.output))
     return {f"{ident}_model_settings.h": _template("model_settings.h.tmpl").substitute(fields).encode()}

@@ -139,7 +139,8 @@ def check_full_int8(model, tfl: TFLiteModel) -> None:
     if custom:
         raise ConversionError(f"the model converted to custom op {custom[0]}, which MCU runtimes cannot run; "
                               "use built-in Keras layers only")
-    for label, t in (("input", tfl.input), ("output", tfl.output)):
+    tensors = [("input", tfl.tensors[i]) for i in tfl.inputs] + [("output", tfl.tensors[i]) for i in tfl.outputs]
+    for label, t in tensors:
         if t.dtype != "int8":
             raise ConversionError(f"the converted model's {label} is {t.dtype}, not int8; "
                                   "the model's last layer must produce a quantizable float tensor")
@@ -155,7 +156,10 @@ def check_activations(model, samples: np.ndarray) -> None:
     Raises:
         ConversionError: naming the layer, what its outputs look like and the fix.
     """
-    x = np.asarray(samples[: min(len(samples), 8)], np.float32)
+    if isinstance(samples, dict):  # several inputs: by name
+        x = {name: np.asarray(a[:8], np.float32) for name, a in samples.items()}
+    else:
+        x = np.asarray(samples[: min(len(samples), 8)], np.float32)
     layers = [layer for layer in _layers(model) if layer.__class__.__name__ != "InputLayer"]
     outputs, names = None, []
     try:
@@ -166,7 +170,9 @@ def check_activations(model, samples: np.ndarray) -> None:
         outputs = _tf.call(module.Model(model.inputs, [t for _, t in probes]), x)
         outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     except Exception:  # a model whose layers' outputs cannot be tapped: judge its final output alone
-        outputs, names = [np.asarray(_tf.call(model, x))], ["the model's output"]
+        final = _tf.call(model, x)
+        outputs = [np.asarray(o) for o in (final if isinstance(final, (list, tuple)) else [final])]
+        names = ["the model's output"] * len(outputs)
     for name, out in zip(names, outputs):
         finite = np.isfinite(out)
         if not finite.all():
@@ -202,9 +208,16 @@ def _fake_quant_range(model, layer_name: str) -> tuple[float, float, str] | None
     return float(np.asarray(low)), float(np.asarray(high)), inner
 
 
-def representative(samples: np.ndarray):
-    """A TFLite representative dataset: one float32 sample per call."""
+def representative(samples):
+    """A TFLite representative dataset: one float32 sample per call. ``samples``: an array, or a dict
+    of arrays by input name in the model's input order, which is the converted function's argument
+    order (:func:`batch1_function`): fed by name, never by the position a converter happens to use."""
     def gen():
+        if isinstance(samples, dict):
+            arrays = list(samples.values())
+            for i in range(len(arrays[0])):
+                yield [a[i:i + 1].astype(np.float32) for a in arrays]
+            return
         for x in samples:
             yield [x[None].astype(np.float32)]
     return gen
@@ -274,14 +287,26 @@ def _batch1_spec(model, calibration: np.ndarray):
     """The batch-1 input spec of a one-input model; a dimension the model leaves free (a sequence
     model's time steps, ``Input((None, 6))``) takes the calibration samples' size, which the data
     check has made the same for all samples. None for several inputs."""
+    specs = _batch1_specs(model, calibration)
+    return specs[0] if specs is not None and len(specs) == 1 else None
+
+
+def _batch1_specs(model, calibration):
+    """One batch-1 spec per model input (see :func:`_batch1_spec`); for several inputs each is named
+    after its Keras input, so the converted tensors carry the names. None where shapes disagree."""
     tf = _tf.tf()
-    if len(model.inputs) != 1:
+    samples = list(calibration.values()) if isinstance(calibration, dict) else [calibration]
+    if len(samples) != len(model.inputs):
         return None
-    dims = tuple(model.inputs[0].shape)[1:]
-    sample = tuple(np.shape(calibration)[1:])
-    if len(sample) != len(dims):
-        return None
-    return tf.TensorSpec((1, *(int(s if d is None else d) for d, s in zip(dims, sample))), tf.float32)
+    names = _tf.keras_input_names(model) if len(model.inputs) > 1 else [None]
+    specs = []
+    for tensor, sample, name in zip(model.inputs, samples, names):
+        dims, given = tuple(tensor.shape)[1:], tuple(np.shape(sample)[1:])
+        if len(given) != len(dims):
+            return None
+        specs.append(tf.TensorSpec((1, *(int(g if d is None else d) for d, g in zip(dims, given))), tf.float32,
+                                   name=name))
+    return specs
 
 
 def batch1_function(model, calibration: np.ndarray):
@@ -295,11 +320,51 @@ def batch1_function(model, calibration: np.ndarray):
     sample at a time, so the graph is traced for exactly that (Keras 3 and tf_keras models alike).
     """
     tf = _tf.tf()
-    spec = _batch1_spec(model, calibration)
-    if spec is None or recurrent_layer(model):
+    specs = _batch1_specs(model, calibration)
+    if specs is None or recurrent_layer(model):
         return None  # TF 2.21's int8 calibration segfaults on a recurrent layer traced this way (measured)
-    function = tf.function(lambda x: model(x, training=False), input_signature=[spec]).get_concrete_function()
-    return _rewritten_for_int8(function)
+    if len(specs) == 1 and len(model.outputs) == 1:
+        function = tf.function(lambda x: model(x, training=False), input_signature=specs).get_concrete_function()
+        return _rewritten_for_int8(function)
+    names, outputs = _tf.keras_input_names(model), _tf.keras_output_names(model)
+
+    def several(*xs):
+        out = model(dict(zip(names, xs)) if len(xs) > 1 else xs[0], training=False)
+        if isinstance(out, dict):
+            return [out[n] for n in outputs]
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return _rewritten_for_int8(tf.function(several, input_signature=specs).get_concrete_function())
+
+
+def io_order(model, tfl: TFLiteModel) -> tuple[list[str], list[str]]:
+    """The Keras input and output names of the converted model's input and output tensors, in the
+    interpreter's order. Inputs carry their Keras names (:func:`_batch1_specs`); outputs are the
+    converted function's results in the Keras order, named ``Identity``, ``Identity_1``, ...
+
+    Raises:
+        ConversionError: a tensor that cannot be told apart (a bug in edgec).
+    """
+    ins, outs = _tf.keras_input_names(model), _tf.keras_output_names(model)
+    if len(ins) == 1 and len(outs) == 1:
+        return ins, outs
+
+    def bare(name: str) -> str:
+        return name.split(":")[0].removeprefix("serving_default_")
+
+    by_input = [bare(tfl.tensors[i].name) for i in tfl.inputs]
+    order = []
+    for i in tfl.outputs:
+        m = re.fullmatch(r"(?:StatefulPartitionedCall(?:_\d+)?:|)?Identity(?:_(\d+))?(?::0)?", tfl.tensors[i].name)
+        order.append(int(m.group(1) or 0) if m else None)
+    inputs_match = sorted(by_input) == sorted(ins) if len(ins) > 1 else len(by_input) == 1
+    if not inputs_match:
+        raise ConversionError(f"the converted model's inputs are {by_input}, not the model's {ins}; this is a bug in "
+                              "edgec, please report it")
+    if len(outs) > 1 and sorted(o for o in order if o is not None) != list(range(len(outs))):
+        raise ConversionError(f"the converted model's outputs ({[tfl.tensors[i].name for i in tfl.outputs]}) cannot "
+                              f"be matched to the model's {outs}; this is a bug in edgec, please report it")
+    return (by_input if len(ins) > 1 else ins), ([outs[k] for k in order] if len(outs) > 1 else outs)
 
 
 def _rewritten_for_int8(function):

@@ -52,11 +52,24 @@ def run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool = True) -> np
     """Run every sample of ``inputs_q`` (int8, batch first) one at a time (in the sandbox).
 
     Returns:
-        The int8 outputs stacked along a new first axis.
+        The int8 outputs (of the first output tensor, flattened) stacked along a new first axis.
     """
-    data, inputs_q = bytes(data), np.asarray(inputs_q)
-    return np.concatenate([sandbox.call(_run, data, chunk, reference_kernels, runtime="LiteRT")
-                           for chunk in sandbox.chunks(inputs_q)])
+    return run_many(data, [np.asarray(inputs_q)], reference_kernels)[0]
+
+
+def run_many(data: bytes, inputs_q: list[np.ndarray], reference_kernels: bool = True) -> list[np.ndarray]:
+    """Run a model of several inputs and outputs on samples (in the sandbox).
+
+    Args:
+        inputs_q: one int8 array per input tensor, in the interpreter's input order, batch first.
+
+    Returns:
+        One array per output tensor, in the interpreter's output order: (samples, elements).
+    """
+    data, inputs_q = bytes(data), [np.asarray(x) for x in inputs_q]
+    parts = [sandbox.call(_run, data, chunk, reference_kernels, runtime="LiteRT")
+             for chunk in sandbox.chunks(inputs_q)]
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
 def host_latency_ms(data: bytes, runs: int = 50, warmup: int = 5, threads: int = 1) -> float:
@@ -100,16 +113,19 @@ def _numeric_verify_stats(data: bytes, x: np.ndarray) -> list[dict]:
              "count": int(r["count"])} for r in rows]
 
 
-def _run(data: bytes, inputs_q: np.ndarray, reference_kernels: bool) -> np.ndarray:
+def _run(data: bytes, inputs_q: list[np.ndarray], reference_kernels: bool) -> list[np.ndarray]:
     it = interpreter(data, reference_kernels=reference_kernels)
-    inp = it.get_input_details()[0]
-    out = it.get_output_details()[0]
-    results = []
-    for x in inputs_q:
-        it.set_tensor(inp["index"], x.reshape(inp["shape"]).astype(inp["dtype"]))
+    ins, outs = it.get_input_details(), it.get_output_details()
+    if len(ins) != len(inputs_q):
+        raise RuntimeCheckError(f"the model has {len(ins)} inputs, and {len(inputs_q)} were given")
+    results = [[] for _ in outs]
+    for i in range(len(inputs_q[0])):
+        for detail, x in zip(ins, inputs_q):
+            it.set_tensor(detail["index"], x[i].reshape(detail["shape"]).astype(detail["dtype"]))
         it.invoke()
-        results.append(it.get_tensor(out["index"]).reshape(-1).copy())
-    return np.stack(results)
+        for k, detail in enumerate(outs):
+            results[k].append(it.get_tensor(detail["index"]).reshape(-1).copy())
+    return [np.stack(r) if r else np.zeros((0, 0), np.int8) for r in results]
 
 
 def run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:

@@ -177,10 +177,18 @@ def _smallest(allocates, recorded: int) -> int:
 
 
 def run(data: bytes, inputs_q: np.ndarray, litert_verify: bool = True) -> np.ndarray:
-    """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time (in the sandbox)."""
-    data, inputs_q = bytes(data), np.asarray(inputs_q)
-    return np.concatenate([sandbox.call(_run, data, chunk, litert_verify, runtime="TFLite-Micro")
-                           for chunk in sandbox.chunks(inputs_q)])
+    """Run every int8 sample of ``inputs_q`` through TFLite-Micro, one at a time (in the sandbox);
+    the first output tensor's values, flattened, one row per sample."""
+    return run_many(data, [np.asarray(inputs_q)], litert_verify)[0]
+
+
+def run_many(data: bytes, inputs_q: list[np.ndarray], litert_verify: bool = True) -> list[np.ndarray]:
+    """:func:`run` for several inputs (one array per input tensor, in the interpreter's order);
+    one (samples, elements) array per output tensor."""
+    data, inputs_q = bytes(data), [np.asarray(x) for x in inputs_q]
+    parts = [sandbox.call(_run, data, chunk, litert_verify, runtime="TFLite-Micro")
+             for chunk in sandbox.chunks(inputs_q)]
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
 def run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
@@ -226,14 +234,16 @@ def _measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
                  recorded_bytes=total)
 
 
-def _run(data: bytes, inputs_q: np.ndarray, litert_verify: bool = True) -> np.ndarray:
+def _run(data: bytes, inputs_q: list[np.ndarray], litert_verify: bool = True) -> list[np.ndarray]:
     it = load(verified(data, litert_verify))
-    shape = tuple(it.get_input_details(0)["shape"])
-    dtype = it.get_input_details(0)["dtype"]
-    results = []
-    for x in inputs_q:
-        it.set_input(x.reshape(shape).astype(dtype), 0)
+    details = [it.get_input_details(k) for k in range(len(inputs_q))]
+    n_out = len(read_outputs(it))
+    results = [[] for _ in range(n_out)]
+    for i in range(len(inputs_q[0])):
+        for k, (detail, x) in enumerate(zip(details, inputs_q)):
+            it.set_input(x[i].reshape(tuple(detail["shape"])).astype(detail["dtype"]), k)
         it.invoke()
-        results.append(np.array(it.get_output(0)).reshape(-1).copy())
+        for k in range(n_out):
+            results[k].append(np.array(it.get_output(k)).reshape(-1).copy())
         it.reset()
-    return np.stack(results)
+    return [np.stack(r) if r else np.zeros((0, 0), np.int8) for r in results]

@@ -74,7 +74,11 @@ CHUNK = 25  # samples per call: each call has its own time limit, so a long veri
 
 
 def chunks(samples):
-    """``samples`` in slices of :data:`CHUNK` (at least one slice, so an empty run still runs)."""
+    """``samples`` in slices of :data:`CHUNK` (at least one slice, so an empty run still runs); a list
+    of arrays (one per model input, the same samples) is sliced alike, into lists."""
+    if isinstance(samples, list):
+        n = len(samples[0]) if samples else 0
+        return [[x[i:i + CHUNK] for x in samples] for i in range(0, n, CHUNK)] or [samples]
     return [samples[i:i + CHUNK] for i in range(0, len(samples), CHUNK)] or [samples]
 
 

@@ -2,7 +2,7 @@
 #ifndef KWS_MODEL_SETTINGS_H_
 #define KWS_MODEL_SETTINGS_H_
 
-/* Input tensor: input int8 [1, 49, 10, 1] */
+/* Input tensor (the first): input int8 [1, 49, 10, 1] */
 #define KWS_INPUT_DIMS 4
 #define KWS_INPUT_DIM_0 1
 #define KWS_INPUT_DIM_1 49
@@ -15,7 +15,7 @@
 #define KWS_INPUT_SCALE 0.5847029089927673f
 #define KWS_INPUT_ZERO_POINT 83
 
-/* Output tensor: out int8 [1, 12] */
+/* Output tensor (the first): out int8 [1, 12] */
 #define KWS_OUTPUT_DIMS 2
 #define KWS_OUTPUT_DIM_0 1
 #define KWS_OUTPUT_DIM_1 12
@@ -25,6 +25,11 @@
 #define KWS_OUTPUT_IS_INT8 1
 #define KWS_OUTPUT_SCALE 0.00390625f
 #define KWS_OUTPUT_ZERO_POINT -128
+
+/* Tensors: KWS_INPUTS inputs and KWS_OUTPUTS outputs; where there are several, a block per
+ * tensor by name, with its index in the interpreter (interpreter.input(INDEX), output(INDEX)). */
+#define KWS_INPUTS 1
+#define KWS_OUTPUTS 1
 
 /* Tensor arena for the TFLite-Micro interpreter: the smallest arena with which
  * it allocated this model, 24272 bytes (head 16000 activations,
