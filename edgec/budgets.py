@@ -85,15 +85,17 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
     live = tfl.live_tensors()
     for op in tfl.ops:
         kind = _KIND.get(op.name)
+        elementwise = 0  # output values an op without MACs computes (ADD, MUL, LOGISTIC, ...)
         if kind is not None:
             c = op.macs * cycles.get(kind, 0.0)
         elif op.name in _FREE:
             c = 0.0
         else:
-            c = sum(tfl.tensors[i].elements for i in op.outputs) * cycles.get("per_output", 0.0)
+            elementwise = sum(tfl.tensors[i].elements for i in op.outputs)
+            c = elementwise * cycles.get("per_output", 0.0)
         c += cycles.get("per_op", 0.0)
         rows.append({"index": op.index, "op": op.name, "tensor": tfl.tensors[op.outputs[0]].name if op.outputs else "",
-                     "macs": op.macs, "params": op.params,
+                     "macs": op.macs, "elementwise": elementwise, "params": op.params,
                      "output_shape": list(tfl.tensors[op.outputs[0]].shape) if op.outputs else [],
                      "live_bytes": sum(tfl.tensors[i].nbytes for i in live[op.index]),
                      "live_tensors": [[i, tfl.tensors[i].nbytes] for i in live[op.index]], "cycles": round(c)})

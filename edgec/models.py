@@ -608,6 +608,12 @@ def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
     if len(model.inputs) > MAX_TENSORS or len(model.outputs) > MAX_TENSORS:
         raise ModelLoadError(f"{p} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; edgec takes "
                              f"at most {MAX_TENSORS} of each")
+    stateful = next((layer for layer in _all_layers(model) if getattr(layer, "stateful", False)), None)
+    if stateful is not None:
+        raise ModelLoadError(f"{p}: layer '{stateful.name}' ({type(stateful).__name__}) is stateful: it carries its "
+                             "state from one call to the next inside itself, which a TFLite flatbuffer cannot hold; "
+                             "save the model with stateful=False and make the state an input and an output of the "
+                             "model (a streaming model: the firmware passes the state back in)")
     loaded = LoadedModel(model, name, str(p), fmt, keras3=k3_model is not None)
     names = loaded.input_names + loaded.output_names
     if loaded.several and (len(set(names)) != len(names) or any(not _TENSOR_NAME.fullmatch(n) for n in names)):
@@ -618,4 +624,12 @@ def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
 
 
 MAX_TENSORS = 16  # inputs, and outputs, of one model
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+        if hasattr(layer, "forward_layer"):  # Bidirectional
+            yield from (layer.forward_layer, layer.backward_layer)
 _TENSOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")

@@ -134,3 +134,31 @@ def test_multi_head_attention_with_layer_normalization_builds(k3, tmp_path, targ
     assert ops["BATCH_MATMUL"] == 2 and not {"REDUCE_PROD", "SHAPE", "NEG"} & set(ops), ops
     v = report["verification"]
     assert v["micro_samples"] > 0 and v["micro_vs_litert_max_lsb"] <= 1 and v["top1_agreement"] >= 0.8, v
+
+
+def test_inspect_counts_elementwise_ops_by_their_output_values(tfk, tmp_path):
+    """An ADD is no multiply-accumulate (MLPerf's MAC counts leave it out), but it computes: inspect counts
+    its output values, which the latency estimate costs per value."""
+    from edgec import targets
+    from edgec.converters.tflite import convert_int8
+
+    tfk.utils.set_random_seed(5)
+    inp = tfk.Input((10,))
+    model = tfk.Model(inp, tfk.layers.Add()([tfk.layers.Dense(16)(inp), tfk.layers.Dense(16)(inp)]))
+    (tmp_path / "add.tflite").write_bytes(convert_int8(model, np.random.default_rng(5).normal(size=(32, 10))
+                                                       .astype(np.float32)))
+    proc = run_cli("inspect", str(tmp_path / "add.tflite"), "--target", "cortex-m4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    add = next(row for row in json.loads(proc.stdout)["ops"] if row["op"] == "ADD")
+    per_value = targets.get("cortex-m4").cycles[targets.get("cortex-m4").kernels]["per_output"]
+    assert add["macs"] == 0 and add["elementwise"] == 16 and add["cycles"] == round(16 * per_value)
+    assert "16 elementwise output values" in run_cli("inspect", str(tmp_path / "add.tflite")).stdout
+
+
+def test_a_stateful_layer_is_one_line_pointing_to_state_as_an_input_output_pair(tfk, tmp_path):
+    inp = tfk.Input((STEPS, FEATURES), batch_size=1)
+    tfk.Model(inp, tfk.layers.Dense(3)(tfk.layers.LSTM(8, stateful=True, name="lstm")(inp))).save(
+        tmp_path / "stateful.keras")
+    proc = run_cli("build", str(tmp_path / "stateful.keras"), "-t", "cortex-m4", "-d", "random",
+                   "-o", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "layer 'lstm' (LSTM) is stateful", "stateful=False", "input and an output")

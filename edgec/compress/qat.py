@@ -112,12 +112,14 @@ class QAT(Stage):
             def annotate(layer, _left_out=tuple(refused)):
                 if isinstance(layer, k.layers.InputLayer):
                     return layer
-                if layer.name in output_only:
-                    return q.quantize_annotate_layer(layer, quantize_config=_output_only_config())
-                if name_matches(layer.name, skip) or layer.name in _left_out:
+                left_out = name_matches(layer.name, skip) or layer.name in _left_out
+                if left_out and layer.name not in output_only:
                     skipped.append(layer.name)
-                    return layer
-                return q.quantize_annotate_layer(layer)
+                if layer.name in output_only or (left_out and layer.name in unsupported):
+                    # TFMOT quantizes the output of a layer left out before an annotated one with the
+                    # registry's config for it, which raises for its activation: only its output then
+                    return q.quantize_annotate_layer(layer, quantize_config=_output_only_config())
+                return layer if left_out else q.quantize_annotate_layer(layer)
 
             annotated = k.models.clone_model(model, clone_function=annotate)
             try:

@@ -77,20 +77,16 @@ def _interval(ci) -> str:
 
 
 def _verification(v: dict) -> list[str]:
-    parts = [f"judged as {v.get('task', 'classifier')} ({v['task_reason']})" if "task_reason" in v else ""]
-    if "top1_agreement" in v:
-        parts.append(f"top-1 agreement {pct(v['top1_agreement'])}")
-    parts.append(f"output error {v['output_error_steps_mean']:.2f} steps mean, {v['output_error_steps_max']:.0f} max")
-    if v.get("output_snr_db") is not None and "top1_agreement" not in v:
-        parts.append(f"SNR {v['output_snr_db']:.1f} dB, RMSE {v['output_rmse']:.3g}, "
-                     f"cosine {v['output_cosine_mean']:.4f}")
-    if v.get("anomaly_score_rank_correlation") is not None:
-        parts.append(f"anomaly-score rank correlation {v['anomaly_score_rank_correlation']:.3f}")
-    if v.get("micro_vs_litert_max_lsb") is None:
-        parts.append("TFLite-Micro not run (it cannot load the model)")
-    else:
-        parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
-    lines = [f"  verify    {v['samples']} samples: " + "; ".join(p for p in parts if p)]
+    if "outputs" in v:  # several outputs: a line each, then the accuracy the budget judged
+        lines = [f"  verify    {v['samples']} samples, {len(v['outputs'])} outputs, each judged by its own kind; "
+                 f"the budgets judge the worst"]
+        for name, o in v["outputs"].items():
+            lines.append(f"    '{name}' " + "; ".join(p for p in _output_parts(o) if p))
+        if "int8_accuracy" in v:
+            lines.append(f"  accuracy  ('{v['worst_output']['accuracy_drop']}') float {pct(v['float_accuracy'])}, "
+                         f"int8 {pct(v['int8_accuracy'])}")
+        return lines
+    lines = [f"  verify    {v['samples']} samples: " + "; ".join(p for p in _output_parts(v) if p)]
     if "int8_accuracy" in v:
         ci = (f" (95 % intervals on {v['accuracy_samples']} samples: float {_interval(v['float_accuracy_ci95'])}, "
               f"int8 {_interval(v['int8_accuracy_ci95'])}, drop {_interval(v['accuracy_drop_ci95'])})"
@@ -104,6 +100,26 @@ def _verification(v: dict) -> list[str]:
         lines.append("  worst     per-layer quantization error not measured (the model is not post-training "
                      "quantized)")
     return lines
+
+
+def _output_parts(v: dict) -> list[str]:
+    """What one output's verification says: its kind, agreement, error, SNR, TFLite-Micro."""
+    parts = [f"judged as {v.get('task', 'classifier')} ({v['task_reason']})" if "task_reason" in v else ""]
+    if "top1_agreement" in v:
+        parts.append(f"top-1 agreement {pct(v['top1_agreement'])}")
+    parts.append(f"output error {v['output_error_steps_mean']:.2f} steps mean, {v['output_error_steps_max']:.0f} max")
+    if v.get("output_snr_db") is not None and "top1_agreement" not in v:
+        parts.append(f"SNR {v['output_snr_db']:.1f} dB, RMSE {v['output_rmse']:.3g}, "
+                     f"cosine {v['output_cosine_mean']:.4f}")
+    if v.get("anomaly_score_rank_correlation") is not None:
+        parts.append(f"anomaly-score rank correlation {v['anomaly_score_rank_correlation']:.3f}")
+    if v.get("micro_vs_litert_max_lsb") is None:
+        parts.append("TFLite-Micro not run (it cannot load the model)")
+    else:
+        parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
+    if "float_accuracy" in v and "accuracy_samples" not in v:
+        parts.append(f"float {pct(v['float_accuracy'])}, int8 {pct(v['int8_accuracy'])}")
+    return parts
 
 
 def codegen_lines(c: dict) -> list[str]:
