@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgec-installed
 
-.PHONY: demo test test-slow fuzz bench system-deps clean
+.PHONY: demo test lint test-slow fuzz bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ demo: $(STAMP)
 	$(BIN)/edgec build samples/digits/digits.keras --target cortex-m4 \
 	    --data samples/digits/digits.npz --out out/digits
 
-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest -q --durations=10
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgec tests benchmarks fuzz scripts
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow

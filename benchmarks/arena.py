@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import EDGEC, ENV, SHARED, REFERENCES, shared_present
+from common import EDGEC, ENV, REFERENCES, SHARED, shared_present
 from edgec.report.markdown import md_table
 
 

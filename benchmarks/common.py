@@ -33,7 +33,8 @@ REFERENCES = (
     {"task": "keyword spotting (DS-CNN)", "readme_section": "Keyword spotting", "float": "kws_ref_model",
      "int8": "kws_ref_model.tflite", "inputs": "kws_features", "inputs_label": "MFCCs of speech-like audio"},
     {"task": "image classification (ResNet-8)", "readme_section": "Image classification", "float": "ic_resnet8.h5",
-     "int8": "ic_resnet8_ref_int8.tflite", "inputs": "cifar_like_images", "inputs_label": "smooth random colour images"},
+     "int8": "ic_resnet8_ref_int8.tflite", "inputs": "cifar_like_images",
+     "inputs_label": "smooth random colour images"},
 )
 
 

@@ -50,7 +50,8 @@ def render(r: dict) -> list[str]:
         for name in ("prune75+pqat", "channels50"):
             x = c[name]
             out.append(f"- **Compression**, sample, {name}: int8 accuracy {_pct(x['int8_accuracy'])} "
-                       f"(float {_pct(f['accuracy'])}), gzipped size **{x['tflite_gzip_bytes'] / f['tflite_gzip_bytes']:.3f}x** "
+                       f"(float {_pct(f['accuracy'])}), gzipped size "
+                       f"**{x['tflite_gzip_bytes'] / f['tflite_gzip_bytes']:.3f}x** "
                        "the float model's.")
     return out
 

@@ -275,11 +275,13 @@ def failures(budgets: list[dict]) -> list[str]:
     for b in budgets:
         if not b["ok"] and b.get("kind") == "floor":
             msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} is below "
-                        f"{format_quantity(b['limit'], b['unit'])} by {format_quantity(b['limit'] - b['value'], b['unit'])}")
+                        f"{format_quantity(b['limit'], b['unit'])} by "
+                        f"{format_quantity(b['limit'] - b['value'], b['unit'])}")
         elif not b["ok"]:
             over = b["value"] - b["limit"]
             pct = f" ({100 * over / b['limit']:.0f} % over)" if b["limit"] else ""
-            msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} exceeds {format_quantity(b['limit'], b['unit'])} "
+            msgs.append(f"{b['name']} {format_quantity(b['value'], b['unit'])} exceeds "
+                        f"{format_quantity(b['limit'], b['unit'])} "
                         f"by {format_quantity(over, b['unit'])}{pct}")
     return msgs
 

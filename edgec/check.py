@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgec import budgets, targets
+from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
 from edgec.report import Report
-from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.runtime import litert, micro, sandbox
 from edgec.runtime.model_file import TFLiteModel, fix_for, read_model_file
-
 
 C_CHECK_SAMPLES = 20  # probe inputs the generated C must reproduce bit for bit in a check
 

@@ -151,9 +151,9 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
           summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
-    from edgec.budgets import parse_budget_options
     from pathlib import Path
 
+    from edgec.budgets import parse_budget_options
     from edgec.config import BuildConfig, StageSpec, recipe_settings
     from edgec.pipeline import build as run_build
 
@@ -284,7 +284,8 @@ def inspect(model, target, kernels, as_json):
     """Per-layer table of an int8 MODEL.tflite: op, shape, parameters, MACs, cycles, live memory."""
     import json
 
-    from edgec.check import inspect as run_inspect, inspect_text
+    from edgec.check import inspect as run_inspect
+    from edgec.check import inspect_text
 
     info = run_inspect(model, target, kernels)
     if as_json:

@@ -192,7 +192,7 @@ def _layer(entry: dict) -> dict:
     else:
         module = entry.get("module") or ""
         cls = _find_class(class_name)
-        if cls is None or (module and not module.startswith("keras.layers") and not module.startswith("keras.src.layers")):
+        if cls is None or (module and not module.startswith(("keras.layers", "keras.src.layers"))):
             raise ModelLoadError(f"layer '{name}' ({class_name} from {module or 'a custom module'}) has no "
                                  "tf_keras equivalent; build the model from keras.layers (for example "
                                  "keras.layers.Add instead of `x + y`) or save it with tf_keras")

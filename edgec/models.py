@@ -309,8 +309,8 @@ def _stored_config(p: Path, h5_config: str | None, kind: str):
 
     ``h5_config`` is the ``model_config`` text :func:`edgec.runtime.hdf5.preflight`
     read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself;
-    ``kind`` is what :func:`file_format` decided. A stored architecture that does not parse is refused: the scan must not be skipped
-    for a part a Keras loader may still read.
+    ``kind`` is what :func:`file_format` decided. A stored architecture that does not parse is
+    refused: the scan must not be skipped for a part a Keras loader may still read.
 
     Raises:
         ModelLoadError: a part of the stored architecture is not valid JSON.
@@ -468,7 +468,8 @@ def _refused(exc: Exception, path: Path, safe_mode: bool) -> ModelLoadError:
     text = " ".join(str(exc).split())
     if safe_mode and ("safe_mode" in text or "Lambda" in text or "lambda" in text):
         return ModelLoadError(f"{path} contains code (a Lambda layer or custom object) that edgec does not run "
-                              "by default; rebuild the model without it, or pass --allow-custom-code if you trust the file")
+                              "by default; rebuild the model without it, or pass --allow-custom-code if you trust "
+                              "the file")
     if "Unknown layer" in text or ("Unknown" in text and "custom" in text.lower()):
         return ModelLoadError(f"{path} uses a custom layer edgec does not know: {text[:200]}; "
                               "rebuild the model from built-in layers")
@@ -617,9 +618,9 @@ def _finish(p: Path, name: str, model, fmt: str, k3_model) -> LoadedModel:
     loaded = LoadedModel(model, name, str(p), fmt, keras3=k3_model is not None)
     names = loaded.input_names + loaded.output_names
     if loaded.several and (len(set(names)) != len(names) or any(not _TENSOR_NAME.fullmatch(n) for n in names)):
-        raise ModelLoadError(f"{p}'s inputs are named {loaded.input_names} and its outputs {loaded.output_names}; edgec "
-                             "feeds and judges several tensors by name, so each needs a distinct name of letters, "
-                             "digits and _ (keras.Input(..., name='audio'), a layer's name=)")
+        raise ModelLoadError(f"{p}'s inputs are named {loaded.input_names} and its outputs {loaded.output_names}; "
+                             "edgec feeds and judges several tensors by name, so each needs a distinct name of "
+                             "letters, digits and _ (keras.Input(..., name='audio'), a layer's name=)")
     return loaded
 
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import gzip
 import logging
-
-import numpy as np
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edgec import _tf, artifacts, budgets, compress, quant_error, targets
+from edgec.check import tflite_summary
+from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.compress import fit
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
-from edgec.check import tflite_summary
 from edgec.config import BuildConfig
-from edgec.codegen.verify import emit_and_verify, probe_inputs
 from edgec.converters import c_array
 from edgec.converters.tflite import check_activations, convert_int8, io_order, layer_for_tensor, layer_of_op
 from edgec.data import count, load_data, take

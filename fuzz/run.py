@@ -22,13 +22,13 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 with atheris.instrument_imports(include=["edgec"]):
-    import targets  # noqa: E402
     # The modules the targets call, imported here so that atheris instruments them for coverage.
     import edgec.check  # noqa: F401,E402
     import edgec.config  # noqa: F401,E402
     import edgec.data  # noqa: F401,E402
     import edgec.models  # noqa: F401,E402
     import edgec.targets  # noqa: F401,E402
+    import targets  # noqa: E402
 
 
 def main():

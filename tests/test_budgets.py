@@ -84,7 +84,8 @@ def test_check_passes_and_fails_the_gate(tmp_path, tiny_tflite):
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["ok"] and report["target"]["kernels"] == "reference"
-    assert {"flash_bytes", "ram_bytes", "arena_bytes", "macs", "latency_ms", "host_latency_ms"} <= set(report["measurements"])
+    assert {"flash_bytes", "ram_bytes", "arena_bytes", "macs", "latency_ms", "host_latency_ms"} <= set(
+        report["measurements"])
     assert {b["name"] for b in report["budgets"]} == {"flash", "ram", "latency"}
     bad = run_cli("check", str(path), "--target", "cortex-m4", "--budget", "ram=1KiB", "--kernels", "optimized")
     assert bad.returncode == 1

@@ -120,7 +120,8 @@ def test_summary_md_is_written_and_a_bad_path_is_refused(tiny_tflite, tmp_path):
     md = tmp_path / "summary.md"
     proc = run_cli("check", str(model), "--target", "cortex-m4", "--summary-md", str(md), "-q")
     assert proc.returncode == 0, proc.stderr
-    assert md.read_text().startswith("### edgec check:") and "| budget | value | limit | margin | status |" in md.read_text()
+    summary = md.read_text()
+    assert summary.startswith("### edgec check:") and "| budget | value | limit | margin | status |" in summary
     bad = run_cli("check", str(model), "--target", "cortex-m4", "--summary-md", str(tmp_path / "no" / "x.md"))
     assert_one_line_error(bad, 2, "--summary-md", "writable directory")
 

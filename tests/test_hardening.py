@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE, assert_one_line_error, recipe_file, repacked_tflite, run_cli
-
-MODEL = str(SAMPLE / "digits.keras")
 from edgec import artifacts, limits
 from edgec.errors import ModelLoadError, OutputError, RuntimeCheckError
 from edgec.models import load_model
 from edgec.runtime import flatbuffer_check, litert, micro, sandbox
 from edgec.runtime.model_file import read_model
+
+MODEL = str(SAMPLE / "digits.keras")
 
 
 # ---- safe loading ----------------------------------------------------------------------------

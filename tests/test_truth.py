@@ -74,8 +74,8 @@ def test_conv_autoencoder_is_judged_as_reconstruction(tfk):
 
 
 def test_task_inference():
-    from edgec.verify import infer_task
     from edgec.runtime.model_file import Op, Tensor, TFLiteModel
+    from edgec.verify import infer_task
 
     def model(out_shape, head):
         t = [Tensor(0, "in", (1, 4), "int8", (0.1,), (0,), False),
@@ -188,7 +188,8 @@ def test_prune_on_200_samples_reaches_its_sparsity(tmp_path, tfk):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", x=rng.normal(size=(200, 16)).astype(np.float32), y=rng.integers(0, 3, 200))
     proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
-                   "-o", str(tmp_path / "out"), "--stage", "prune:sparsity=0.5", "--json", "-q", "--budget", "accuracy_drop=100%")
+                   "-o", str(tmp_path / "out"), "--stage", "prune:sparsity=0.5", "--json", "-q",
+                   "--budget", "accuracy_drop=100%")
     assert proc.returncode == 0, proc.stderr
     row = next(r for r in json.loads(proc.stdout)["stages"] if r["name"] == "prune")
     assert row["kernel_sparsity_reached"] >= 0.45

@@ -52,7 +52,7 @@ def plan(tfl, aliases: dict[int, int]) -> Plan:
     for i in order:
         size = _align(tfl.tensors[i].nbytes)
         first, last = spans[i]
-        clashes = sorted((o, s) for o, s, f, l in placed if f <= last and first <= l)
+        clashes = sorted((o, s) for o, s, start, end in placed if start <= last and first <= end)
         offset = 0
         for o, s in clashes:
             if offset + size <= o:

@@ -73,8 +73,6 @@ class QAT(Stage):
 
     def run(self, model, ctx):
         p = self.params
-        k = _tf.tf_keras()
-        q = _tf.tfmot().quantization.keras
         scheme_name, scheme = self._scheme(ctx.done)
         model = in_strategy(model, ctx)
         with ctx.scope():
@@ -196,8 +194,9 @@ def _activation(layer) -> str | None:
 
 def _qat_activations() -> frozenset:
     """The activations TFMOT's QAT can quantize."""
-    from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import \
-        QuantizeAwareActivation as Aware
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_aware_activation import (
+        QuantizeAwareActivation as Aware,
+    )
 
     return frozenset(Aware._PRE_QUANT_ACTIVATIONS | Aware._POST_QUANT_ACTIVATIONS)
 

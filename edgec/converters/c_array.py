@@ -79,7 +79,8 @@ def _tensor_fields(prefix: str, macro: str, t: Tensor) -> dict:
     return {
         f"{prefix}_desc": f"{t.name or '?'} {t.dtype} {shape}".replace("*/", "* /"),
         f"{prefix}_dims": len(shape),
-        f"{prefix}_dim_defines": "\n".join(f"#define {macro}_{prefix.upper()}_DIM_{i} {d}" for i, d in enumerate(shape)),
+        f"{prefix}_dim_defines": "\n".join(f"#define {macro}_{prefix.upper()}_DIM_{i} {d}"
+                                           for i, d in enumerate(shape)),
         f"{prefix}_shape": ", ".join(map(str, shape)),
         f"{prefix}_size": t.elements,
         f"{prefix}_dtype": t.dtype,
@@ -125,7 +126,8 @@ def _named_blocks(tfl: TFLiteModel, macro: str, io: tuple[list[str], list[str]] 
                       f"#define {m}_INDEX {k}", f"#define {m}_DIMS {f[prefix + '_dims']}", f[prefix + "_dim_defines"],
                       f"#define {m}_SHAPE_INIT {{{f[prefix + '_shape']}}}", f"#define {m}_SIZE {f[prefix + '_size']}",
                       f"#define {m}_TYPE \"{f[prefix + '_dtype']}\"", f"#define {m}_IS_INT8 {f[prefix + '_is_int8']}",
-                      f"#define {m}_SCALE {f[prefix + '_scale']}", f"#define {m}_ZERO_POINT {f[prefix + '_zero_point']}"]
+                      f"#define {m}_SCALE {f[prefix + '_scale']}",
+                      f"#define {m}_ZERO_POINT {f[prefix + '_zero_point']}"]
     return "\n".join(lines)
 
 

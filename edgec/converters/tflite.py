@@ -117,7 +117,8 @@ def layer_for_tensor(model, tensor: str) -> str:
     norm, relu) the one with weights. The model's output tensor maps to the last layer."""
     names = re.split(r"[/;:]", tensor)
     fused = [layer for layer in _layers(model) if layer.name in names]
-    for has in (lambda l: hasattr(l, "kernel") or hasattr(l, "depthwise_kernel"), lambda l: bool(l.weights)):
+    for has in (lambda lay: hasattr(lay, "kernel") or hasattr(lay, "depthwise_kernel"),
+                lambda lay: bool(lay.weights)):
         weighted = [layer.name for layer in fused if has(layer)]
         if weighted:
             return weighted[-1]

@@ -10,7 +10,8 @@ from edgec.report.text import render as render_text
 
 PLOTS = ("budgets", "latency", "macs", "arena", "stages", "quant-error")
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;
+padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0} td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums} .ok{color:#1a7f37;font-weight:600}
@@ -57,7 +58,8 @@ def render(r: dict) -> str:
                          "no op table"))
     if ops:
         rows = [[o["index"], o["op"], o.get("layer", ""), "x".join(map(str, o["output_shape"])), f"{o['params']:,}",
-                 f"{o['macs']:,}", f"{o.get('cycles', 0):,}", pct(o.get("latency_share")), f"{o.get('live_bytes', 0):,}"]
+                 f"{o['macs']:,}", f"{o.get('cycles', 0):,}", pct(o.get("latency_share")),
+                 f"{o.get('live_bytes', 0):,}"]
                 for o in ops]
         parts.append(_table(["#", "op", "layer", "output", "params", "MACs", "cycles (est.)", "latency share",
                              "live bytes"], rows, numeric=(0, 4, 5, 6, 7, 8)))

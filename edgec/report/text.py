@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from edgec.report.tables import (BUDGET_HEADER, STAGE_HEADER, budget_rows, kib, pct, stage_rows, table,
-                                 worst_layers)
+from edgec.report.tables import BUDGET_HEADER, STAGE_HEADER, budget_rows, kib, pct, stage_rows, table, worst_layers
 
 _GREEN, _RED, _YELLOW, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[0m"
 
@@ -117,8 +116,6 @@ def _output_parts(v: dict) -> list[str]:
         parts.append("TFLite-Micro not run (it cannot load the model)")
     else:
         parts.append(f"TFLite-Micro vs LiteRT {v['micro_vs_litert_max_lsb']} LSB")
-    if "float_accuracy" in v and "accuracy_samples" not in v:
-        parts.append(f"float {pct(v['float_accuracy'])}, int8 {pct(v['int8_accuracy'])}")
     return parts
 
 

@@ -302,7 +302,8 @@ def _kernel_preconditions(name: str, op: _Table, ins: list[int], outs: list[int]
     s_out = scales.get(outs[0], ())
     if name in ("ADD", "SUB") and len(s_in) >= 2 and s_in[0] and s_in[1] and s_out:
         twice_max = 2 * max(s_in[0][0], s_in[1][0])
-        if not 0 < twice_max / ((1 << 20) * s_out[0]) < 1:  # left shift 20 for int8 (QuantizeMultiplierSmallerThanOneExp)
+        # left shift 20 for int8 (QuantizeMultiplierSmallerThanOneExp)
+        if not 0 < twice_max / ((1 << 20) * s_out[0]) < 1:
             raise _Invalid(f"{where} ({name}) has input and output scales no integer kernel can rescale")
     if name == "SOFTMAX" and s_in and s_in[0] and utype and option_names.get(utype) == "SoftmaxOptions":
         options = op.sub(4)

@@ -20,8 +20,8 @@ import re
 
 import numpy as np
 
-from edgec.errors import InterpreterCrash, ModelLoadError, RuntimeCheckError, UnsupportedOpError
 from edgec._capture import captured_fd2
+from edgec.errors import InterpreterCrash, ModelLoadError, RuntimeCheckError, UnsupportedOpError
 from edgec.runtime import sandbox
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")

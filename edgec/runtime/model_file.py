@@ -289,7 +289,8 @@ def fix_for(data: bytes, made_by: str | None = None) -> str:
         return ("edgec converted this file itself, so this is a bug in edgec or in the TFLite converter; please "
                 "report it with the model")
     said = producer(data)
-    tool = f"the tool that wrote it (the file says: {said})" if said else "the tool that wrote it (the file does not say which)"
+    tool = (f"the tool that wrote it (the file says: {said})" if said
+            else "the tool that wrote it (the file does not say which)")
     return f"regenerate it with {tool}, or report the file to that tool's authors"
 
 

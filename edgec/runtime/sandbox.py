@@ -186,17 +186,17 @@ def shutdown():
 def _death(child: _Child, runtime: str, timeout: float, fix: str) -> InterpreterCrash:
     label = _LABEL.get()
     if child.timed_out:
-        return InterpreterCrash.because("timed out", f"{runtime} did not finish with {label} within {timeout:.0f} s and was "
-                                 f"stopped; the model is far too large or malformed; {fix}")
+        return InterpreterCrash.because("timed out", f"{runtime} did not finish with {label} within {timeout:.0f} s "
+                                        f"and was stopped; the model is far too large or malformed; {fix}")
     code = child.proc.returncode
     try:
         how = signal.Signals(-code).name if code < 0 else f"exit code {code}"
     except ValueError:
         how = f"signal {-code}"
     mem = limits.current().memory_bytes
-    return InterpreterCrash.because(how, f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so it is "
-                             f"malformed in a way they miss, needs more than the {mem // 2**20} MiB allowed "
-                             f"(--max-memory), or hits a bug in {runtime}; {fix}")
+    return InterpreterCrash.because(how, f"{runtime} crashed ({how}) on {label}; edgec's checks passed the file, so "
+                                         f"it is malformed in a way they miss, needs more than the {mem // 2**20} MiB "
+                                         f"allowed (--max-memory), or hits a bug in {runtime}; {fix}")
 
 
 def call(fn, *args, runtime: str, timeout: float | None = None, fix: str | None = None, fresh: bool = False,
