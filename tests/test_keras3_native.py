@@ -339,3 +339,41 @@ def test_keras3_models_take_qat_or_name_what_to_skip(k3, tmp_path, name):
     report, stage = _qat_following_advice(tmp_path, tmp_path / "m.keras", tmp_path / "d.npz", target)
     assert [s["name"] for s in report["stages"]] == ["input", "qat", "int8"], stage
     assert report["verification"]["micro_vs_litert_max_lsb"] in (None, 0, 1)
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d_transpose", "activation_layers"])
+def test_conv1d_transposed_conv_and_activation_layers_build_for_an_mcu(k3, tmp_path, kind):
+    L = k3.layers
+    k3.utils.set_random_seed(8)
+    if kind == "conv1d":
+        inp = k3.Input((32, 4))
+        x = L.Conv1D(8, 3, strides=2, activation="relu")(L.Conv1D(8, 5, padding="same")(inp))
+        x = L.GlobalAveragePooling1D()(x)
+    elif kind == "conv2d_transpose":
+        inp = k3.Input((8, 8, 2))
+        x = L.Flatten()(L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(L.Conv2D(4, 3)(inp)))
+    else:
+        inp = k3.Input((8, 8, 2))
+        x = L.LeakyReLU(negative_slope=0.1)(L.Conv2D(4, 3, padding="same")(inp))
+        x = L.ReLU(max_value=6.0)(L.Conv2D(4, 3, padding="same")(x))
+        x = L.GlobalAveragePooling2D()(L.PReLU()(L.Conv2D(4, 1)(x)))
+    model = k3.Model(inp, L.Dense(3, activation="softmax")(x))
+    x_data = np.random.default_rng(8).uniform(-1, 1, (48, *inp.shape[1:])).astype(np.float32)
+    _alive(model, x_data)
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x_data)
+    proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m7", "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out"), "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["tflite"]["ops"] == _plain_batch1_ops(model, x_data[:8])
+    v = report["verification"]
+    assert v["micro_samples"] > 0 and v["micro_vs_litert_max_lsb"] <= 1 and v["top1_agreement"] >= 0.8, v
+
+
+def test_an_elu_layer_is_one_line_naming_it(k3, tmp_path):
+    inp = k3.Input((8, 8, 2))
+    x = k3.layers.ELU(name="elu")(k3.layers.Conv2D(4, 3)(inp))
+    k3.Model(inp, k3.layers.Dense(3)(k3.layers.Flatten()(x))).save(tmp_path / "elu.keras")
+    proc = run_cli("build", str(tmp_path / "elu.keras"), "-t", "mobile", "-d", "random", "-o", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "layer 'elu'", "ELU")
