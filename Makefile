@@ -26,6 +26,7 @@ test: $(STAMP) system-deps lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgec tests benchmarks fuzz scripts
+	$(BIN)/mypy --strict --follow-imports=silent --ignore-missing-imports edgec/api.py
 
 test-slow: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m slow

@@ -3,7 +3,22 @@
 The package follows the pipeline: load (:mod:`edgec.models`, :mod:`edgec.data`)
 → compress (:mod:`edgec.compress`) → convert (:mod:`edgec.converters`) → emit
 (:mod:`edgec.artifacts`) → check (:mod:`edgec.runtime`, :mod:`edgec.targets`)
-→ report (:mod:`edgec.report`). :func:`edgec.pipeline.build` runs it.
+→ report (:mod:`edgec.report`). :func:`edgec.pipeline.build` runs it; :mod:`edgec.api`
+(``edgec.build``, ``edgec.api.check``, ``edgec.api.inspect``) is the same from Python, on objects in
+memory.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["build", "__version__"]
+
+
+def __getattr__(name: str):
+    """``edgec.build`` (:func:`edgec.api.build`), imported on first use so that ``import edgec`` does
+    not load TensorFlow. ``edgec.api.check`` and ``edgec.api.inspect`` take a ``.tflite``
+    (``edgec.check`` is the module of the command's checks)."""
+    if name == "build":
+        from edgec import api
+
+        return api.build
+    raise AttributeError(f"module 'edgec' has no attribute {name!r}")

@@ -295,6 +295,15 @@ def _as_arrays(result, spec: str) -> dict:
                     "(x or (x, y) or a dict) or a tf.data.Dataset")
 
 
+def from_python(value, input_shape, outputs: list[str] | None = None, samples: int = 300,
+                seed: int = 0) -> Dataset:
+    """A Dataset from a Python caller's objects: an array of inputs, an ``(x, y)`` pair, a dict of
+    arrays (the ``.npz`` names), a ``tf.data.Dataset``, or ``"random"``; checked like a file's."""
+    if isinstance(value, str) and value == RANDOM:
+        return _random(input_shape, samples, seed)
+    return _from_arrays(_as_arrays(value, "the data given"), input_shape, "the data given", outputs)
+
+
 def _random(shape, n: int, seed: int) -> Dataset:
     shapes = shape if isinstance(shape, dict) else {"x": shape}
     for dims in shapes.values():

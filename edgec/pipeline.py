@@ -10,6 +10,7 @@ writes atomically; everything before it passes models and bytes in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import time
@@ -26,9 +27,9 @@ from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
 from edgec.converters import c_array
 from edgec.converters.tflite import check_activations, convert_int8, io_order, layer_for_tensor, layer_of_op
-from edgec.data import count, load_data, take
+from edgec.data import Dataset, count, load_data, take
 from edgec.errors import ConfigError, UnsupportedOpError
-from edgec.models import load_model
+from edgec.models import LoadedModel, load_model
 from edgec.report import TIMING_FIELDS, Report
 from edgec.runtime import micro, sandbox, vela
 from edgec.runtime.model_file import EDGEC_BUILT, quantize, read_model, weight_sparsity
@@ -58,28 +59,65 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     Raises:
         EdgecError: bad input or a model that cannot be converted; nothing is written.
     """
+    built = run(cfg, progress, write_to=cfg.out)
+    built.write(cfg.out)
+    return built.report
+
+
+@dataclasses.dataclass
+class Built:
+    """A build's report and the files it makes, in memory until :meth:`write`."""
+
+    report: Report
+    files: dict[str, bytes]  # artifact name -> bytes, without report.json and report.html
+
+    def write(self, out) -> dict[str, str]:
+        """Write the artifacts, report.json and report.html into the folder ``out`` (all or nothing).
+
+        Returns:
+            Artifact name -> path.
+        """
+        folder = artifacts.check_destination(str(out), tuple(self.files) + ("report.json", "report.html"))
+        self.report.artifacts = {name: str(Path(out) / name) for name in [*self.files, "report.json", "report.html"]}
+        files = {**self.files, "report.json": self.report.to_json().encode(),
+                 "report.html": self.report.to_html().encode()}
+        artifacts.write_artifacts(folder, files)
+        _log.info("wrote %d files to %s", len(files), folder)
+        return dict(self.report.artifacts)
+
+
+def run(cfg: BuildConfig, progress: bool = True, model: LoadedModel | None = None, data: Dataset | None = None,
+        write_to: str | None = None) -> Built:
+    """Run a build in memory: ``model`` and ``data`` when given (a Python caller's objects), else
+    loaded from ``cfg.model`` and ``cfg.data``. ``write_to``: the folder the caller will write into,
+    checked before any work."""
     with sandbox.model_label(f"the int8 model converted from {cfg.model}"):
-        return _build(cfg, progress)
+        return _build(cfg, progress, model, data, write_to)
 
 
-def _build(cfg: BuildConfig, progress: bool) -> Report:
+def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Dataset | None,
+           write_to: str | None) -> Built:
     clock = _Clock()
     target = targets.get(cfg.target).with_kernels(cfg.kernels)
-    out = artifacts.check_destination(cfg.out)
+    if write_to is not None:
+        artifacts.check_destination(write_to)
     stages = compress.validate(cfg.stages)  # parameters and order, before any work
     if cfg.fit:
         stages = fit.with_channels(stages)
-    _log.info("loading model %s", cfg.model)
-    model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
-                       custom_objects=cfg.custom_objects, code_folders=cfg.code_folders)
+    if model is None:
+        _log.info("loading model %s", cfg.model)
+        model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
+                           custom_objects=cfg.custom_objects, code_folders=cfg.code_folders)
     ident = c_array.c_identifier(cfg.name or model.name)
-    artifacts.check_destination(cfg.out, output_names(ident))  # before the work, not after it
+    if write_to is not None:
+        artifacts.check_destination(write_to, output_names(ident))  # before the work, not after it
     if model.several:
         _refuse_for_several(model, stages, cfg, target)
     several_in, several_out = len(model.input_names) > 1, len(model.output_names) > 1
-    data = load_data(cfg.data, model.input_shapes if several_in else model.input_shape,
-                     samples=cfg.calibration_samples, seed=cfg.seed, code_folders=cfg.code_folders,
-                     outputs=model.output_names if several_out else None)
+    if data is None:
+        data = load_data(cfg.data, model.input_shapes if several_in else model.input_shape,
+                         samples=cfg.calibration_samples, seed=cfg.seed, code_folders=cfg.code_folders,
+                         outputs=model.output_names if several_out else None)
     data.check_labels(model.output_shapes if several_out else model.output_shape)
     budgets.require_measurable(dict(cfg.budgets), target, None if data.y_val is not None else
                                f"the data ({cfg.data}) has no labels; put them in the .npz as 'y', or drop "
@@ -198,14 +236,9 @@ def _build(cfg: BuildConfig, progress: bool) -> Report:
         files.update(c_array.settings_header(npu.compiled, vela.npu_arena(npu, arena),
                                              ident, Path(cfg.model).name))
     files.update(c_files)
-    report.artifacts = {name: str(Path(out) / name) for name in [*files, "report.json", "report.html"]}
     clock.lap("emit")
     report.timing = clock.times
-    files["report.json"] = report.to_json().encode()
-    files["report.html"] = report.to_html().encode()
-    artifacts.write_artifacts(out, files)
-    _log.info("wrote %d files to %s", len(files), out)
-    return report
+    return Built(report, files)
 
 
 
