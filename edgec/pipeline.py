@@ -26,7 +26,14 @@ from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
 from edgec.converters import c_array
-from edgec.converters.tflite import check_activations, convert_int8, io_order, layer_for_tensor, layer_of_op
+from edgec.converters.tflite import (
+    check_activations,
+    check_recurrent,
+    convert_int8,
+    io_order,
+    layer_for_tensor,
+    layer_of_op,
+)
 from edgec.data import Dataset, count, load_data, take
 from edgec.errors import ConfigError, UnsupportedOpError
 from edgec.models import LoadedModel, load_model
@@ -148,6 +155,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     _log.info("converting to full-integer int8 (%d calibration samples)",
               min(cfg.calibration_samples, count(data.x_train)))
     calibration = data.calibration(cfg.calibration_samples)
+    check_recurrent(keras_model)  # what TensorFlow's converter would crash on, named before any bridge
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
     tfl_bytes = convert_int8(convert_from, calibration)

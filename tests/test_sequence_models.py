@@ -162,3 +162,29 @@ def test_a_stateful_layer_is_one_line_pointing_to_state_as_an_input_output_pair(
     proc = run_cli("build", str(tmp_path / "stateful.keras"), "-t", "cortex-m4", "-d", "random",
                    "-o", str(tmp_path / "o"))
     assert_one_line_error(proc, 2, "layer 'lstm' (LSTM) is stateful", "stateful=False", "input and an output")
+
+
+@pytest.mark.parametrize("variant", ["recurrent_dropout", "cell_rnn", "conv_lstm", "masking"])
+def test_recurrent_variants_build_or_are_one_line_never_a_crash(tfk, tmp_path, variant):
+    """Kept as loops, these crashed the process in TF 2.21's int8 calibration (exit 139, measured): an LSTM
+    with recurrent dropout (not fused) and an RNN of LSTMCells convert as the fused LSTM they equal at
+    inference; a ConvLSTM2D and a mask over the time steps are refused by name before the converter runs."""
+    L = tfk.layers
+    tfk.utils.set_random_seed(6)
+    inp = tfk.Input((4, 8, 8, 1) if variant == "conv_lstm" else (STEPS, FEATURES))
+    x = {"recurrent_dropout": lambda t: L.LSTM(8, dropout=0.2, recurrent_dropout=0.2, name="rnn")(t),
+         "cell_rnn": lambda t: L.RNN(L.LSTMCell(8), name="rnn")(t),
+         "conv_lstm": lambda t: L.Flatten()(L.ConvLSTM2D(4, 3, name="rnn")(t)),
+         "masking": lambda t: L.LSTM(8, name="rnn")(L.Masking(name="mask")(t))}[variant](inp)
+    tfk.Model(inp, L.Dense(3, activation="softmax")(x)).save(tmp_path / "v.keras")
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(6).normal(size=(40, *inp.shape[1:])).astype(np.float32))
+    proc = run_cli("build", str(tmp_path / "v.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "o"), "--json", "-q")
+    if variant in ("recurrent_dropout", "cell_rnn"):
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["verification"]["micro_samples"] > 0
+        # with dropout off for inference and the cell as the layer it equals, both fuse into one LSTM op
+        assert report["tflite"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == 1, report["tflite"]["ops"]
+    else:
+        assert_one_line_error(proc, 2, "layer 'rnn' (ConvLSTM2D)" if variant == "conv_lstm" else "layer 'mask'")

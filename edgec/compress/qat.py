@@ -127,8 +127,11 @@ class QAT(Stage):
                 found = _UNSUPPORTED.search(" ".join(str(exc).split()))
                 if not found or found.group(1) in refused:
                     raise self._explain(exc) from None
-                # TFMOT's registry supports a layer by its class: every layer of that class is refused too
+                # TFMOT's registry supports a layer by its class: every layer of that class is refused too,
+                # except batch norm, which its layout transforms fold into the conv before it where there is one
                 cls = next((type(layer) for layer in layers if layer.name == found.group(1)), None)
+                if cls is not None and cls.__name__ == "BatchNormalization":
+                    cls = None
                 for layer in layers:
                     if (layer.name == found.group(1) or type(layer) is cls) and not name_matches(layer.name, skip):
                         refused[layer.name] = found.group(2).rsplit(".", 1)[-1]

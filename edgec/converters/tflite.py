@@ -232,38 +232,101 @@ def recurrent_layer(model):
     return next((layer for layer in _layers(model) if layer.__class__.__name__ in _RECURRENT), None)
 
 
-def _unrolled(model):
-    """A tf_keras ``model`` whose GRU and SimpleRNN layers (also inside Bidirectional) are unrolled
-    over their fixed time steps, with the same weights; LSTMs stay as they are (the converter fuses
-    them into one UNIDIRECTIONAL_SEQUENCE_LSTM op, which TFLite-Micro runs).
+def _fused_lstm(config: dict) -> bool:
+    """Whether an LSTM's config (dropout aside) is one the converter fuses into a single
+    UNIDIRECTIONAL_SEQUENCE_LSTM op: tf_keras's standard kernel (tanh, sigmoid, a bias, no unroll)."""
+    return (config.get("activation") == "tanh" and config.get("recurrent_activation") == "sigmoid"
+            and config.get("use_bias", True) and not config.get("unroll"))
 
-    Traced at batch 1, TF 2.21's int8 calibration crashes the process (SIGSEGV) on a GRU or
-    SimpleRNN kept as a loop, and a Keras conversion keeps them as TensorList ops with no int8
-    builtin; unrolled, they are FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH ops (measured).
+
+def _for_inference(class_name: str, config: dict) -> dict:
+    """A recurrent layer's config as it converts: dropout off (inference never drops; the same
+    function), and unrolled over its time steps unless it is an LSTM the converter fuses."""
+    if class_name != "RNN":  # a generic RNN of cells has no dropout of its own
+        config = {**config, "dropout": 0.0, "recurrent_dropout": 0.0}
+    if class_name in ("GRU", "SimpleRNN", "RNN") or (class_name == "LSTM" and not _fused_lstm(config)):
+        config["unroll"] = True
+    return config
+
+
+def _unrolled(model):
+    """A tf_keras ``model`` whose recurrent layers (also inside Bidirectional) convert: GRU,
+    SimpleRNN, a generic RNN of cells and an LSTM the converter does not fuse are unrolled over
+    their fixed time steps, with the same weights; a standard LSTM stays one layer, which the
+    converter fuses into one UNIDIRECTIONAL_SEQUENCE_LSTM op (TFLite-Micro runs it).
+
+    Traced at batch 1, TF 2.21's int8 calibration crashes the process (SIGSEGV) on a recurrent
+    layer kept as a loop, and a Keras conversion keeps it as TensorList ops with no int8 builtin;
+    unrolled, they are FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH ops (measured).
     """
     k = _tf.tf_keras()
 
-    def unroll(config: dict) -> dict:
-        if config.get("class_name") in ("GRU", "SimpleRNN"):
-            return {**config, "config": {**config["config"], "unroll": True}}
-        return config
+    def inner(config: dict) -> dict:
+        return {**config, "config": _for_inference(config.get("class_name", ""), config["config"])}
 
     def clone(layer):
         name = layer.__class__.__name__
         config = layer.get_config()
-        if name in ("GRU", "SimpleRNN"):
-            config["unroll"] = True
+        if name == "RNN" and (as_layer := _layer_of_cell(layer)) is not None:
+            name, config = as_layer
+            return getattr(k.layers, name).from_config(_for_inference(name, config))
+        if name in ("GRU", "SimpleRNN", "RNN", "LSTM"):
+            config = _for_inference(name, config)
         elif name == "Bidirectional":
-            config["layer"] = unroll(config["layer"])
+            config["layer"] = inner(config["layer"])
             if config.get("backward_layer"):
-                config["backward_layer"] = unroll(config["backward_layer"])
+                config["backward_layer"] = inner(config["backward_layer"])
         return layer.__class__.from_config(config)
 
-    if not any(layer.__class__.__name__ in ("GRU", "SimpleRNN", "Bidirectional") for layer in _layers(model)):
+    if recurrent_layer(model) is None:
         return model
     copy = k.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
+
+
+_CELL_LAYERS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
+_RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "unroll", "time_major", "name", "trainable")
+
+
+def _layer_of_cell(layer) -> tuple[str, dict] | None:
+    """``RNN(LSTMCell(...))`` as the layer it equals, ``LSTM(...)`` (the same weights, in the same
+    order), so that the converter fuses it too; None for other cells (stacked, custom)."""
+    cell = getattr(layer, "cell", None)
+    name = _CELL_LAYERS.get(type(cell).__name__)
+    if name is None or getattr(layer, "stateful", False):
+        return None
+    rnn = layer.get_config()
+    return name, {**cell.get_config(), **{key: rnn[key] for key in _RNN_KEYS if key in rnn}}
+
+
+# Recurrent models the converter would crash the process on, refused by what they hold: TF 2.21's
+# int8 calibration dies (SIGSEGV, measured) on a loop it cannot unroll or fuse.
+def check_recurrent(model) -> None:
+    """Refuse, in one line naming the layer, a recurrent model edgec cannot convert without
+    crashing TensorFlow: a ConvLSTM (no unrolled form), a mask over the time steps (Masking,
+    ``mask_zero``: which steps count is decided at run time), or a recurrent layer in a model of
+    several inputs.
+
+    Raises:
+        ConversionError: naming the layer and the way out.
+    """
+    rnn = recurrent_layer(model)
+    if rnn is None:
+        return
+    for layer in _layers(model):
+        name = layer.__class__.__name__
+        if name.startswith("ConvLSTM"):
+            raise ConversionError(f"layer '{layer.name}' ({name}) has no int8 TFLite form: it cannot be unrolled and "
+                                  "TFLite has no fused op for it (TensorFlow's int8 calibration crashes on it); use "
+                                  "Conv2D layers followed by an LSTM over the time steps, or TimeDistributed convs")
+        if name == "Masking" or getattr(layer, "mask_zero", False):
+            raise ConversionError(f"layer '{layer.name}' ({name}) masks time steps, which decides at run time which "
+                                  f"steps the recurrent layer '{rnn.name}' sees; a microcontroller runs fixed steps: "
+                                  "remove the mask (pad the data with zeros, or with the last step)")
+    if len(model.inputs) > 1:
+        raise ConversionError(f"layer '{rnn.name}' ({rnn.__class__.__name__}) is in a model of several inputs; edgec "
+                              "converts recurrent layers in models of one input for now")
 
 
 def _recurrent_converter(model, spec):
@@ -477,6 +540,7 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
     Raises:
         ConversionError: an op cannot be converted to int8; names the layer and op.
     """
+    check_recurrent(model)  # before the converter: what it would crash the process on
     converter = int8_converter(model, calibration)
     try:
         with captured_fds(1, 2) as chatter, warnings.catch_warnings():
