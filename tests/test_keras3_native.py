@@ -32,6 +32,16 @@ def _alive(model, x, steps=3):
     return model
 
 
+def _built(model, x, tmp_path, target: str) -> dict:
+    """``model`` saved with ``x`` as its data and built for ``target``: the JSON report of an exit-0 build."""
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", x=x)
+    proc = run_cli("build", str(tmp_path / "m.keras"), "-t", target, "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out"), "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def _plain_batch1_ops(model, x) -> dict:
     """What a user's own few lines of TensorFlow give: a batch-1 concrete function, full int8."""
     from edgec.runtime.model_file import read_model
@@ -56,12 +66,7 @@ def test_keras3_mobilenet_converts_at_batch_1_without_shape_ops(k3, tmp_path):
     x = rng.uniform(-1, 1, (32, 32, 32, 3)).astype(np.float32)
     k3.utils.set_random_seed(0)
     model = _alive(k3.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=4), x)
-    model.save(tmp_path / "mobilenet.keras")
-    np.savez(tmp_path / "d.npz", x=x)
-    proc = run_cli("build", str(tmp_path / "mobilenet.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
-                   "-o", str(tmp_path / "out"), "--json", "-q")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = _built(model, x, tmp_path, "cortex-m4")
     assert report["model"]["keras"] == "Keras 3" and "keras3_bridge_max_abs_diff" not in report["model"]
     ops = report["tflite"]["ops"]
     assert not SHAPE_OPS & set(ops), ops
@@ -359,13 +364,7 @@ def test_conv1d_transposed_conv_and_activation_layers_build_for_an_mcu(k3, tmp_p
         x = L.GlobalAveragePooling2D()(L.PReLU()(L.Conv2D(4, 1)(x)))
     model = k3.Model(inp, L.Dense(3, activation="softmax")(x))
     x_data = np.random.default_rng(8).uniform(-1, 1, (48, *inp.shape[1:])).astype(np.float32)
-    _alive(model, x_data)
-    model.save(tmp_path / "m.keras")
-    np.savez(tmp_path / "d.npz", x=x_data)
-    proc = run_cli("build", str(tmp_path / "m.keras"), "-t", "cortex-m7", "-d", str(tmp_path / "d.npz"),
-                   "-o", str(tmp_path / "out"), "--json", "-q")
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = _built(_alive(model, x_data), x_data, tmp_path, "cortex-m7")
     assert report["tflite"]["ops"] == _plain_batch1_ops(model, x_data[:8])
     v = report["verification"]
     assert v["micro_samples"] > 0 and v["micro_vs_litert_max_lsb"] <= 1 and v["top1_agreement"] >= 0.8, v
