@@ -29,7 +29,7 @@ def tflm_record(data: bytes) -> dict:
     """TFLite-Micro's RecordingMicroAllocator record for ``data`` (trusted models only: runs in-process)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    from edgec._capture import captured_fd2
+    from edgec.capture import captured_fd2
 
     interpreter = runtime.Interpreter.from_bytes(data, arena_size=16 << 20)
     with captured_fd2() as log:  # print_allocations writes to the C-level stderr

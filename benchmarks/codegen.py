@@ -29,15 +29,15 @@ from edgec.report.markdown import md_table
 
 
 def run(models: list[tuple[str, Path]]) -> list[dict]:
-    from edgec import targets
-    from edgec.codegen.verify import emit_and_verify, probe_inputs
+    from edgec.check import targets
+    from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+    from edgec.load.tflite_file import read_tflite_file
     from edgec.runtime import micro
-    from edgec.runtime.model_file import read_model_file
 
     rows = []
     library = tflm_runtime.Binary(tflm_runtime.runtime_library())
     for label, path in models:
-        data, tfl = read_model_file(path)
+        data, tfl = read_tflite_file(path)
         arena = micro.measure_arena(data)
         gen, c = emit_and_verify(data, tfl, "model", path.name, probe_inputs(tfl, 100), mcu="require",
                                  target=targets.get("cortex-m4"))

@@ -29,9 +29,9 @@ DISTILL_SEEDS = (0, 1, 2)
 
 def make_student(path: Path) -> int:
     """A small CNN student for the digits task (690 parameters), saved untrained."""
-    from edgec import _tf
+    from edgec import frameworks
 
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     k.utils.set_random_seed(0)
     inp = k.Input((8, 8, 1))
     x = k.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="s_conv")(inp)
@@ -50,14 +50,14 @@ def build(out: Path, stages: list[str], seed: int = 0) -> dict:
                       budgets=(("accuracy_drop", 1.0),))
     report = run_build(cfg, progress=False).to_dict()
     tflite = (out / "digits.tflite").read_bytes()
-    from edgec.runtime.model_file import read_model, weight_sparsity
+    from edgec.load.tflite_file import read_tflite, weight_sparsity
 
     return {"stages": stages, "seed": seed, "report_stages": report["stages"],
             "float_accuracy": report["verification"].get("float_accuracy"),
             "int8_accuracy": report["verification"]["int8_accuracy"],
             "macs": report["measurements"]["macs"], "arena_bytes": report["measurements"]["arena_bytes"],
             "tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
-            "int8_weight_sparsity": weight_sparsity(tflite, read_model(tflite))}
+            "int8_weight_sparsity": weight_sparsity(tflite, read_tflite(tflite))}
 
 
 def resnet8_channels(tmp: Path) -> dict | None:
@@ -95,14 +95,14 @@ def run_all() -> dict:
 
 def float_baseline() -> dict:
     """The float model as given: its accuracy on the held-out split and its float32 .tflite size."""
-    from edgec import _tf
-    from edgec.data import load_data
-    from edgec.models import load_model
-    from edgec.verify import accuracy, predict
+    from edgec import frameworks
+    from edgec.check.verification import accuracy, predict
+    from edgec.load.data import load_data
+    from edgec.load.model import load_model
 
     model = load_model(SAMPLE / "digits.keras").for_stages()
     ds = load_data(str(SAMPLE / "digits.npz"), tuple(model.inputs[0].shape[1:]))
-    data = _tf.tf().lite.TFLiteConverter.from_keras_model(model).convert()
+    data = frameworks.tf().lite.TFLiteConverter.from_keras_model(model).convert()
     return {"accuracy": accuracy(predict(model, ds.x_val), ds.y_val), "tflite_bytes": len(data),
             "tflite_gzip_bytes": len(gzip.compress(data, 9, mtime=0)), "parameters": int(model.count_params())}
 

@@ -25,10 +25,10 @@ SAMPLES = 300  # synthetic calibration and evaluation inputs per reference model
 
 def int8_vs_float(data: bytes, x: np.ndarray, float_out: np.ndarray) -> dict:
     """Top-1 agreement and output error (quantization steps) of int8 ``data`` on ``x`` against ``float_out``."""
+    from edgec.load.tflite_file import quantize, read_tflite
     from edgec.runtime import litert
-    from edgec.runtime.model_file import quantize, read_model
 
-    tfl = read_model(data)
+    tfl = read_tflite(data)
     q = litert.run(data, quantize(x, tfl.input), reference_kernels=True).astype(np.float64)
     out = tfl.output
     steps = np.abs(q - np.clip(float_out / out.scale + out.zero_point, -128, 127))
@@ -38,8 +38,8 @@ def int8_vs_float(data: bytes, x: np.ndarray, float_out: np.ndarray) -> dict:
 
 
 def _float_outputs(model: Path, x: np.ndarray) -> np.ndarray:
-    from edgec.models import load_model
-    from edgec.verify import predict
+    from edgec.check.verification import predict
+    from edgec.load.model import load_model
 
     return predict(load_model(model).keras, x)
 
@@ -78,8 +78,8 @@ def reference_rows(tmp: Path) -> list[dict]:
 def sample_row(tmp: Path, sample_tflite: Path) -> dict:
     """The bundled sample (``sample_tflite``: edgec's build of it) against the plain TensorFlow script,
     on its held-out labelled split."""
-    from edgec.data import load_data
-    from edgec.verify import class_labels
+    from edgec.check.verification import class_labels
+    from edgec.load.data import load_data
 
     model, npz = SAMPLE / "digits.keras", SAMPLE / "digits.npz"
     ours = sample_tflite.read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from common import REFERENCES, SHARED
+from edgec.check.measure import measure
 from edgec.report.markdown import md_table
 
 
@@ -23,15 +24,15 @@ def published_latencies() -> list[dict]:
 
 
 def run() -> list[dict]:
-    from edgec import budgets, targets
+    from edgec.check import targets
+    from edgec.load.tflite_file import read_tflite_file
     from edgec.runtime import micro
-    from edgec.runtime.model_file import read_model_file
 
     rows = []
     for item in published_latencies():
-        data, tfl = read_model_file(SHARED / item["model"])
+        data, tfl = read_tflite_file(SHARED / item["model"])
         t = targets.get("cortex-m4").with_kernels(item["kernels"])
-        est = budgets.measure(data, tfl, t, micro.measure_arena(data), host_latency=False)["latency_ms"]
+        est = measure(data, tfl, t, micro.measure_arena(data), host_latency=False)["latency_ms"]
         rows.append({**item, "estimated_ms": round(est, 1), "ratio": round(est / item["published_ms"], 3)})
     return rows
 

@@ -309,7 +309,7 @@ def tflm_footprint(ops: list[str], binary: Binary) -> tuple[Footprint, Footprint
 def c_footprint(gen, workdir: Path) -> tuple[Footprint, Footprint]:
     """The generated C built with the host's gcc -O2 -fPIC into a shared object:
     (the walk from ``<name>_infer``, the object file's own section sizes)."""
-    from edgec.codegen import toolchain
+    from edgec.emit.codegen import toolchain
 
     model_c = toolchain.write_sources(gen, workdir)
     obj, so = workdir / f"{gen.name}_x86.o", workdir / f"lib{gen.name}_x86.so"

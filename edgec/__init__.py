@@ -1,8 +1,8 @@
 """edgec: a trained Keras model to a microcontroller or a phone.
 
-The package follows the pipeline: load (:mod:`edgec.models`, :mod:`edgec.data`)
+The package follows the pipeline: load (:mod:`edgec.load.model`, :mod:`edgec.load.data`)
 → compress (:mod:`edgec.compress`) → convert (:mod:`edgec.converters`) → emit
-(:mod:`edgec.artifacts`) → check (:mod:`edgec.runtime`, :mod:`edgec.targets`)
+(:mod:`edgec.emit.artifacts`) → check (:mod:`edgec.runtime`, :mod:`edgec.check.targets`)
 → report (:mod:`edgec.report`). :func:`edgec.pipeline.build` runs it; :mod:`edgec.api`
 (``edgec.build``, ``edgec.api.check``, ``edgec.api.inspect``) is the same from Python, on objects in
 memory.
@@ -16,7 +16,7 @@ __all__ = ["build", "__version__"]
 def __getattr__(name: str):
     """``edgec.build`` (:func:`edgec.api.build`), imported on first use so that ``import edgec`` does
     not load TensorFlow. ``edgec.api.check`` and ``edgec.api.inspect`` take a ``.tflite``
-    (``edgec.check`` is the module of the command's checks)."""
+    (``edgec.check.gate`` is the module of the command's checks)."""
     if name == "build":
         from edgec import api
 

@@ -1,4 +1,4 @@
-"""edgec from Python: the same build and check as the command line, on objects in memory.
+"""edgec from Python: the one facade the command line calls too, on paths or on objects in memory.
 
 A Keras user in a notebook has a model and arrays::
 
@@ -16,18 +16,28 @@ subclasses, whose message is the one line the command line prints.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgec import data as data_mod
-from edgec import pipeline
-from edgec.budgets import parse_quantity
-from edgec.check import check as _check_file
-from edgec.check import inspect as _inspect_file
-from edgec.config import BuildConfig, StageSpec
-from edgec.errors import ConfigError
-from edgec.models import LoadedModel
+from edgec import compress, pipeline
+from edgec.check import gate
+from edgec.check.targets import Target
+from edgec.check.targets import get as get_target
+from edgec.check.targets import names as target_names
+from edgec.config import BuildConfig, StageSpec, recipe_settings
+from edgec.emit import artifacts
+from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+from edgec.errors import ConfigError, EdgecError, OutputError, UnsupportedOpError
+from edgec.load import data as data_mod
+from edgec.load import limits
+from edgec.load.model import LoadedModel
+from edgec.load.tflite_file import read_tflite_file
 from edgec.report import Report
+from edgec.units import parse_budget_options, parse_quantity
+
+__all__ = ["build", "check", "emit_c", "inspect", "stages", "targets", "set_limits", "BuildResult", "EmitResult",
+           "Inspection", "Report", "Target", "EdgecError", "ConfigError", "OutputError"]
 
 IN_MEMORY = "<in-memory model>"
 
@@ -85,57 +95,164 @@ class BuildResult:
 
 
 Stages = tuple[str | StageSpec, ...] | list[str | StageSpec]
-Budgets = dict[str, str | float]
+Budgets = dict[str, str | float] | list[str] | tuple[str, ...]
 
 
-def build(model: Any, data: Any = "random", target: str = "cortex-m4", *, stages: Stages = (),
-          budgets: Budgets | None = None, name: str | None = None, task: str | None = None, seed: int = 0,
-          calibration_samples: int = 300, verify_samples: int = 500, fit: bool = False,
-          emit: tuple[str, ...] | list[str] = (), progress: bool = False) -> BuildResult:
-    """Compress, convert to full int8, verify and judge ``model`` on ``target``, in memory.
+def build(model: Any, data: Any = None, target: str | None = None, *, stages: Stages = (),
+          budgets: Budgets | None = None, out: str | Path | None = None, recipe: str | Path | None = None,
+          trust_recipe: bool = False, name: str | None = None, task: str | None = None, seed: int | None = None,
+          calibration_samples: int | None = None, verify_samples: int | None = None, fit: bool | None = None,
+          emit: tuple[str, ...] | list[str] = (), kernels: str | None = None, strategy: str | None = None,
+          allow_custom_code: bool | None = None, custom_objects: tuple[str, ...] | list[str] = (),
+          strict: bool | None = None, write: bool | None = None, progress: bool = False) -> BuildResult:
+    """Compress, convert to full int8, verify and judge ``model`` on ``target``; write into ``out`` if given.
+
+    Every option is the command line's ``edgec build`` option of the same name; one left as None
+    takes the ``recipe``'s value, else the default.
 
     Args:
         model: a Keras 3 or tf_keras model object, or a model file's path.
         data: calibration and verification data (see the module docstring).
         target: a target profile's name (``edgec targets``) or a profile file's path.
-        stages: compression stages as on the command line (``"prune:sparsity=0.5"``).
-        budgets: limits overriding the profile's, as on the command line (``{"ram": "96KiB"}``).
+        stages: compression stages as on the command line (``"prune:sparsity=0.5"``); they replace the recipe's.
+        budgets: limits overriding the profile's and the recipe's: ``{"ram": "96KiB"}`` or ``["ram=96KiB"]``.
+        out: a folder to write the artifacts and reports into (checked before any work), or None to
+            keep them in memory until :meth:`BuildResult.write`.
+        write: write into ``out``, else the recipe's ``out``, else ``edgec_out`` (as the command line
+            does); by default, only when ``out`` is given.
+        recipe: an ``edgec.toml`` (or pyproject.toml with ``[tool.edgec]``); ``trust_recipe`` lets it
+            name code to run.
 
     Raises:
-        EdgecError: bad input or a model that cannot be converted, with the one-line message.
+        EdgecError: bad input or a model that cannot be converted, with the one-line message; nothing
+            is written.
     """
-    settings: dict[str, Any] = {"target": target, "name": name, "task": task, "seed": seed,
-                                "calibration_samples": calibration_samples, "verify_samples": verify_samples,
-                                "fit": fit, "emit": list(emit), "out": "edgec_out",
-                                "stages": [s if isinstance(s, StageSpec) else StageSpec.parse(str(s)) for s in stages],
-                                "budgets": {k: parse_quantity(k, v) for k, v in (budgets or {}).items()}}
+    settings: dict[str, Any] = {}
+    folders: tuple[Path, ...] = (Path.cwd(),)
+    given_objects = not isinstance(model, (str, Path)) or (data is not None and not isinstance(data, (str, Path)))
+    if recipe is not None:
+        on_call = frozenset(k for k, v in (("data", data), ("custom_objects", custom_objects)) if v)
+        settings, folders = recipe_settings(recipe, trust_recipe, on_call)
     loaded = None if isinstance(model, (str, Path)) else _in_memory(model, name)
-    settings["model"] = str(model) if loaded is None else IN_MEMORY
-    settings["data"] = str(data) if isinstance(data, (str, Path)) else "<arrays>"
-    cfg = BuildConfig.from_dict({k: v for k, v in settings.items() if v is not None})
-    dataset = None
-    if not isinstance(data, (str, Path)):
-        dataset = _dataset(data, loaded, cfg)
-    built = pipeline.run(cfg, progress, model=loaded, data=dataset)
-    return BuildResult(built.report, built)
+    given = {"model": None if model is None else (IN_MEMORY if loaded else str(model)), "target": target,
+             "data": None if data is None else (str(data) if isinstance(data, (str, Path)) else "<arrays>"),
+             "out": None if out is None else str(out), "name": name, "task": task, "seed": seed,
+             "calibration_samples": calibration_samples, "verify_samples": verify_samples, "fit": fit,
+             "kernels": kernels, "emit": list(emit) or None, "custom_objects": list(custom_objects) or None,
+             "allow_custom_code": allow_custom_code, "strict": strict, "code_folders": tuple(folders)}
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if given_objects:
+        settings.setdefault("out", "edgec_out")  # not written unless ``out`` is given
+    if budgets:
+        from_recipe = settings.get("budgets", {})
+        settings["budgets"] = {**(from_recipe if isinstance(from_recipe, dict) else {}), **_budgets(budgets)}
+    if stages:
+        settings["stages"] = [s if isinstance(s, StageSpec) else StageSpec.parse(str(s)) for s in stages]
+    if strategy:
+        settings["training"] = {**settings.get("training", {}), "strategy": strategy}
+    cfg = BuildConfig.from_dict(settings)
+    dataset = None if data is None or isinstance(data, (str, Path)) else _dataset(data, loaded, cfg)
+    write_to = cfg.out if (out is not None if write is None else write) else None
+    built = pipeline.run(cfg, progress, model=loaded, data=dataset, write_to=write_to)
+    result = BuildResult(built.report, built)
+    if write_to is not None:
+        result.write(write_to)
+    return result
 
 
-def check(tflite: str | Path | bytes, target: str = "cortex-m4", *, budgets: Budgets | None = None) -> Report:
+def check(tflite: str | Path | bytes, target: str = "cortex-m4", *, budgets: Budgets | None = None,
+          kernels: str | None = None) -> Report:
     """Measure a ``.tflite`` (a path, or its bytes) on ``target`` and judge its budgets, as ``edgec check``."""
-    overrides = {k: parse_quantity(k, v) for k, v in (budgets or {}).items()}
+    overrides = _budgets(budgets or {})
     if isinstance(tflite, (bytes, bytearray)):
-        import tempfile
-
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.tflite"
             path.write_bytes(bytes(tflite))
-            return _check_file(str(path), target, overrides)
-    return _check_file(str(tflite), target, overrides)
+            return gate.check(str(path), target, overrides, kernels)
+    return gate.check(str(tflite), target, overrides, kernels)
 
 
-def inspect(tflite: str | Path, target: str = "cortex-m4") -> dict[str, Any]:
+@dataclasses.dataclass
+class EmitResult:
+    """What :func:`emit_c` generated (``files``, in memory) and measured (``section``: the report's ``c``)."""
+
+    files: dict[str, bytes]
+    section: dict[str, Any]
+
+    def write(self, out: str | Path) -> dict[str, str]:
+        """Write the C sources into the folder ``out`` (all or nothing). Returns name -> path."""
+        folder = artifacts.check_destination(str(out), tuple(self.files))
+        self.section["files"] = artifacts.write_artifacts(folder, self.files)
+        return dict(self.section["files"])
+
+
+def emit_c(tflite: str | Path, *, name: str | None = None, samples: int = 100, mcu: bool = True,
+           target: str = "cortex-m4", out: str | Path | None = None) -> EmitResult:
+    """Interpreter-free C99 for an int8 ``.tflite``, proved bit-exact with TFLite-Micro on ``samples``
+    probe inputs on the host and, with ``mcu`` and the ARM tools installed, under QEMU; written into
+    ``out`` if given (checked before any work).
+
+    Raises:
+        UnsupportedOpError: an op the generator has no kernel for, named with its index.
+    """
+    profile = get_target(target)
+    if out is not None:
+        artifacts.check_destination(str(out))
+    data, tfl = read_tflite_file(str(tflite))
+    try:
+        gen, section = emit_and_verify(data, tfl, name or Path(tflite).stem, Path(tflite).name,
+                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off", target=profile)
+    except UnsupportedOpError as exc:
+        raise tfl.locate(exc) from None
+    result = EmitResult({k: v.encode() for k, v in gen.files.items()}, section)
+    if out is not None:
+        result.write(out)
+    return result
+
+
+@dataclasses.dataclass
+class Inspection:
+    """``edgec inspect``'s per-op table of a ``.tflite`` on a target."""
+
+    model: str
+    target: str
+    kernels: str
+    macs: int
+    parameters: int
+    peak_live_bytes: int
+    cycles_calibrated: bool
+    ops: list[dict[str, Any]]  # index, op, output shape, params, MACs, elementwise, cycles, share, live bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def inspect(tflite: str | Path, target: str = "cortex-m4", kernels: str | None = None) -> Inspection:
     """The per-op table of ``edgec inspect``: op, shape, parameters, MACs, cycles, live memory."""
-    return _inspect_file(str(tflite), target)
+    return Inspection(**gate.inspect(str(tflite), target, kernels))
+
+
+def stages() -> dict[str, dict[str, Any]]:
+    """The compression stages: name -> summary and parameters with their defaults."""
+    return {name: {"summary": st.summary, "parameters": st.defaults()} for name, st in compress.registry().items()}
+
+
+def targets() -> list[Target]:
+    """The built-in target profiles."""
+    return [get_target(n) for n in target_names()]
+
+
+def set_limits(max_input_size: str | int = "2GiB", max_memory: str | int | None = None) -> None:
+    """The largest file (and array an .npz expands to) edgec reads, and the memory its interpreters may
+    use (default 80 % of what is available), for the calls that follow in this context."""
+    limits.set_current(limits.Limits(limits.parse_size(str(max_input_size), "--max-input-size"),
+                                     limits.parse_size(str(max_memory), "--max-memory") if max_memory else 0))
+
+
+def _budgets(budgets: Budgets) -> dict[str, float]:
+    if isinstance(budgets, dict):
+        return {k: parse_quantity(k, v) for k, v in budgets.items()}
+    return parse_budget_options(list(budgets))
 
 
 def _in_memory(model: Any, name: str | None) -> LoadedModel:

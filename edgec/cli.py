@@ -16,8 +16,8 @@ import sys
 
 import click
 
-from edgec import __version__
-from edgec.errors import EdgecError
+from edgec import __version__, api
+from edgec.report.text import codegen_lines, inspect_text
 
 INTERNAL_ERROR = 3  # an exception edgec did not raise on purpose: a bug, never "budget exceeded"
 
@@ -39,7 +39,7 @@ class _OneLineGroup(click.Group):
         except click.Abort:
             click.echo("edgec: interrupted; nothing was written", err=True)
             sys.exit(130)
-        except EdgecError as exc:
+        except api.EdgecError as exc:
             click.echo(f"edgec: error: {exc.one_line()}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, SystemExit):
@@ -88,10 +88,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
               help="Memory the interpreters may use (default: 80% of what is available).")
 def main(max_input_size, max_memory):
     """edgec: a trained Keras model to a microcontroller or a phone."""
-    from edgec import limits
-
-    limits.set_current(limits.Limits(limits.parse_size(max_input_size, "--max-input-size"),
-                                     limits.parse_size(max_memory, "--max-memory") if max_memory else 0))
+    api.set_limits(max_input_size, max_memory)
 
 
 def _common_options(f):
@@ -151,33 +148,14 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
           summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
-    from pathlib import Path
-
-    from edgec.budgets import parse_budget_options
-    from edgec.config import BuildConfig, StageSpec, recipe_settings
-    from edgec.pipeline import build as run_build
-
-    settings, folders = {}, (Path.cwd(),)
-    if config_path:
-        on_command_line = frozenset(k for k, v in (("data", data), ("custom_objects", custom_objects)) if v)
-        settings, folders = recipe_settings(config_path, trust_recipe, on_command_line)
-    given = {"model": model, "target": target, "data": data, "out": out, "name": name,
-             "calibration_samples": calibration_samples, "verify_samples": verify_samples, "seed": seed,
-             "fit": fit, "allow_custom_code": allow_custom_code, "kernels": kernels,
-             "emit": list(emit) or None, "custom_objects": list(custom_objects) or None, "task": task,
-             "strict": strict, "code_folders": tuple(folders)}
-    settings.update({k: v for k, v in given.items() if v is not None})
-    if budget:
-        recipe_budgets = settings.get("budgets", {})
-        settings["budgets"] = {**(recipe_budgets if isinstance(recipe_budgets, dict) else {}),
-                               **parse_budget_options(list(budget))}
-    if stages:
-        settings["stages"] = [StageSpec.parse(s) for s in stages]
-    if strategy:
-        settings["training"] = {**settings.get("training", {}), "strategy": strategy}
-    cfg = BuildConfig.from_dict(settings)
     _check_writable(summary_md)
-    return _render(run_build(cfg, progress=not quiet), as_json, quiet, summary_md)
+    result = api.build(model, data, target, stages=list(stages), budgets=list(budget), out=out, write=True,
+                       recipe=config_path,
+                       trust_recipe=trust_recipe, name=name, task=task, seed=seed,
+                       calibration_samples=calibration_samples, verify_samples=verify_samples, fit=fit, emit=list(emit),
+                       kernels=kernels, strategy=strategy, allow_custom_code=allow_custom_code,
+                       custom_objects=list(custom_objects), strict=strict, progress=not quiet)
+    return _render(result.report, as_json, quiet, summary_md)
 
 
 @main.command()
@@ -187,12 +165,8 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
 def check(model, target, budget, kernels, as_json, summary_md, quiet, verbose):
     """Measure an int8 MODEL.tflite against a target's budgets (no TensorFlow; the CI gate)."""
     _setup_logging(quiet, verbose)
-    from edgec.budgets import parse_budget_options
-    from edgec.check import check as run_check
-
     _check_writable(summary_md)
-    return _render(run_check(model, target, parse_budget_options(list(budget)), kernels), as_json, quiet,
-                   summary_md)
+    return _render(api.check(model, target, budgets=list(budget), kernels=kernels), as_json, quiet, summary_md)
 
 
 @main.command("emit-c")
@@ -208,58 +182,31 @@ def check(model, target, budget, kernels, as_json, summary_md, quiet, verbose):
 @click.option("--json", "as_json", is_flag=True, help="Print what was generated and measured as JSON on stdout.")
 def emit_c(model, out, name, samples, mcu, target, as_json):
     """Generate interpreter-free C99 for an int8 MODEL.tflite and prove it bit-exact with TFLite-Micro."""
-    from pathlib import Path
-
-    from edgec import artifacts, targets
-    from edgec.codegen.verify import emit_and_verify, probe_inputs
-    from edgec.errors import UnsupportedOpError
-    from edgec.runtime.model_file import read_model_file
-
-    profile = targets.get(target)
-    dest = artifacts.check_destination(out)
-    data, tfl = read_model_file(model)
-    try:
-        gen, section = emit_and_verify(data, tfl, name or Path(model).stem, Path(model).name,
-                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off", target=profile)
-    except UnsupportedOpError as exc:
-        raise tfl.locate(exc) from None
-    written = artifacts.write_artifacts(dest, {k: v.encode() for k, v in gen.files.items()})
-    section["files"] = written
+    section = api.emit_c(model, name=name, samples=samples, mcu=mcu, target=target, out=out).section
     if as_json:
         click.echo(json.dumps(section, indent=2))
-    click.echo(codegen_text(section), err=True, nl=False)
+    click.echo("\n".join([f"edgec emit-c: {section['name']}", *codegen_lines(section)]) + "\n", err=True, nl=False)
     return 0
-
-
-def codegen_text(c: dict) -> str:
-    """What ``emit-c`` generated and measured, for the terminal."""
-    from edgec.report.text import codegen_lines
-
-    return "\n".join([f"edgec emit-c: {c['name']}", *codegen_lines(c)]) + "\n"
 
 
 def _check_writable(path: str | None) -> None:
     """Refuse a --summary-md path that cannot be written before any work starts."""
     if path is None:
         return
-    from edgec.errors import OutputError
-
     existed = os.path.exists(path)
     if existed and not os.path.isfile(path):  # a FIFO would block the build before any work; a device, worse
-        raise OutputError(f"--summary-md {path} exists and is not a regular file; pass a file path")
+        raise api.OutputError(f"--summary-md {path} exists and is not a regular file; pass a file path")
     try:  # access() says yes to root even where nothing can be written (/proc): try it
         with open(path, "a", encoding="utf-8"):
             pass
         if not existed:
             os.unlink(path)
     except OSError:
-        raise OutputError(f"--summary-md {path}: cannot write there; pass a path in a writable directory") from None
+        raise api.OutputError(f"--summary-md {path}: cannot write there; pass a path in a writable directory") from None
 
 
 def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -> int:
     """Summary on stderr, JSON on stdout, and one line per failing budget; the exit code."""
-    from edgec.budgets import failures
-
     if not quiet:
         color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
         click.echo(report.to_text(color=color), err=True, nl=False)
@@ -268,7 +215,7 @@ def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -
             f.write(report.to_markdown())
     if as_json:
         click.echo(report.to_json(), nl=False)
-    for msg in failures(report.budgets):
+    for msg in report.failures:
         click.echo(f"edgec: budget exceeded: {msg}", err=True)
     return report.exit_code
 
@@ -282,16 +229,8 @@ def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout, nothing else there.")
 def inspect(model, target, kernels, as_json):
     """Per-layer table of an int8 MODEL.tflite: op, shape, parameters, MACs, cycles, live memory."""
-    import json
-
-    from edgec.check import inspect as run_inspect
-    from edgec.check import inspect_text
-
-    info = run_inspect(model, target, kernels)
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-    else:
-        click.echo(inspect_text(info), nl=False)
+    info = api.inspect(model, target, kernels).to_dict()
+    click.echo(json.dumps(info, indent=2) if as_json else inspect_text(info), nl=False if not as_json else True)
     return 0
 
 
@@ -299,17 +238,13 @@ def inspect(model, target, kernels, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the stages as JSON on stdout.")
 def stages_cmd(as_json):
     """List the compression stages and their parameters."""
-    import json
-
-    from edgec import compress
-
+    listing = api.stages()
     if as_json:
-        click.echo(json.dumps({name: {"summary": st.summary, "parameters": st.defaults()}
-                               for name, st in compress.registry().items()}, indent=2, default=list))
+        click.echo(json.dumps(listing, indent=2, default=list))
         return 0
-    for name, stage in compress.registry().items():
-        click.echo(f"{name:10s} {stage.summary}")
-        for field, default in stage.defaults().items():
+    for name, stage in listing.items():
+        click.echo(f"{name:10s} {stage['summary']}")
+        for field, default in stage["parameters"].items():
             click.echo(f"    {field} = {default!r}")
     return 0
 
@@ -318,11 +253,7 @@ def stages_cmd(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
 def targets_cmd(as_json):
     """List the built-in target profiles."""
-    import json
-
-    from edgec import targets
-
-    profiles = [targets.get(n) for n in targets.names()]
+    profiles = api.targets()
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in profiles], indent=2))
     else:

@@ -12,8 +12,9 @@ import math
 import tomllib
 from pathlib import Path
 
-from edgec import limits
 from edgec.errors import ConfigError
+from edgec.load import limits
+from edgec.units import parse_quantity
 
 
 def check_keys(data: dict, known, where: str, error=ConfigError) -> None:
@@ -113,7 +114,7 @@ def _names(value, key: str, example: str) -> tuple:
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 MAX_EPOCHS = 10_000  # a recipe asking for more is a typo or an attempt to hang the CI job
 MAX_SEED = 2**32 - 1
-TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.verify)
+TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.check.verification)
 EMIT_KINDS = ("c",)
 
 
@@ -157,8 +158,6 @@ class BuildConfig:
             if not isinstance(data["budgets"], dict):
                 raise ConfigError(f"budgets must be a table of limits, got {data['budgets']!r}; write it as "
                                   "[budgets] ram = \"96KiB\"")
-            from edgec.budgets import parse_quantity  # budgets imports targets, which imports this module
-
             data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
         for key in ("model", "data", "target", "out", "name", "kernels", "task"):
             if data.get(key) is not None and not isinstance(data[key], str):

@@ -1,7 +1,7 @@
 """``build()``: load → (compress) → convert → measure → verify → emit → report.
 
 With ``emit = ["c"]`` or a runtime "c" target, the emit step also generates
-interpreter-free C (:mod:`edgec.codegen`), proved bit-exact with TFLite-Micro
+interpreter-free C (:mod:`edgec.emit.codegen`), proved bit-exact with TFLite-Micro
 before it is written.
 
 The only function here that writes files is the emit step at the end, and it
@@ -18,15 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import _tf, artifacts, budgets, compress, quant_error, targets
-from edgec.check import tflite_summary
-from edgec.codegen.verify import emit_and_verify, probe_inputs
-from edgec.compress import fit
+from edgec import compress, frameworks
+from edgec.check import budgets, quant_error, targets
+from edgec.check.gate import tflite_summary
+from edgec.check.measure import compile_for_npu, measure, npu_warnings
+from edgec.check.verification import paired_drop_interval, samples_to_resolve, verify, verify_several
+from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
-from edgec.converters import c_array
-from edgec.converters.tflite import (
+from edgec.convert.int8 import (
+    by_layer,
     check_activations,
     check_recurrent,
     convert_int8,
@@ -34,13 +36,14 @@ from edgec.converters.tflite import (
     layer_for_tensor,
     layer_of_op,
 )
-from edgec.data import Dataset, count, load_data, take
+from edgec.emit import artifacts, c_array
+from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import ConfigError, UnsupportedOpError
-from edgec.models import LoadedModel, load_model
+from edgec.load.data import Dataset, count, load_data, take
+from edgec.load.model import LoadedModel, load_model
+from edgec.load.tflite_file import EDGEC_BUILT, quantize, read_tflite, weight_sparsity
 from edgec.report import TIMING_FIELDS, Report
 from edgec.runtime import micro, sandbox, vela
-from edgec.runtime.model_file import EDGEC_BUILT, quantize, read_model, weight_sparsity
-from edgec.verify import paired_drop_interval, samples_to_resolve, verify, verify_several
 
 _log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
@@ -110,7 +113,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         artifacts.check_destination(write_to)
     stages = compress.validate(cfg.stages)  # parameters and order, before any work
     if cfg.fit:
-        stages = fit.with_channels(stages)
+        stages = search.with_channels(stages)
     if model is None:
         _log.info("loading model %s", cfg.model)
         model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
@@ -132,7 +135,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     limits_asked = {**target.budgets, **dict(cfg.budgets)}
     if cfg.strict and data.y_val is not None and "accuracy_drop" in limits_asked:
         _require_resolvable(limits_asked["accuracy_drop"], min(cfg.verify_samples, count(data.x_val)))
-    reproducibility = {**_tf.set_seed(cfg.seed), "timing_fields": list(TIMING_FIELDS),
+    reproducibility = {**frameworks.set_seed(cfg.seed), "timing_fields": list(TIMING_FIELDS),
                        "note": "the same model, data, recipe and seed give byte-identical .tflite, C sources "
                                "and headers, and this JSON apart from its timing fields"}
     clock.lap("load")
@@ -141,9 +144,9 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     keras_model, stage_rows, fitted = (model.for_stages() if stages else model.keras), [], None
     if cfg.fit:
         _log.info("fitting the channel fraction to the budgets of %s", target.name)
-        fitted = fit.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),
+        fitted = search.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),
                             stages[0].params.max_fraction)
-        fit.apply(stages[0], fitted["fraction"])
+        search.apply(stages[0], fitted["fraction"])
         clock.lap("fit")
     if stages:
         ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
@@ -159,7 +162,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
     tfl_bytes = convert_int8(convert_from, calibration)
-    tfl = read_model(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
+    tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
 
@@ -172,7 +175,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     try:
         arena = micro.measure_arena(tfl_bytes)
     except UnsupportedOpError as exc:
-        exc = tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op))
+        exc = by_layer(keras_model, tfl, exc)
         if target.needs_tflm_ops:
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
@@ -203,8 +206,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
                                    quantize(x_val[:C_VERIFY_SAMPLES], tfl.input))
         clock.lap("codegen")
-    npu = budgets.compile_for_npu(tfl_bytes, target)
-    measurements = budgets.measure(tfl_bytes, tfl, target, arena, npu=npu, codegen=codegen)
+    npu = compile_for_npu(tfl_bytes, target)
+    measurements = measure(tfl_bytes, tfl, target, arena, npu=npu, codegen=codegen)
     accuracy_drop = verification.get("accuracy_drop")
     if stage_rows:
         stage_rows.append(_int8_row(tfl_bytes, tfl, verification))
@@ -218,7 +221,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         for row in measurements["npu"]["cpu_ops"]:
             op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
-        warnings += budgets.npu_warnings(measurements)
+        warnings += npu_warnings(measurements)
     if accuracy_drop is not None and "accuracy_drop" in limits_asked:
         warnings += _resolution_warnings(limits_asked["accuracy_drop"], verification)
     report = Report(
@@ -228,7 +231,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         tflite=tflite_summary(tfl),
         measurements=measurements,
         verification=verification,
-        budgets=budgets.evaluate(measurements, target, dict(cfg.budgets), accuracy_drop, verification),
+        budgets=budgets.judge(measurements, target, dict(cfg.budgets), accuracy_drop, verification),
         stages=stage_rows,
         fit=fitted,
         warnings=warnings,
@@ -308,7 +311,7 @@ def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena,
         gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
                                        mcu="require" if target.judged_on_c else "auto", target=target)
     except UnsupportedOpError as exc:
-        raise tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op)) from None
+        raise by_layer(keras_model, tfl, exc) from None
     section["tflm_arena_bytes"] = arena.bytes if arena else None
     return {k: v.encode() for k, v in gen.files.items()}, section
 
@@ -326,7 +329,7 @@ def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
     if target.judged_on_c:  # judged on the generated C's measured footprint
         _, codegen = emit_and_verify(fp.tflite, fp.model, "fit_trial", "--fit trial", probe_inputs(fp.model, 4),
                                      mcu="require", target=target)
-    measurements = budgets.measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,
-                                   npu=budgets.compile_for_npu(fp.tflite, target), codegen=codegen)
+    measurements = measure(fp.tflite, fp.model, target, fp.arena, host_latency=False,
+                                   npu=compile_for_npu(fp.tflite, target), codegen=codegen)
     # --fit searches on what a trial measures: flash, RAM, latency (accuracy is judged after the build)
-    return budgets.evaluate(measurements, target, {k: v for k, v in cfg.budgets if k != "accuracy_drop"})
+    return budgets.judge(measurements, target, {k: v for k, v in cfg.budgets if k != "accuracy_drop"})

@@ -11,10 +11,10 @@ SEEDS = Path(__file__).resolve().parents[1] / "tests" / "data" / "fuzz"
 
 
 def main():
-    from edgec import _tf
-    from edgec.converters.tflite import convert_int8
+    from edgec import frameworks
+    from edgec.convert.int8 import convert_int8
 
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     k.utils.set_random_seed(0)
     inp = k.Input((8, 8, 1))
     x = k.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)

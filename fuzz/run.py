@@ -23,11 +23,11 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 with atheris.instrument_imports(include=["edgec"]):
     # The modules the targets call, imported here so that atheris instruments them for coverage.
-    import edgec.check  # noqa: F401,E402
+    import edgec.check.gate  # noqa: F401,E402
+    import edgec.check.targets  # noqa: F401,E402
     import edgec.config  # noqa: F401,E402
-    import edgec.data  # noqa: F401,E402
-    import edgec.models  # noqa: F401,E402
-    import edgec.targets  # noqa: F401,E402
+    import edgec.load.data  # noqa: F401,E402
+    import edgec.load.model  # noqa: F401,E402
     import targets  # noqa: E402
 
 

@@ -52,23 +52,23 @@ def _allowed(fn, *args):
 
 def check_tflite(data: bytes) -> str:
     """`edgec check FILE.tflite --target cortex-m4`: verification, TFLite-Micro, LiteRT, budgets."""
-    from edgec.check import check
+    from edgec.check.gate import check
 
     return _allowed(check, str(_file(data, ".tflite")), "cortex-m4")
 
 
 def load_npz(data: bytes) -> str:
     """`--data FILE.npz`: size limits, headers, arrays, labels."""
-    from edgec.data import load_data
+    from edgec.load.data import load_data
 
     return _allowed(load_data, str(_file(data, ".npz")), _SHAPE)
 
 
 def load_h5(data: bytes) -> str:
     """A model given as FILE.h5: libhdf5's first read (in the sandbox), the code scan, then the Keras loaders."""
-    from edgec import models
-    from edgec.models import load_model
-    from edgec.runtime import hdf5
+    from edgec.load import hdf5
+    from edgec.load import model as models
+    from edgec.load.model import load_model
 
     hdf5.TIMEOUT_BASE_S = 3.0  # the seed reads in milliseconds; damaged files that hang libhdf5 are common
     models.LOAD_TIMEOUT_S = 20.0  # the seed loads in about a second; damaged configs can keep tf_keras busy
@@ -94,7 +94,7 @@ def load_recipe(data: bytes) -> str:
 
 def load_target(data: bytes) -> str:
     """`--target FILE.toml`: a target profile."""
-    from edgec import targets
+    from edgec.check import targets
 
     return _allowed(targets.get, str(_file(data, ".toml")))
 
@@ -107,8 +107,8 @@ SAVEDMODEL_BASE = SEEDS.parent / "fuzz_base" / "savedmodel"
 def load_savedmodel_meta(data: bytes) -> str:
     """A tf_keras SavedModel whose ``keras_metadata.pb`` is these bytes: the metadata scan (both
     layouts), the op scan, then tf_keras's loader."""
-    from edgec import models
-    from edgec.models import load_model
+    from edgec.load import model as models
+    from edgec.load.model import load_model
 
     models.LOAD_TIMEOUT_S = 20.0
     folder = WORKDIR / "savedmodel"

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgec.errors import EdgecError, ModelLoadError  # noqa: E402
-from edgec.runtime import flatbuffer_check, micro, sandbox  # noqa: E402
+from edgec.load import flatbuffer_check  # noqa: E402
+from edgec.runtime import micro, sandbox  # noqa: E402
 
 
 def _accepted(check, data: bytes) -> bool:

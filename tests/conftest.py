@@ -44,9 +44,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *words: 
 
 @pytest.fixture(scope="session")
 def tfk():
-    from edgec import _tf
+    from edgec import frameworks
 
-    return _tf.tf_keras()
+    return frameworks.tf_keras()
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,7 @@ def tiny_x():
 
 @pytest.fixture(scope="session")
 def tiny_tflite(tiny_cnn, tiny_x):
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     return convert_int8(tiny_cnn, tiny_x)
 

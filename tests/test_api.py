@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, run_cli
-from edgec import _tf
+from edgec import frameworks
 from edgec.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
 def trained():
-    k3 = _tf.keras3()
+    k3 = frameworks.keras3()
     k3.utils.set_random_seed(0)
     model = k3.Sequential([k3.Input((8,)), k3.layers.Dense(16, activation="relu"),
                            k3.layers.Dense(3, activation="softmax")], name="notebook")

@@ -226,9 +226,9 @@ def _pagemap_link(tmp: Path) -> str:
 
 
 def _bad_fingerprint(tmp: Path) -> str:
-    from edgec import _tf
+    from edgec import frameworks
 
-    tfk = _tf.tf_keras()
+    tfk = frameworks.tf_keras()
     inp = tfk.Input((8, 8, 1))
     path = tmp / "sm"
     tfk.Model(inp, tfk.layers.Dense(2)(tfk.layers.Flatten()(inp))).save(path, save_format="tf")

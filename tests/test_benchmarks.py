@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from conftest import ROOT, have, shared_model
+from edgec.load.tflite_file import read_tflite
 from edgec.runtime import micro
-from edgec.runtime.model_file import read_model
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -51,7 +51,7 @@ def _arena_cross_check(data: bytes) -> None:
     record = arena.tflm_record(data)
     measured = micro.measure_arena(data)
     assert measured.bytes == record["total"]
-    assert read_model(data).peak_live_bytes == arena.live_lower_bound(data)
+    assert read_tflite(data).peak_live_bytes == arena.live_lower_bound(data)
     assert record["head"] >= arena.live_lower_bound(data)
 
 
@@ -128,9 +128,9 @@ def test_linker_walk_reaches_exactly_the_symbols_of_generated_c(tiny_tflite, tmp
     object's sections is alignment padding between them (exact, no tolerance)."""
     import subprocess
 
-    from edgec.codegen import generate
+    from edgec.emit.codegen import generate
 
-    gen = generate(tiny_tflite, read_model(tiny_tflite), "tiny", "tiny")
+    gen = generate(tiny_tflite, read_tflite(tiny_tflite), "tiny", "tiny")
     walked, sections = tflm_runtime.c_footprint(gen, tmp_path)
     table = subprocess.run(["nm", "-S", "--defined-only", str(tmp_path / "tiny_x86.o")], capture_output=True,
                            text=True, check=True).stdout

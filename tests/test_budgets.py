@@ -9,10 +9,12 @@ import sys
 import pytest
 
 from conftest import assert_one_line_error, run_cli, shared_model
-from edgec import budgets, targets
+from edgec.check import budgets, targets
+from edgec.check.measure import measure
 from edgec.errors import ConfigError
+from edgec.load.tflite_file import read_tflite, read_tflite_file
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import read_model, read_model_file
+from edgec.units import parse_budget_options, parse_quantity
 
 
 @pytest.mark.parametrize("name, text, value", [
@@ -21,7 +23,7 @@ from edgec.runtime.model_file import read_model, read_model_file
     ("accuracy_drop", "1%", 0.01), ("accuracy_drop", "0.005", 0.005),
 ])
 def test_units(name, text, value):
-    assert budgets.parse_quantity(name, text) == pytest.approx(value)
+    assert parse_quantity(name, text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("spec, words", [("ram=96 parsecs", "no valid unit"), ("latency=fast", "no valid unit"),
@@ -29,14 +31,14 @@ def test_units(name, text, value):
                                          ("ram=50ms", "no valid unit")])
 def test_bad_budget_specs(spec, words):
     with pytest.raises(ConfigError, match=words):
-        budgets.parse_budget_options([spec])
+        parse_budget_options([spec])
 
 
 def test_latency_is_sum_of_ops_over_clock(tiny_tflite):
     """Oracle: the hand sum of MACs x cycles/MAC per kind, divided by the clock."""
     t = targets.get("cortex-m4")
-    tfl = read_model(tiny_tflite)
-    m = budgets.measure(tiny_tflite, tfl, t, Arena(1000, 600, 400, 1000), host_latency=False)
+    tfl = read_tflite(tiny_tflite)
+    m = measure(tiny_tflite, tfl, t, Arena(1000, 600, 400, 1000), host_latency=False)
     c = t.cycles["reference"]
     by = {op.name: op for op in tfl.ops}
     add_out = tfl.tensors[by["ADD"].outputs[0]].elements
@@ -53,7 +55,7 @@ def test_latency_is_sum_of_ops_over_clock(tiny_tflite):
 def test_evaluate_overrides_and_failures():
     t = targets.get("cortex-m4")
     meas = {"flash_bytes": 100_000, "ram_bytes": 50_000, "latency_ms": 80.0}
-    res = {b["name"]: b for b in budgets.evaluate(meas, t, {"ram": 40_000.0}, accuracy_drop=0.002)}
+    res = {b["name"]: b for b in budgets.judge(meas, t, {"ram": 40_000.0}, accuracy_drop=0.002)}
     assert res["ram"]["ok"] is False and res["ram"]["limit"] == 40_000
     assert res["flash"]["ok"] and res["latency"]["ok"] and res["accuracy_drop"]["ok"]
     msgs = budgets.failures(list(res.values()))
@@ -66,9 +68,9 @@ def test_evaluate_overrides_and_failures():
 def test_cortex_m4_estimates_within_15_percent_of_published(model, published, kernels):
     """MLPerf Tiny figures from ../shared/models/README.md. The cycle figures were fitted
     on these two models, so this guards the fit; it does not show generalization."""
-    data, tfl = read_model_file(shared_model(model))
+    data, tfl = read_tflite_file(shared_model(model))
     t = targets.get("cortex-m4").with_kernels(kernels)
-    est = budgets.measure(data, tfl, t, Arena(1, 1, 0, 1), host_latency=False)["latency_ms"]
+    est = measure(data, tfl, t, Arena(1, 1, 0, 1), host_latency=False)["latency_ms"]
     assert abs(est / published - 1) <= 0.15
 
 
@@ -137,9 +139,9 @@ def test_a_budget_that_cannot_be_measured_is_refused(target, asked, missing, wor
 
 def test_evaluate_refuses_an_asked_budget_left_unmeasured():
     with pytest.raises(ConfigError, match="accuracy_drop was asked for but not measured"):
-        budgets.evaluate({"flash_bytes": 10, "ram_bytes": None}, targets.get("mobile"), {"accuracy_drop": 0.01})
+        budgets.judge({"flash_bytes": 10, "ram_bytes": None}, targets.get("mobile"), {"accuracy_drop": 0.01})
     # the profile's own defaults are skipped where unmeasured: no error, no row
-    rows = budgets.evaluate({"flash_bytes": 10, "ram_bytes": None}, targets.get("cortex-m4"), {})
+    rows = budgets.judge({"flash_bytes": 10, "ram_bytes": None}, targets.get("cortex-m4"), {})
     assert {b["name"] for b in rows} == {"flash"}
 
 

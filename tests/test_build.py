@@ -8,10 +8,10 @@ import os
 import pytest
 
 from conftest import SAMPLE, run_cli
-from edgec import artifacts
+from edgec.emit import artifacts
 from edgec.errors import OutputError
+from edgec.load.tflite_file import read_tflite
 from edgec.runtime import micro
-from edgec.runtime.model_file import read_model
 
 
 def test_sample_artifacts_and_json_keys(sample_build):
@@ -53,7 +53,7 @@ def test_sample_tflite_runs_in_tflite_micro_with_the_header_arena(sample_build):
     header = (out / "digits_model_settings.h").read_text()
     arena = int(header.split("#define DIGITS_TENSOR_ARENA_SIZE ")[1].split()[0])
     assert micro._construct(data, arena)[0] is not None
-    assert read_model(data).input.shape == (1, 8, 8, 1)
+    assert read_tflite(data).input.shape == (1, 8, 8, 1)
 
 
 def test_failed_build_leaves_previous_output_untouched(sample_build, tmp_path):

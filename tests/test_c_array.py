@@ -10,9 +10,9 @@ import pytest
 
 from conftest import DATA, have
 from edgec import __version__
-from edgec.converters import c_array
+from edgec.emit import c_array
+from edgec.load.tflite_file import Op, Tensor, TFLiteModel
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import Op, Tensor, TFLiteModel
 
 needs_cc = pytest.mark.skipif(not have("gcc", "g++", "readelf"),
                               reason="gcc/g++/readelf missing: run `make system-deps`")
@@ -86,10 +86,10 @@ def _compile_and_run(tmp: Path, ident: str, data: bytes, main_lang: str, data_la
 @needs_cc
 @pytest.mark.parametrize("main_lang, data_lang", [("c", "c"), ("c++", "c++"), ("c", "c++"), ("c++", "c")])
 def test_compiles_and_links_in_c_and_cpp(tmp_path, tiny_tflite, main_lang, data_lang):
-    from edgec.runtime.model_file import read_model
+    from edgec.load.tflite_file import read_tflite
 
     ident = c_array.c_identifier("tiny model")
-    _write(tmp_path, tiny_tflite, read_model(tiny_tflite), ident)
+    _write(tmp_path, tiny_tflite, read_tflite(tiny_tflite), ident)
     length, checksum, misalign, arena, dim1 = _compile_and_run(tmp_path, ident, tiny_tflite, main_lang, data_lang)
     assert int(length) == len(tiny_tflite)
     assert int(checksum) == sum(tiny_tflite)  # the array holds exactly the flatbuffer bytes
@@ -100,9 +100,9 @@ def test_compiles_and_links_in_c_and_cpp(tmp_path, tiny_tflite, main_lang, data_
 @needs_cc
 @pytest.mark.parametrize("lang", ["c", "c++"])
 def test_array_symbol_is_16_byte_aligned_in_the_object_file(tmp_path, tiny_tflite, lang):
-    from edgec.runtime.model_file import read_model
+    from edgec.load.tflite_file import read_tflite
 
-    _write(tmp_path, tiny_tflite, read_model(tiny_tflite), "tiny")
+    _write(tmp_path, tiny_tflite, read_tflite(tiny_tflite), "tiny")
     obj = tmp_path / "d.o"
     compiler = ["gcc", "-std=c99", "-x", "c"] if lang == "c" else ["g++", "-std=c++11", "-x", "c++"]
     subprocess.run(compiler + ["-fdata-sections", "-c", str(tmp_path / "tiny_model_data.c"), "-I", str(tmp_path),

@@ -96,7 +96,7 @@ def test_targets_lists_profiles(args):
 
 def test_inspect_per_op_table_and_live_memory(tfk, tmp_path):
     """Oracle for a chain of Dense layers: the bytes live at op i are its int8 input plus its output."""
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     tfk.utils.set_random_seed(0)
     model = tfk.Sequential([tfk.Input((10,)), tfk.layers.Dense(16, activation="relu"),

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, have, run_cli, shared_model
-from edgec import targets
-from edgec.codegen import generate, quant, toolchain
-from edgec.codegen.verify import emit_and_verify, probe_inputs
+from edgec.check import targets
+from edgec.emit.codegen import generate, quant, toolchain
+from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+from edgec.load.tflite_file import read_tflite, read_tflite_file
 from edgec.runtime import micro
-from edgec.runtime.model_file import read_model, read_model_file
 
 REQUIRED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
             "RESHAPE", "SOFTMAX"}
@@ -59,7 +59,7 @@ def variants(tfk):
     """One small model holding every kernel variant: odd sizes with SAME and VALID padding,
     stride 2, depth multiplier 2, fused ReLU6/ReLU, average pooling over partial windows,
     broadcast ADD, per-tensor and per-channel FULLY_CONNECTED, softmax."""
-    from edgec.converters.tflite import int8_converter
+    from edgec.convert.int8 import int8_converter
 
     tfk.utils.set_random_seed(3)
     inp = tfk.Input((17, 17, 2))
@@ -80,7 +80,7 @@ def variants(tfk):
         conv = int8_converter(model, calib)
         conv._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_fc
         data = conv.convert()
-        models[per_channel_fc] = (data, read_model(data))
+        models[per_channel_fc] = (data, read_tflite(data))
     return models
 
 
@@ -128,7 +128,7 @@ def test_a_one_step_rounding_error_is_caught(variants, tmp_path):
 
 
 def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
@@ -186,7 +186,7 @@ def test_cli_emit_c_and_check_on_a_c_target(sample_build, tmp_path):
 @needs_gcc
 @pytest.mark.parametrize("name", ["ic_resnet8_ref_int8.tflite", "kws_ref_model.tflite"])
 def test_reference_models_bit_exact(name, tmp_path):
-    data, tfl = read_model_file(shared_model(name))
+    data, tfl = read_tflite_file(shared_model(name))
     mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
     gen, section = emit_and_verify(data, tfl, "ref", name, probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
     assert section["host"]["bit_exact"]
@@ -200,14 +200,14 @@ def test_reference_models_bit_exact(name, tmp_path):
 
 @needs_gcc
 def test_grouped_convolution_bit_exact(tfk, tmp_path):
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     tfk.utils.set_random_seed(5)
     inp = tfk.Input((6, 6, 4))
     x = tfk.layers.Conv2D(6, 3, groups=2, padding="same", name="grouped")(inp)
     out = tfk.layers.Conv2D(2, 1, name="pointwise")(x)
     data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 6, 6, 4)).astype(np.float32))
-    tfl = read_model(data)
+    tfl = read_tflite(data)
     assert tfl.tensors[tfl.ops[0].inputs[1]].shape == (6, 3, 3, 2)  # two groups of two input channels
     _, section = emit_and_verify(data, tfl, "grouped", "grouped", probe_inputs(tfl, 100), mcu="off",
                                  workdir=tmp_path)

@@ -9,10 +9,10 @@ import pytest
 
 from conftest import SAMPLE, assert_one_line_error, run_cli
 from edgec import compress
+from edgec.check.verification import predict
 from edgec.compress.base import Context
 from edgec.config import BuildConfig, StageSpec, TrainingConfig, load_recipe
 from edgec.errors import ConfigError, ConversionError
-from edgec.verify import predict
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_cluster_limits_unique_values_and_keeps_zeros(tfk, data):
 
 
 def test_qat_unsupported_layer_is_named_and_skip_passes(tfk, data):
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     def norm(x):
         return tfk.layers.LayerNormalization(name="ln")(x)
@@ -188,7 +188,7 @@ def test_qat_names_every_layer_it_cannot_take_in_one_error(tfk, data):
 def test_qat_fake_quantizes_the_output_of_an_activation_layer_tfmot_cannot_take(tfk, data):
     """MobileNetV3's hard_swish is a standalone Activation layer: TFMOT's config for it raises (even when the
     layer is skipped and only its output is to be quantized); its output is fake-quantized instead."""
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     model, rows = compress.run(_model(tfk, lambda x: tfk.layers.Activation("relu6", name="act")(x)),
                                _stages("qat:epochs=1"), _ctx(data))

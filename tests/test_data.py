@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgec.data import load_data
 from edgec.errors import DataError
+from edgec.load.data import load_data
 
 SHAPE = (4, 4, 1)
 

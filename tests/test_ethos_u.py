@@ -7,20 +7,21 @@ import json
 import pytest
 
 from conftest import SAMPLE, run_cli, shared_model
-from edgec import budgets, targets
+from edgec.check import targets
+from edgec.check.measure import compile_for_npu, measure
+from edgec.load.tflite_file import read_tflite
 from edgec.runtime import micro, vela
-from edgec.runtime.model_file import read_model
 
 TARGET = "cortex-m55-ethos-u55"
 
 
 def _compile(data: bytes):
-    return budgets.compile_for_npu(data, targets.get(TARGET))
+    return compile_for_npu(data, targets.get(TARGET))
 
 
 def test_vela_figures_are_consistent_with_the_model(tiny_tflite):
     npu = _compile(tiny_tflite)
-    tfl = read_model(tiny_tflite)
+    tfl = read_tflite(tiny_tflite)
     # Vela counts MACs itself: an independent oracle for edgec's MAC counter. Vela
     # also counts one per output element of elementwise ops (the ADD: 256 of 5,450
     # here), which edgec does not, hence 6 %; on KWS they agree to 1e-3 (below).
@@ -29,14 +30,14 @@ def test_vela_figures_are_consistent_with_the_model(tiny_tflite):
     assert npu.inference_ms == pytest.approx(1000 * npu.npu_cycles / npu.npu_clock_hz, rel=1e-3)
     assert npu.npu_ops >= 1 and npu.cpu_ops == ()
     assert 0 < npu.sram_bytes and 0 < npu.flash_bytes < len(npu.model)
-    assert read_model(npu.model).op_counts == {"CUSTOM:ethos-u": 1}
+    assert read_tflite(npu.model).op_counts == {"CUSTOM:ethos-u": 1}
 
 
 def test_measurements_come_from_vela(tiny_tflite):
     target = targets.get(TARGET)
     npu = _compile(tiny_tflite)
     arena = micro.measure_arena(tiny_tflite)
-    m = budgets.measure(tiny_tflite, read_model(tiny_tflite), target, arena, host_latency=False, npu=npu)
+    m = measure(tiny_tflite, read_tflite(tiny_tflite), target, arena, host_latency=False, npu=npu)
     assert m["flash_bytes"] == len(npu.model) + target.flash_reserved_bytes
     assert m["ram_bytes"] == npu.sram_bytes + arena.tail_bytes + target.ram_reserved_bytes
     assert m["latency_ms"] == pytest.approx(npu.inference_ms)  # no CPU op
@@ -67,7 +68,7 @@ def test_build_embeds_the_vela_model(tmp_path):
                    "--data", str(SAMPLE / "digits.npz"), "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     compiled = (out / "digits_vela.tflite").read_bytes()
-    assert read_model(compiled).op_counts == {"CUSTOM:ethos-u": 1}
+    assert read_tflite(compiled).op_counts == {"CUSTOM:ethos-u": 1}
     source = (out / "digits_model_data.c").read_text()
     assert f"{len(compiled)}" in source  # the array holds the compiled model, not the plain one
     settings = (out / "digits_model_settings.h").read_text()

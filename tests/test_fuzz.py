@@ -28,7 +28,7 @@ def test_corpus_holds_every_kind_and_its_regressions():
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_input_gives_a_result_or_an_edgec_error(path, monkeypatch):
-    from edgec.runtime import hdf5
+    from edgec.load import hdf5
 
     monkeypatch.setattr(hdf5, "TIMEOUT_BASE_S", 5.0)  # regress-libhdf5-hang.h5 sends libhdf5 into an endless loop
     outcome = targets.TARGETS[path.parent.name](path.read_bytes())

@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE, assert_one_line_error, recipe_file, repacked_tflite, run_cli
-from edgec import artifacts, limits
+from edgec.emit import artifacts
 from edgec.errors import ModelLoadError, OutputError, RuntimeCheckError
-from edgec.models import load_model
-from edgec.runtime import flatbuffer_check, litert, micro, sandbox
-from edgec.runtime.model_file import read_model
+from edgec.load import flatbuffer_check, limits
+from edgec.load.model import load_model
+from edgec.load.tflite_file import read_tflite
+from edgec.runtime import litert, micro, sandbox
 
 MODEL = str(SAMPLE / "digits.keras")
 
@@ -80,10 +81,10 @@ def test_hdf5_is_read_in_the_sandbox_before_keras_sees_it(tfk, tmp_path, monkeyp
         raise RuntimeCheckError(f"{runtime} crashed (SIGSEGV) on {sandbox._LABEL.get()}")  # as sandbox.call does
 
     monkeypatch.setattr(sandbox, "call", crashed)
-    monkeypatch.setattr("edgec.models._load_any", lambda *a: pytest.fail("Keras opened the file"))
+    monkeypatch.setattr("edgec.load.model._load_any", lambda *a: pytest.fail("Keras opened the file"))
     with pytest.raises(RuntimeCheckError, match=r"libhdf5 \(h5py\) crashed \(SIGSEGV\) on m.h5"):
         load_model(model)
-    assert calls == [("edgec.runtime.hdf5", "libhdf5 (h5py)")]
+    assert calls == [("edgec.load.hdf5", "libhdf5 (h5py)")]
 
 
 @pytest.mark.parametrize("name", ["regress-libhdf5-segv-1.h5", "regress-libhdf5-segv-2.h5"])
@@ -98,7 +99,7 @@ def test_hdf5_that_crashes_libhdf5_is_an_error_naming_the_file(tmp_path, name):
 
 def test_a_keras_loader_that_never_finishes_is_stopped(tfk, tmp_path, monkeypatch):
     """Fuzzing found a damaged model_config that kept tf_keras busy for minutes: the loader has a time limit."""
-    from edgec import models
+    from edgec.load import model as models
 
     model = tmp_path / "m.h5"
     inp = tfk.Input((4,))
@@ -208,7 +209,7 @@ def test_plain_keras_savedmodels_load(tfk, tmp_path):
 def test_savedmodel_graph_scan_refuses_each_kind_of_op(tfk, tmp_path):
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from edgec import savedmodel_ops
+    from edgec.load import savedmodel_ops
 
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((_savedmodel(tfk, tmp_path / "sm") / "saved_model.pb").read_bytes())
@@ -527,7 +528,7 @@ def test_npz_expanding_past_the_limit_is_refused_before_loading(tmp_path):
 def test_activations_past_the_memory_limit_are_refused(tiny_tflite, tmp_path):
     path = tmp_path / "m.tflite"
     path.write_bytes(tiny_tflite)
-    peak = read_model(tiny_tflite).peak_live_bytes
+    peak = read_tflite(tiny_tflite).peak_live_bytes
     proc = run_cli("--max-memory", str(peak - 1), "check", str(path), "-t", "cortex-m4")
     assert_one_line_error(proc, 2, "activations needs at least", "--max-memory")
 

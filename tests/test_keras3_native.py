@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgec import _tf
+from edgec import frameworks
 
 SHAPE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "FILL"}
 
 
 @pytest.fixture(scope="module")
 def k3():
-    return _tf.keras3()
+    return frameworks.keras3()
 
 
 def _alive(model, x, steps=3):
@@ -44,9 +44,9 @@ def _built(model, x, tmp_path, target: str) -> dict:
 
 def _plain_batch1_ops(model, x) -> dict:
     """What a user's own few lines of TensorFlow give: a batch-1 concrete function, full int8."""
-    from edgec.runtime.model_file import read_model
+    from edgec.load.tflite_file import read_tflite
 
-    tf = _tf.tf()
+    tf = frameworks.tf()
     fn = tf.function(lambda t: model(t, training=False),
                      input_signature=[tf.TensorSpec((1, *model.inputs[0].shape[1:]), tf.float32)])
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
@@ -54,7 +54,7 @@ def _plain_batch1_ops(model, x) -> dict:
     conv.representative_dataset = lambda: ([s[None]] for s in x)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
-    ops = read_model(conv.convert()).op_counts
+    ops = read_tflite(conv.convert()).op_counts
     if "TILE" in ops:  # edgec broadcasts where the plain conversion tiles axes of size 1 (the same values)
         ops["BROADCAST_TO"] = ops.get("BROADCAST_TO", 0) + ops.pop("TILE")
     return dict(sorted(ops.items()))
@@ -148,7 +148,7 @@ def test_untrained_network_gets_the_vanishing_activation_message(k3, tmp_path):
 def test_savedmodels_from_every_exporter_build(k3, tmp_path):
     """Keras 3's model.export() and tf.saved_model.save() of a tf.Module have no Keras metadata: they
     convert through their serving signature (tf_keras's model.save is in test_hardening.py)."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     k3.utils.set_random_seed(2)
     inp = k3.Input((6,), name="features")
     model = k3.Model(inp, k3.layers.Dense(3, activation="softmax")(k3.layers.Dense(8, activation="relu")(inp)))
@@ -296,7 +296,7 @@ def test_keras_applications_build_natively(k3, tmp_path, name):
     assert not {"SHAPE", "PACK", "FILL"} & set(report.tflite["ops"])
     assert report.verification["micro_vs_litert_max_lsb"] in (None, 0, 1)
     if target != "mobile":
-        tf = _tf.tf()
+        tf = frameworks.tf()
         fn = tf.function(lambda t: model(t, training=False),
                          input_signature=[tf.TensorSpec((1, 32, 32, 3), tf.float32)])
         conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])

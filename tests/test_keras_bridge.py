@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgec import _tf, keras_bridge
+from edgec import frameworks
 from edgec.errors import ModelLoadError
-from edgec.models import load_model
+from edgec.load import bridge
+from edgec.load.model import load_model
 
 
 @pytest.fixture(scope="module")
 def k3():
-    return _tf.keras3()
+    return frameworks.keras3()
 
 
 def _randomize(model, seed=0):
@@ -77,7 +78,7 @@ def test_keras3_sequential_file_is_rebuilt(k3, tmp_path):
 
 
 def test_translate_config_maps_keras3_specifics(k3):
-    cfg = keras_bridge.translate_config({"class_name": "Functional", "config": _functional(k3).get_config()})
+    cfg = bridge.translate_config({"class_name": "Functional", "config": _functional(k3).get_config()})
     layers = {layer["name"]: layer for layer in cfg["config"]["layers"]}
     assert "batch_input_shape" in layers["img"]["config"] and "batch_shape" not in layers["img"]["config"]
     assert layers["conv"]["config"]["dtype"] == "float32"
@@ -88,12 +89,12 @@ def test_translate_config_maps_keras3_specifics(k3):
 
 def test_mismatch_names_the_layer(k3):
     model = _functional(k3)
-    rebuilt = keras_bridge.to_tf_keras(model)
+    rebuilt = bridge.to_tf_keras(model)
     w = rebuilt.get_layer("dw").get_weights()
     rebuilt.get_layer("dw").set_weights([w[0] + 1.0] + w[1:])
     x = np.random.default_rng(5).normal(size=(2, 12, 12, 3)).astype(np.float32)
     with pytest.raises(ModelLoadError, match="layer 'dw'"):
-        keras_bridge.check_same_outputs(model, rebuilt, x)
+        bridge.check_same_outputs(model, rebuilt, x)
 
 
 def test_keras3_op_layer_without_tf_keras_equivalent_is_named(k3, tmp_path):
@@ -120,7 +121,7 @@ def test_bridge_carries_keras_ops_activations_by_their_keras3_meaning_and_rename
     out = k3.layers.Dense(3, activation="silu", name="silu")(x)
     model = k3.Model(inp, out)
     _randomize(model, 7)
-    rebuilt = keras_bridge.to_tf_keras(model)
+    rebuilt = bridge.to_tf_keras(model)
     assert rebuilt.get_layer("leaky").get_config()["alpha"] == pytest.approx(0.3)
     x = np.random.default_rng(7).normal(0, 3, size=(16, 6)).astype(np.float32)
     # Oracle: the Keras 3 model; float32 round-off
@@ -133,4 +134,4 @@ def test_mobilenet_v3_small_crosses_the_bridge(k3):
                                              include_preprocessing=False)
     _randomize(model, 8)
     x = np.random.default_rng(8).uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
-    assert keras_bridge.check_same_outputs(model, keras_bridge.to_tf_keras(model), x) < 1e-4
+    assert bridge.check_same_outputs(model, bridge.to_tf_keras(model), x) < 1e-4

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from conftest import run_cli, shared_model
+from edgec.load.tflite_file import read_tflite, read_tflite_file
 from edgec.runtime import micro
-from edgec.runtime.model_file import read_model, read_model_file
 
 
 def _minmax_bytes(data: bytes) -> int:
@@ -28,7 +28,7 @@ def _minmax_bytes(data: bytes) -> int:
                                               ("kws_ref_model", "kws_ref_model.tflite")])
 def test_reference_model_builds_and_matches_reference_size(tmp_path, model, reference):
     src = shared_model(model)
-    ref_data, ref = read_model_file(shared_model(reference))
+    ref_data, ref = read_tflite_file(shared_model(reference))
     out = tmp_path / "out"
     proc = run_cli("build", str(src), "--target", "cortex-m4", "--data", "random", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -38,7 +38,7 @@ def test_reference_model_builds_and_matches_reference_size(tmp_path, model, refe
     for suffix in (".tflite", "_model_data.h", "_model_data.c", "_model_settings.h"):
         assert (out / f"{name}{suffix}").is_file()
     data = (out / f"{name}.tflite").read_bytes()
-    ours = read_model(data)
+    ours = read_tflite(data)
     # The MLPerf Tiny reference conversion's graph and weight bytes, less the RESHAPE (and its 2-value
     # shape constant) before the classifier: traced at batch 1, the converter feeds FULLY_CONNECTED
     # the pooled 4-D tensor directly.

@@ -73,7 +73,7 @@ def test_the_browser_check_catches_a_broken_page(tmp_path):
 
 
 def test_per_layer_error_names_the_layer_with_a_weight_outlier(tfk):
-    from edgec.quant_error import layer_errors, worst
+    from edgec.check.quant_error import layer_errors, worst
 
     tfk.utils.set_random_seed(4)
     rng = np.random.default_rng(4)

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import shared_model
 from edgec.errors import ModelLoadError, RuntimeCheckError
+from edgec.load.tflite_file import read_tflite, read_tflite_file
 from edgec.runtime import micro
-from edgec.runtime.model_file import read_model, read_model_file
 
 
 def test_arena_is_the_smallest_that_allocates(tiny_tflite):
@@ -24,7 +24,7 @@ def test_arena_is_the_smallest_that_allocates(tiny_tflite):
                                                      ("ic_resnet8_ref_int8.tflite", 55_984, 12_505_728)])
 def test_reference_models_figures(name, arena_bytes, macs):
     """Figures from ../shared/models/README.md (arena measured with TFLM's recorder)."""
-    data, tfl = read_model_file(shared_model(name))
+    data, tfl = read_tflite_file(shared_model(name))
     assert micro.measure_arena(data).bytes == arena_bytes
     assert tfl.macs == macs
 
@@ -32,14 +32,14 @@ def test_reference_models_figures(name, arena_bytes, macs):
 @pytest.mark.parametrize("data", [b"", b"garbage!", b"\x00" * 64, b"1234TFL3" + b"\xff" * 40])
 def test_bad_bytes_are_refused(data):
     with pytest.raises(ModelLoadError):
-        read_model(data, "x.tflite")
+        read_tflite(data, "x.tflite")
 
 
 def test_arena_of_a_model_whose_near_minimum_arenas_crash_tflite_micro(tfk):
     """Dense layers without bias: TFLite-Micro segfaults for some arena sizes just below the minimum
     instead of refusing them. The arena is still measured (probes in fresh processes), and it is the
     smallest size that allocates."""
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
     from edgec.runtime import sandbox
 
     inp = tfk.Input((4,))

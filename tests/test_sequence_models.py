@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgec import _tf
+from edgec import frameworks
 
 STEPS, FEATURES, UNITS = 10, 6, 12
 
 
 @pytest.fixture(scope="module")
 def k3():
-    return _tf.keras3()
+    return frameworks.keras3()
 
 
 def _sequence_model(lib, layer: str, tmp_path, seed=0):
@@ -84,7 +84,7 @@ def test_bidirectional_and_stacked_recurrent_layers_build_for_an_mcu(k3, tmp_pat
 
 
 def test_inspect_counts_the_lstm_ops_macs_and_the_estimate_includes_them(tfk, tmp_path):
-    from edgec.converters.tflite import convert_int8
+    from edgec.convert.int8 import convert_int8
 
     tfk.utils.set_random_seed(3)
     inp = tfk.Input((STEPS, FEATURES))
@@ -139,8 +139,8 @@ def test_multi_head_attention_with_layer_normalization_builds(k3, tmp_path, targ
 def test_inspect_counts_elementwise_ops_by_their_output_values(tfk, tmp_path):
     """An ADD is no multiply-accumulate (MLPerf's MAC counts leave it out), but it computes: inspect counts
     its output values, which the latency estimate costs per value."""
-    from edgec import targets
-    from edgec.converters.tflite import convert_int8
+    from edgec.check import targets
+    from edgec.convert.int8 import convert_int8
 
     tfk.utils.set_random_seed(5)
     inp = tfk.Input((10,))

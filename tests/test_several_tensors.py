@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, have, run_cli
-from edgec import _tf
+from edgec import frameworks
 
 needs_cc = pytest.mark.skipif(not have("gcc", "g++"), reason="gcc/g++ missing: run `make system-deps`")
 
@@ -19,7 +19,7 @@ needs_cc = pytest.mark.skipif(not have("gcc", "g++"), reason="gcc/g++ missing: r
 def fusion(tmp_path_factory):
     """A Keras 3 sensor-fusion model: inputs 'audio' (8 values, about +-100) and 'imu' (3 values, about
     +-1); outputs 'cls' (3-way softmax) and 'box' (2 regression values); trained a few steps."""
-    k3 = _tf.keras3()
+    k3 = frameworks.keras3()
     k3.utils.set_random_seed(0)
     audio, imu = k3.Input((8,), name="audio"), k3.Input((3,), name="imu")
     h = k3.layers.Concatenate()([k3.layers.Dense(8, activation="relu")(k3.layers.Rescaling(0.01)(audio)),
@@ -89,7 +89,7 @@ int main(void) {
 
 def test_a_stateful_streaming_model_carries_its_state_as_an_input_output_pair(tmp_path):
     """One frame per call, the recurrent state passed back in by the firmware: state_in -> state_out."""
-    k3 = _tf.keras3()
+    k3 = frameworks.keras3()
     k3.utils.set_random_seed(1)
     frame, state = k3.Input((6,), name="frame"), k3.Input((8,), name="state_in")
     new_state = k3.layers.Activation("tanh", name="state_out")(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgec import targets
+from edgec.check import targets
 from edgec.errors import TargetError
 
 BUILTIN = ["mobile", "cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]

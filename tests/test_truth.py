@@ -12,11 +12,11 @@ from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
 
 
 def _convert(model, x):
-    from edgec.converters.tflite import convert_int8
-    from edgec.runtime.model_file import read_model
+    from edgec.convert.int8 import convert_int8
+    from edgec.load.tflite_file import read_tflite
 
     data = convert_int8(model, x)
-    return data, read_model(data)
+    return data, read_tflite(data)
 
 
 def _dense_autoencoder(tfk, width=64, hidden=32, depth=2, seed=0):
@@ -43,7 +43,7 @@ def dense_ae(tfk):
 
 
 def test_dense_autoencoder_is_judged_as_reconstruction_not_top1(dense_ae):
-    from edgec.verify import verify
+    from edgec.check.verification import verify
 
     model, x, data, tfl = dense_ae
     v = verify(model, data, tfl, x[100:], None, micro_samples=10)
@@ -55,7 +55,7 @@ def test_dense_autoencoder_is_judged_as_reconstruction_not_top1(dense_ae):
 
 
 def test_conv_autoencoder_is_judged_as_reconstruction(tfk):
-    from edgec.verify import verify
+    from edgec.check.verification import verify
 
     tfk.utils.set_random_seed(3)
     inp = tfk.Input((8, 8, 1))
@@ -74,8 +74,8 @@ def test_conv_autoencoder_is_judged_as_reconstruction(tfk):
 
 
 def test_task_inference():
-    from edgec.runtime.model_file import Op, Tensor, TFLiteModel
-    from edgec.verify import infer_task
+    from edgec.check.verification import infer_task
+    from edgec.load.tflite_file import Op, Tensor, TFLiteModel
 
     def model(out_shape, head):
         t = [Tensor(0, "in", (1, 4), "int8", (0.1,), (0,), False),
@@ -94,7 +94,7 @@ def test_task_inference():
 def test_micro_litert_difference_over_one_lsb_warns_naming_the_first_op(dense_ae):
     """A per-channel FULLY_CONNECTED chain: TFLite-Micro and LiteRT's reference kernels round some
     products differently (measured: 2 LSB at the output, 1 LSB at the first FC)."""
-    from edgec.verify import verify
+    from edgec.check.verification import verify
 
     model, x, data, tfl = dense_ae
     v = verify(model, data, tfl, x[100:], None, micro_samples=50)
@@ -107,9 +107,9 @@ def test_micro_litert_difference_over_one_lsb_warns_naming_the_first_op(dense_ae
 
 def test_first_divergence_finds_the_op_whose_output_differs(dense_ae):
     """The op reported is the first in execution order whose output differs between the runtimes."""
+    from edgec.check.verification import first_divergence
+    from edgec.load.tflite_file import quantize, with_every_op_output
     from edgec.runtime import litert, micro
-    from edgec.runtime.model_file import quantize, with_every_op_output
-    from edgec.verify import first_divergence
 
     _, x, data, tfl = dense_ae
     xq = quantize(x[100:], tfl.input)
@@ -152,7 +152,7 @@ def test_accuracy_budget_on_40_samples_warns_with_the_interval(tmp_path, tfk):
 
 
 def test_drop_interval_is_wide_without_discordance_and_narrows_with_samples():
-    from edgec.verify import paired_drop_interval, samples_to_resolve, wilson_interval
+    from edgec.check.verification import paired_drop_interval, samples_to_resolve, wilson_interval
 
     same = paired_drop_interval(np.ones(40, bool), np.ones(40, bool))
     assert same["drop"] == 0 and same["half_width"] > 0.04  # 40 samples cannot tell 1 % apart
@@ -228,7 +228,8 @@ def test_prune_result_short_of_its_target_fails_the_build():
 
 
 def test_an_internal_error_exits_3_with_one_line(monkeypatch, capsys):
-    from edgec import check, cli
+    from edgec import cli
+    from edgec.check import gate as check
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
@@ -262,9 +263,9 @@ def test_third_party_file_messages_name_its_tool_not_edgec_build(tiny_tflite, tm
 def test_per_channel_vector_with_its_weights_quantized_dimension_is_accepted(tiny_tflite, tmp_path):
     """TFLM's person_detect.tflite has biases with 8 scales, shape [8] and quantized_dimension 3;
     TFLite-Micro runs it, so check must too."""
-    from edgec.runtime.model_file import read_model
+    from edgec.load.tflite_file import read_tflite
 
-    tfl = read_model(tiny_tflite)
+    tfl = read_tflite(tiny_tflite)
     conv = next(op for op in tfl.ops if op.name == "CONV_2D")
     bias = conv.inputs[2]
     assert len(tfl.tensors[bias].scales) > 1 and len(tfl.tensors[bias].shape) == 1
@@ -310,7 +311,7 @@ def test_build_without_a_model_names_the_argument():
 
 
 def test_small_quantities_keep_their_digits():
-    from edgec.report.tables import quantity
+    from edgec.units import format_quantity as quantity
 
     assert quantity(0.0234, "ms") == "0.0234 ms"
     assert quantity(7.333, "ms") == "7.33 ms"
@@ -333,15 +334,15 @@ def test_summary_explains_the_arena_and_an_unrun_micro(sample_build):
 
 
 def test_floor_budget_fails_below_its_limit():
-    from edgec import budgets, targets
+    from edgec.check import budgets, targets
 
     t = targets.get("cortex-m4")
-    rows = budgets.evaluate({"flash_bytes": 1, "ram_bytes": 1, "latency_ms": 1}, t, {"output_snr_db": 30.0},
+    rows = budgets.judge({"flash_bytes": 1, "ram_bytes": 1, "latency_ms": 1}, t, {"output_snr_db": 30.0},
                             verification={"output_snr_db": 20.0, "output_error_steps_max": 3})
     snr = next(b for b in rows if b["name"] == "output_snr_db")
     assert not snr["ok"] and snr["kind"] == "floor"
     assert "is below 30.0 dB by 10.0 dB" in budgets.failures(rows)[0]
-    rows = budgets.evaluate({"flash_bytes": 1}, t, {"output_snr_db": 10.0, "max_error_steps": 2.0},
+    rows = budgets.judge({"flash_bytes": 1}, t, {"output_snr_db": 10.0, "max_error_steps": 2.0},
                             verification={"output_snr_db": 20.0, "output_error_steps_max": 3})
     assert [b["ok"] for b in rows if b["name"] in ("output_snr_db", "max_error_steps")] == [True, False]
 

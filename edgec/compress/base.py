@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.compress.training import compile_for_training, in_strategy, strategy
 from edgec.config import TrainingConfig, check_keys
 from edgec.errors import ConfigError
@@ -93,7 +93,7 @@ class Stage:
         layer itself leaves it alone), compiled for fine-tuning."""
         model = in_strategy(model, ctx)
         with ctx.scope():
-            wrapped = _tf.tf_keras().models.clone_model(model, clone_function=wrap)
+            wrapped = frameworks.tf_keras().models.clone_model(model, clone_function=wrap)
             compile_for_training(wrapped, ctx, self.name, learning_rate=learning_rate)
         return wrapped
 
@@ -102,7 +102,7 @@ class Stage:
 
 
 class StructuralStage(Stage):
-    """A stage that rebuilds a smaller model (``channels``, ``lowrank``): :meth:`reshape` makes it
+    """A stage that rebuilds a smaller model (``channels``, ``lowrank``): :meth:`smaller_model` makes it
     without training; :meth:`run` measures what ships before and after, then fine-tunes (on the
     labels, else on the outputs of the model before the stage)."""
 
@@ -112,7 +112,7 @@ class StructuralStage(Stage):
             if undone in before:
                 raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
 
-    def reshape(self, model, ctx: Context) -> tuple[object, dict]:
+    def smaller_model(self, model, ctx: Context) -> tuple[object, dict]:
         """The smaller model (built in the strategy scope, untrained) and the stage's report."""
         raise NotImplementedError
 
@@ -120,7 +120,7 @@ class StructuralStage(Stage):
         from edgec.compress.structure import compare, footprint
         from edgec.compress.training import fine_tune, fine_tune_source
 
-        new, report = self.reshape(model, ctx)
+        new, report = self.smaller_model(model, ctx)
         sizes = compare(footprint(model, ctx.x_train), footprint(new, ctx.x_train))
         epochs = self.epochs(ctx)
         logs = fine_tune(new, ctx, self.name, epochs, reference=model, learning_rate=self.params.learning_rate)

@@ -107,7 +107,7 @@ class Channels(StructuralStage):
             keep[r] = np.sort(best)
         return keep
 
-    def reshape(self, model, ctx):
+    def smaller_model(self, model, ctx):
         thin, report = self.shrink(model, self.params.fraction, scope=ctx.scope())
         for row in report["channels"]:
             _log.info("channels: %s %d -> %d", ",".join(row["layers"]), row["before"], row["after"])

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
 from edgec.compress.metrics import kernels
@@ -60,8 +60,8 @@ class Cluster(Stage):
 
     def run(self, model, ctx):
         p = self.params
-        mot = _tf.tfmot()
-        k = _tf.tf_keras()
+        mot = frameworks.tfmot()
+        k = frameworks.tf_keras()
         clustering = mot.clustering.keras
         init = getattr(clustering.CentroidInitialization, p.init.upper())
         preserve = p.preserve_sparsity if p.preserve_sparsity is not None else "prune" in ctx.done

@@ -14,12 +14,12 @@ import dataclasses
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
+from edgec.check.verification import class_labels, predict
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range
 from edgec.compress.training import fit, in_strategy, optimizer, output_activation
 from edgec.errors import ConfigError
-from edgec.verify import class_labels, predict
 
 
 @register
@@ -51,11 +51,11 @@ class Distill(Stage):
             raise self.fail("with a student file it replaces the model, so it must be the first stage")
 
     def run(self, model, ctx):
-        from edgec.models import load_model
+        from edgec.load.model import load_model
 
         p = self.params
-        tf = _tf.tf()
-        k = _tf.tf_keras()
+        tf = frameworks.tf()
+        k = frameworks.tf_keras()
         safe, custom = not ctx.allow_custom_code, ctx.custom_objects
         teacher = load_model(p.teacher, safe_mode=safe, custom_objects=custom).for_stages()
         student = in_strategy(load_model(p.student, safe_mode=safe, custom_objects=custom).for_stages()

@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.errors import ConfigError
 
 # Layers that keep channel i as channel i and have no weights tied to channels.
@@ -267,7 +267,7 @@ def _last_axis(axis, layer) -> bool:
 
 def as_functional(model):
     """``model`` as a functional model (a Sequential one is rewritten; a subclassed one is refused)."""
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     if isinstance(model, k.Sequential):
         model = k.Model(model.inputs, model.outputs, name=model.name)
     if not getattr(model, "_is_graph_network", False):
@@ -279,7 +279,7 @@ def as_functional(model):
 def from_config(model, config: dict, weights: dict, scope=None):
     """A new model from ``config`` (an edited ``model.get_config()``, its old ``build_config``s
     dropped) with ``weights[layer name]`` set; built inside ``scope`` (a tf.distribute scope) if given."""
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     for entry in config["layers"]:
         entry.pop("build_config", None)  # shapes follow from the graph; the old ones may be wrong now
     custom = {type(layer).__name__: type(layer) for layer in model.layers}

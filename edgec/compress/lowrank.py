@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import StructuralStage, in_range, selects
 from edgec.compress.graph import as_functional, from_config
@@ -80,7 +80,7 @@ class LowRank(StructuralStage):
 
     def factorize(self, model, scope=None):
         """The factorized model (no training) and the per-layer report."""
-        k = _tf.tf_keras()
+        k = frameworks.tf_keras()
         model = as_functional(model)
         config = model.get_config()
         names = {layer.name for layer in model.layers}
@@ -139,5 +139,5 @@ class LowRank(StructuralStage):
         new = from_config(model, config, weights, scope)
         return new, {"factorized": rows, "left_unfactorized": skipped}
 
-    def reshape(self, model, ctx):
+    def smaller_model(self, model, ctx):
         return self.factorize(model, scope=ctx.scope())

@@ -11,7 +11,7 @@ import gzip
 
 import numpy as np
 
-from edgec.verify import accuracy, predict
+from edgec.check.verification import accuracy, predict
 
 _KEPT = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "embeddings")
 _BOOKKEEPING = ("mask", "threshold", "pruning_step", "optimizer_step", "_min", "_max", "cluster",

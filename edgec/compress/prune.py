@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
 from edgec.compress.metrics import kernels
@@ -134,8 +134,8 @@ class Prune(Stage):
 
     def run(self, model, ctx):
         p = self.params
-        mot = _tf.tfmot()
-        k = _tf.tf_keras()
+        mot = frameworks.tfmot()
+        k = frameworks.tf_keras()
         sparsity = mot.sparsity.keras
         epochs = self.epochs(ctx)
         sched = self.schedule_steps(ctx.steps_per_epoch, epochs)

@@ -16,7 +16,7 @@ import math
 import os
 import re
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, name_matches
 from edgec.compress.training import compile_for_training, fit, in_strategy
@@ -60,7 +60,7 @@ class QAT(Stage):
         return max(ctx.training.epochs, min(20, math.ceil(_RANGE_STEPS / ctx.steps_per_epoch)))
 
     def _scheme(self, done: list[str]):
-        mot = _tf.tfmot()
+        mot = frameworks.tfmot()
         name = self.params.scheme
         if name == "auto":
             name = "cluster_preserve" if "cluster" in done else "prune_preserve" if "prune" in done else "default"
@@ -92,8 +92,8 @@ class QAT(Stage):
         would take a user twenty-one runs. Every such layer is found first, and one error names them
         all with the ``skip`` that passes them.
         """
-        k = _tf.tf_keras()
-        q = _tf.tfmot().quantization.keras
+        k = frameworks.tf_keras()
+        q = frameworks.tfmot().quantization.keras
         skip = self.params.skip
         layers = [layer for layer in model.layers if not isinstance(layer, k.layers.InputLayer)]
         unsupported = {layer.name for layer in layers if _activation(layer) not in (None, *_qat_activations())}
@@ -156,7 +156,7 @@ class QAT(Stage):
 
 @functools.cache
 def _output_only_class():
-    mot = _tf.tfmot()
+    mot = frameworks.tfmot()
 
     class OutputOnlyQuantizeConfig(mot.quantization.keras.QuantizeConfig):
         """Fake-quantize a layer's output only (8 bits, asymmetric, a moving-average range)."""

@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from edgec.errors import UnsupportedOpError
+from edgec.load.tflite_file import TFLiteModel
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import TFLiteModel
 
 CALIBRATION_SAMPLES = 16
 
@@ -34,16 +34,16 @@ class Footprint:
 
 def footprint(keras_model, x: np.ndarray) -> Footprint:
     """Convert ``keras_model`` to int8 (calibrated on the first samples of ``x``) and measure it."""
-    from edgec.converters.tflite import convert_int8, layer_of_op
+    from edgec.convert.int8 import by_layer, convert_int8
+    from edgec.load.tflite_file import EDGEC_BUILT, read_tflite
     from edgec.runtime import micro
-    from edgec.runtime.model_file import EDGEC_BUILT, read_model
 
     data = convert_int8(keras_model, x[:CALIBRATION_SAMPLES])
-    tfl = read_model(data, "converted model", made_by=EDGEC_BUILT)
+    tfl = read_tflite(data, "converted model", made_by=EDGEC_BUILT)
     try:
         arena, refusal = micro.measure_arena(data), None
     except UnsupportedOpError as exc:  # named by the Keras layer the op came from
-        arena, refusal = None, tfl.locate(exc, lambda op: layer_of_op(keras_model, tfl, op))
+        arena, refusal = None, by_layer(keras_model, tfl, exc)
     return Footprint(int(keras_model.count_params()), data, tfl, arena, refusal)
 
 

@@ -12,8 +12,8 @@ import warnings
 
 import numpy as np
 
-from edgec import _tf
-from edgec._capture import captured_fds
+from edgec import frameworks
+from edgec.capture import captured_fds
 from edgec.errors import ConfigError, DataError
 
 _log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ _log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=None)
 def strategy(name: str):
     """The tf.distribute strategy called ``name`` (one instance per process, as TF requires)."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
@@ -39,7 +39,7 @@ def in_strategy(model, ctx):
     """
     if ctx.training.strategy == "default":
         return model
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     with ctx.scope():
         clone = k.models.clone_model(model)
         clone.set_weights(model.get_weights())
@@ -73,7 +73,7 @@ def infer_loss(model, y: np.ndarray) -> str:
 
 
 def loss_object(name: str):
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     losses = {
         "sparse_categorical_crossentropy": lambda: k.losses.SparseCategoricalCrossentropy(),
         "sparse_categorical_crossentropy_logits": lambda: k.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -89,7 +89,7 @@ def loss_object(name: str):
 
 
 def optimizer(training):
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     cls = {"adam": k.optimizers.Adam, "sgd": k.optimizers.SGD, "rmsprop": k.optimizers.RMSprop}[training.optimizer]
     return cls(learning_rate=training.learning_rate)
 
@@ -121,7 +121,7 @@ def compile_for_training(model, ctx, stage: str, loss_from=None, learning_rate: 
 def progress_callback(stage: str, epochs: int, enabled: bool, stream):
     """A progress bar on ``stream`` (stderr; never stdout, which carries --json): redrawn in place on
     a terminal, one line per epoch otherwise; nothing when ``enabled`` is false."""
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     tty = stream.isatty()
 
     class Bar(k.callbacks.Callback):
@@ -151,7 +151,7 @@ def fit(model, ctx, stage: str, epochs: int, callbacks=(), x=None, y=None) -> di
     """``model.fit`` on the training data with validation, seeded; returns the last epoch's logs."""
     if epochs == 0:
         return {}
-    _tf.set_seed(ctx.seed)
+    frameworks.set_seed(ctx.seed)
     x = ctx.x_train if x is None else x
     y = ctx.y_train if y is None else y
     has_val = ctx.y_val is not None and len(ctx.x_val) > 0
@@ -177,7 +177,7 @@ def fine_tune(model, ctx, stage: str, epochs: int, reference=None, learning_rate
         with ctx.scope():
             compile_for_training(model, ctx, stage, learning_rate=learning_rate)
         return fit(model, ctx, stage, epochs)
-    from edgec.verify import predict
+    from edgec.check.verification import predict
 
     act = output_activation(reference)
     loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act, "mse")

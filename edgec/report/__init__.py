@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from edgec.report.tables import quantity as format_quantity  # noqa: F401  (budgets' messages use it)
+from edgec.check.budgets import failures
 
 SCHEMA_VERSION = 1
 # What differs between two runs of the same build: wall-clock figures and where the files went.
@@ -47,6 +47,11 @@ class Report:
     @property
     def ok(self) -> bool:
         return all(b.get("ok", True) for b in self.budgets)
+
+    @property
+    def failures(self) -> list[str]:
+        """One phrase per failing budget: value, limit and overshoot."""
+        return failures(self.budgets)
 
     @property
     def exit_code(self) -> int:

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
+from edgec.units import format_quantity, kib, pct
 
-def kib(n) -> str:
-    return "-" if n is None else f"{n / 1024:.1f} KiB"
-
-
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f} %"
-
-
-def quantity(x: float, unit: str) -> str:
-    """A budget value for people: bytes as KiB, milliseconds, fractions as percent."""
-    if unit == "bytes":
-        return kib(int(x))
-    if unit == "ms":  # three significant digits below 100 ms: a 0.02 ms model is not "0.0 ms"
-        return f"{x:.1f} ms" if abs(x) >= 100 else f"{x:.3g} ms"
-    if unit == "dB":
-        return f"{x:.1f} dB"
-    if unit == "steps":
-        return f"{x:.3g} steps"
-    return f"{100 * x:.2f} %"
+__all__ = ["kib", "pct", "table", "budget_rows", "stage_rows", "worst_layers", "key_facts"]
 
 
 def table(header: list[str], rows: list[list[str]], indent: str = "  ", right=()) -> list[str]:
@@ -36,8 +19,8 @@ def table(header: list[str], rows: list[list[str]], indent: str = "  ", right=()
 
 def budget_rows(budgets: list[dict]) -> list[list[str]]:
     """name, value, limit, margin (limit - value; negative = over), status."""
-    return [[b["name"], quantity(b["value"], b["unit"]), quantity(b["limit"], b["unit"]),
-             ("" if b["ok"] else "-") + quantity(abs(b["limit"] - b["value"]), b["unit"]),
+    return [[b["name"], format_quantity(b["value"], b["unit"]), format_quantity(b["limit"], b["unit"]),
+             ("" if b["ok"] else "-") + format_quantity(abs(b["limit"] - b["value"]), b["unit"]),
              "ok" if b["ok"] else ("BELOW" if b.get("kind") == "floor" else "EXCEEDED")] for b in budgets]
 
 

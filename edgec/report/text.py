@@ -137,3 +137,19 @@ def codegen_lines(c: dict) -> list[str]:
                      f"{mcu['instructions_per_inference']:,} instructions{per_mac}{latency}; "
                      f"bit-exact on {mcu['samples']} inputs")
     return lines
+
+
+def inspect_text(info: dict) -> str:
+    """``edgec inspect``'s table for the terminal."""
+    rows = [[o["index"], o["op"], "x".join(map(str, o["output_shape"])), f"{o['params']:,}", f"{o['macs']:,}",
+             f"{o['elementwise']:,}", f"{o['cycles']:,}", pct(o["latency_share"]), f"{o['live_bytes']:,}",
+             o["tensor"][:48]] for o in info["ops"]]
+    note = "" if info["cycles_calibrated"] else " (uncalibrated)"
+    lines = [f"edgec inspect: {info['model']} on {info['target']} ({info['kernels']} kernels{note})"]
+    lines += table(["#", "op", "output", "params", "MACs", "elementwise", "cycles", "latency", "live bytes",
+                    "output tensor"], rows, right=(0, 3, 4, 5, 6, 7, 8))
+    elementwise = sum(o["elementwise"] for o in info["ops"])
+    lines.append(f"  total {info['parameters']:,} parameters, {info['macs']:,} MACs and {elementwise:,} elementwise "
+                 "output values (ADD, MUL, activations: costed per value); "
+                 f"largest live activations {info['peak_live_bytes']:,} bytes")
+    return "\n".join(lines) + "\n"

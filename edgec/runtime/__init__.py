@@ -1,8 +1,6 @@
-"""Reading and running int8 TFLite models without TensorFlow.
+"""The interpreters edgec runs models in, each in ``sandbox``'s child process.
 
-``model_file`` parses the flatbuffer, ``litert`` runs it with the LiteRT
-interpreter, ``micro`` with the TFLite-Micro interpreter (and measures its
-arena), ``hdf5`` reads a Keras model's HDF5 data first; all three run in
-``sandbox``'s child process. Nothing here imports TensorFlow, so
-``edgec check`` stays fast.
+``litert`` runs a model with LiteRT's reference kernels, ``micro`` with
+TFLite-Micro (and measures its arena), ``vela`` compiles it for an Ethos-U NPU.
+Nothing here imports TensorFlow, so ``edgec check`` stays fast.
 """

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from edgec._capture import captured_fd2
+from edgec.capture import captured_fd2
 from edgec.errors import RuntimeCheckError
 from edgec.runtime import sandbox
 

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from edgec._capture import captured_fd2
+from edgec.capture import captured_fd2
 from edgec.errors import InterpreterCrash, ModelLoadError, RuntimeCheckError, UnsupportedOpError
 from edgec.runtime import sandbox
 
@@ -105,7 +105,7 @@ def verified(data: bytes, litert_verify: bool = True) -> bytes:
     """``data`` once the flatbuffer verifier LiteRT compiles in has accepted it (in this process).
 
     ``litert_verify=False`` skips it, for a file on which LiteRT itself crashes but
-    edgec's own verifier (:mod:`edgec.runtime.flatbuffer_check`, run on every file
+    edgec's own verifier (:mod:`edgec.load.flatbuffer_check`, run on every file
     before any C++ sees it) passed: an MCU target does not need LiteRT.
 
     Raises:

@@ -3,10 +3,10 @@
 A model that crashes an interpreter (a segfault, an abort, a hang, memory
 exhaustion) must not take edgec down with it. Every call that hands model
 bytes to LiteRT or TFLite-Micro, and the first read of a model's HDF5 data
-(:mod:`edgec.runtime.hdf5`), goes through :func:`call`: the function runs
+(:mod:`edgec.load.hdf5`), goes through :func:`call`: the function runs
 in one long-lived child (``python -m edgec.runtime._child``, which imports
 neither TensorFlow nor the CLI), with an address-space limit
-(:mod:`edgec.limits`) and a time limit. If the child dies, the call raises a
+(:mod:`edgec.load.limits`) and a time limit. If the child dies, the call raises a
 :class:`~edgec.errors.RuntimeCheckError` naming the model (see
 :func:`model_label`) and the signal, and the next call starts a fresh child.
 
@@ -31,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 
-from edgec import errors, limits
+from edgec import errors
 from edgec.errors import InterpreterCrash, RuntimeCheckError
+from edgec.load import limits
 
-ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.runtime.hdf5")  # also enforced by the child
+ALLOWED_MODULES = ("edgec.runtime.micro", "edgec.runtime.litert", "edgec.load.hdf5")  # also enforced by the child
 HEADER = struct.Struct("<Q")  # frame length before each pickled call or answer
 _LABEL = contextvars.ContextVar("edgec_model_label", default="the model")
 _FIX = contextvars.ContextVar("edgec_model_fix", default="regenerate it with the tool that wrote it")
@@ -59,7 +60,7 @@ def call_timeout() -> float:
 @contextlib.contextmanager
 def model_label(label: str, fix: str | None = None):
     """Name the model in crash messages of the calls made inside the block, and say what to do
-    about it (``fix``: see :func:`edgec.runtime.model_file.fix_for`)."""
+    about it (``fix``: see :func:`edgec.load.tflite_file.fix_for`)."""
     token = _LABEL.set(label)
     fix_token = _FIX.set(fix) if fix else None
     try:

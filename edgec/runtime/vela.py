@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from edgec.errors import RuntimeCheckError
+from edgec.load.tflite_file import TFLiteModel, read_tflite
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import TFLiteModel, read_model
 
 _RUN_VELA = "import sys; from ethosu.vela.vela import main; sys.exit(main())"
 _TIMEOUT_S = 600
@@ -89,7 +89,7 @@ def compile_model(data: bytes, accelerator: str, system_config: str, memory_mode
         with summaries[0].open(newline="") as fh:
             row = next(csv.DictReader(fh))
         model = compiled.read_bytes()
-    tfl = read_model(model, "Vela output")
+    tfl = read_tflite(model, "Vela output")
     cpu = tuple({"index": op.index, "op": op.name, "tensor": tfl.tensors[op.outputs[0]].name if op.outputs else ""}
                 for op in tfl.ops if not op.name.startswith("CUSTOM"))
     return VelaResult(

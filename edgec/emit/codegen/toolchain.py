@@ -34,7 +34,7 @@ def _tool(name: str, package: str) -> str:
 
 
 def _harness(file: str) -> str:
-    return resources.files("edgec.codegen").joinpath("c", "harness", file).read_text()
+    return resources.files("edgec.emit.codegen").joinpath("c", "harness", file).read_text()
 
 
 def _run(cmd: list[str], what: str, timeout: float, **kw) -> subprocess.CompletedProcess:

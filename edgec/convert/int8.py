@@ -15,10 +15,10 @@ import warnings
 
 import numpy as np
 
-from edgec import _tf
-from edgec._capture import captured_fds
+from edgec import frameworks
+from edgec.capture import captured_fds
 from edgec.errors import ConversionError
-from edgec.runtime.model_file import EDGEC_BUILT, TFLiteModel, read_model
+from edgec.load.tflite_file import EDGEC_BUILT, TFLiteModel, read_tflite
 
 _log = logging.getLogger(__name__)
 _TF_OP = re.compile(r"'tf\.(\w+)' op")
@@ -35,8 +35,8 @@ def _layers(model):
 
 def _layer_with_tf_op(model, op_type: str) -> str | None:
     """Name of the first layer whose traced graph contains a TF op of ``op_type``."""
-    tf = _tf.tf()
-    k = _tf.tf_keras()
+    tf = frameworks.tf()
+    k = frameworks.tf_keras()
     for layer in _layers(model):
         if isinstance(layer, k.layers.InputLayer):
             continue
@@ -112,6 +112,12 @@ def _explain_failure(model, exc: Exception) -> ConversionError:
                            "check that every layer is a built-in Keras layer TFLite supports")
 
 
+def by_layer(model, tfl: TFLiteModel, exc):
+    """``exc`` (an :class:`~edgec.errors.UnsupportedOpError` from a runtime) naming the Keras layer its op
+    came from (:func:`layer_of_op`): the one way edgec relabels an op for the user."""
+    return tfl.locate(exc, lambda op: layer_of_op(model, tfl, op))
+
+
 def layer_for_tensor(model, tensor: str) -> str:
     """The Keras layer an op's output tensor came from; of the layers fused into one op (conv, batch
     norm, relu) the one with weights. The model's output tensor maps to the last layer."""
@@ -165,13 +171,13 @@ def check_activations(model, samples: np.ndarray) -> None:
     outputs, names = None, []
     try:
         keras = type(model).__module__.split(".")[0]
-        module = _tf.keras3() if keras == "keras" else _tf.tf_keras()
+        module = frameworks.keras3() if keras == "keras" else frameworks.tf_keras()
         probes = [(layer.name, layer.output) for layer in layers if not isinstance(layer.output, (list, tuple))]
         names = [n for n, _ in probes]
-        outputs = _tf.call(module.Model(model.inputs, [t for _, t in probes]), x)
+        outputs = frameworks.call(module.Model(model.inputs, [t for _, t in probes]), x)
         outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     except Exception:  # a model whose layers' outputs cannot be tapped: judge its final output alone
-        final = _tf.call(model, x)
+        final = frameworks.call(model, x)
         outputs = [np.asarray(o) for o in (final if isinstance(final, (list, tuple)) else [final])]
         names = ["the model's output"] * len(outputs)
     for name, out in zip(names, outputs):
@@ -259,7 +265,7 @@ def _unrolled(model):
     layer kept as a loop, and a Keras conversion keeps it as TensorList ops with no int8 builtin;
     unrolled, they are FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH ops (measured).
     """
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
 
     def inner(config: dict) -> dict:
         return {**config, "config": _for_inference(config.get("class_name", ""), config["config"])}
@@ -335,9 +341,9 @@ def _recurrent_converter(model, spec):
     An LSTM converts only with its variables tracked (the converter lifts them, then freezes):
     converted from a frozen function, TF 2.21's calibration crashes the process on it, and Keras 3's
     own LSTM fails calibration (READ_VARIABLE), so a Keras 3 model converts through its tf_keras
-    rebuild (measured; see :meth:`edgec.models.LoadedModel.for_conversion`).
+    rebuild (measured; see :meth:`edgec.load.model.LoadedModel.for_conversion`).
     """
-    tf = _tf.tf()
+    tf = frameworks.tf()
     model = _unrolled(model)
     holder = tf.Module()
     holder.variables_ = list(model.variables)
@@ -358,11 +364,11 @@ def _batch1_spec(model, calibration: np.ndarray):
 def _batch1_specs(model, calibration):
     """One batch-1 spec per model input (see :func:`_batch1_spec`); for several inputs each is named
     after its Keras input, so the converted tensors carry the names. None where shapes disagree."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     samples = list(calibration.values()) if isinstance(calibration, dict) else [calibration]
     if len(samples) != len(model.inputs):
         return None
-    names = _tf.keras_input_names(model) if len(model.inputs) > 1 else [None]
+    names = frameworks.keras_input_names(model) if len(model.inputs) > 1 else [None]
     specs = []
     for tensor, sample, name in zip(model.inputs, samples, names):
         dims, given = tuple(tensor.shape)[1:], tuple(np.shape(sample)[1:])
@@ -383,14 +389,14 @@ def batch1_function(model, calibration: np.ndarray):
     EfficientNetB0), which cost arena, flash, time and TFLite-Micro kernels. A microcontroller runs one
     sample at a time, so the graph is traced for exactly that (Keras 3 and tf_keras models alike).
     """
-    tf = _tf.tf()
+    tf = frameworks.tf()
     specs = _batch1_specs(model, calibration)
     if specs is None or recurrent_layer(model):
         return None  # TF 2.21's int8 calibration segfaults on a recurrent layer traced this way (measured)
     if len(specs) == 1 and len(model.outputs) == 1:
         function = tf.function(lambda x: model(x, training=False), input_signature=specs).get_concrete_function()
         return _rewritten_for_int8(function)
-    names, outputs = _tf.keras_input_names(model), _tf.keras_output_names(model)
+    names, outputs = frameworks.keras_input_names(model), frameworks.keras_output_names(model)
 
     def several(*xs):
         out = model(dict(zip(names, xs)) if len(xs) > 1 else xs[0], training=False)
@@ -409,7 +415,7 @@ def io_order(model, tfl: TFLiteModel) -> tuple[list[str], list[str]]:
     Raises:
         ConversionError: a tensor that cannot be told apart (a bug in edgec).
     """
-    ins, outs = _tf.keras_input_names(model), _tf.keras_output_names(model)
+    ins, outs = frameworks.keras_input_names(model), frameworks.keras_output_names(model)
     if len(ins) == 1 and len(outs) == 1:
         return ins, outs
 
@@ -445,7 +451,7 @@ def _rewritten_for_int8(function):
       Keras 3's UpSampling2D and ``keras.ops.repeat`` tile; TFLite-Micro has no TILE kernel and
       has BROADCAST_TO.
     """
-    tf = _tf.tf()
+    tf = frameworks.tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     def broadcast_shape(op):
@@ -490,11 +496,11 @@ def _is_tf_keras(model) -> bool:
 
 def _negations_kept(function) -> set[str]:
     """Names of the TensorFlow ``Neg`` ops that a (float, uncalibrated) conversion keeps as NEG ops."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     try:
         with captured_fds(1, 2), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            converted = read_model(tf.lite.TFLiteConverter.from_concrete_functions([function]).convert(),
+            converted = read_tflite(tf.lite.TFLiteConverter.from_concrete_functions([function]).convert(),
                                    "float conversion", made_by=EDGEC_BUILT)
     except Exception:  # the int8 conversion that follows reports what fails, naming the layer
         return set()
@@ -505,7 +511,7 @@ def _negations_kept(function) -> set[str]:
 def int8_converter(model, calibration: np.ndarray):
     """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples,
     traced at batch 1 where the input shape is fixed (:func:`batch1_function`)."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
     level = absl.level                   # want a trackable object (it keeps variables as resources)
     absl.setLevel(logging.ERROR)
@@ -549,5 +555,5 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
         raise _explain_failure(model, exc) from None
     _log.debug("converter output: %s", chatter[0].strip())
-    check_full_int8(model, read_model(data, "converted model", made_by=EDGEC_BUILT))
+    check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT))
     return data

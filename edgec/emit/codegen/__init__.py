@@ -2,9 +2,9 @@
 
 ``generate`` writes portable C99: one ``<name>_infer(const int8_t *in, int8_t
 *out)``, the weights as ``const`` arrays, one static activation buffer planned
-by :mod:`edgec.codegen.plan`, and kernels (``c/*.c``) only for the ops the model
+by :mod:`edgec.emit.codegen.plan`, and kernels (``c/*.c``) only for the ops the model
 uses, each following TFLite's integer arithmetic so that outputs are bit-exact
-with TFLite-Micro (checked by :mod:`edgec.codegen.verify`).
+with TFLite-Micro (checked by :mod:`edgec.emit.codegen.crosscheck`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from importlib import resources
 
 import numpy as np
 
-from edgec.codegen import ops as op_registry
-from edgec.codegen.plan import plan
-from edgec.converters.c_array import c_identifier
+from edgec.emit.c_array import c_identifier
+from edgec.emit.codegen import ops as op_registry
+from edgec.emit.codegen.plan import plan
 from edgec.errors import ConfigError
-from edgec.runtime.model_file import TFLiteModel, constant_values
+from edgec.load.tflite_file import TFLiteModel, constant_values
 
 _C_TYPES = {"int8_t": np.int8, "int32_t": np.int32, "int": np.int32}
 
@@ -42,7 +42,7 @@ class Generated:
 
 
 def _kernel(file: str) -> str:
-    return resources.files("edgec.codegen").joinpath("c", file).read_text()
+    return resources.files("edgec.emit.codegen").joinpath("c", file).read_text()
 
 
 class _Emitter:

@@ -14,13 +14,13 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from edgec import limits
+from edgec.check import runtimes
 from edgec.config import check_keys
-from edgec.errors import TargetError
+from edgec.errors import ConfigError, TargetError
+from edgec.load import limits
+from edgec.units import BUDGET_NAMES, parse_quantity
 
 KERNELS = ("reference", "optimized")
-RUNTIMES = ("tflite-micro", "tflite-micro+ethos-u", "litert", "c")  # "c": generated C, measured under QEMU
-BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop", "output_snr_db", "max_error_steps")
 CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
@@ -32,7 +32,7 @@ class Target:
     name: str
     description: str
     kind: str  # "mcu" or "mobile"
-    runtime: str  # one of RUNTIMES
+    runtime: str  # a name in edgec.check.runtimes
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     flash_reserved_bytes: int = 0
@@ -56,11 +56,17 @@ class Target:
             raise TargetError(f"target profile {source} lacks {', '.join(missing)}; add them to the file")
         if data["kind"] not in ("mcu", "mobile"):
             raise TargetError(f"target profile {source}: kind '{data['kind']}' is not 'mcu' or 'mobile'")
-        if data["runtime"] not in RUNTIMES:
+        if data["runtime"] not in runtimes.names():
             raise TargetError(f"target profile {source}: runtime '{data['runtime']}' is not one of "
-                              f"{', '.join(RUNTIMES)}")
-        if data["runtime"] == "c" and data["kind"] != "mcu":
-            raise TargetError(f"target profile {source}: runtime 'c' needs kind = \"mcu\"")
+                              f"{', '.join(runtimes.names())}")
+        runs_on = runtimes.get(data["runtime"])
+        if data["kind"] not in runs_on.kinds:
+            raise TargetError(f"target profile {source}: runtime '{runs_on.name}' needs kind = "
+                              f"{' or '.join(repr(k) for k in runs_on.kinds)}")
+        if runs_on.npu != bool(data.get("npu")):
+            raise TargetError(f"target profile {source}: runtime '{runs_on.name}' "
+                              + ("needs an [npu] table" if runs_on.npu else "has no NPU; drop the [npu] table or "
+                                 "use runtime = \"tflite-micro+ethos-u\""))
         cpi = data.get("cycles_per_instruction", 1.0)
         if not _finite(cpi) or cpi <= 0:
             raise TargetError(f"target profile {source}: cycles_per_instruction must be a number > 0, got {cpi!r}")
@@ -104,9 +110,6 @@ class Target:
         if data["kind"] == "mcu" and not data.get("clock_hz"):
             raise TargetError(f"target profile {source}: an mcu profile needs clock_hz")
         # Budgets are parsed here, once, so a bad value fails before any build work.
-        from edgec.budgets import parse_quantity  # budgets imports this module
-        from edgec.errors import ConfigError
-
         try:
             parsed = {name: parse_quantity(name, value) for name, value in data.get("budgets", {}).items()}
         except ConfigError as exc:
@@ -114,25 +117,19 @@ class Target:
         return cls(**{**data, "budgets": parsed, "calibrated": tuple(calibrated)}, source=source)
 
     @property
-    def runs_tflm(self) -> bool:
-        """The firmware runs TFLite-Micro (alone or beside an Ethos-U NPU): every op the CPU
-        runs must have a TFLite-Micro kernel, and the arena is TFLite-Micro's."""
-        return self.runtime in ("tflite-micro", "tflite-micro+ethos-u")
+    def runs_on(self) -> runtimes.Runtime:
+        """The runtime entry: which ops it must run and how it is measured."""
+        return runtimes.get(self.runtime)
 
     @property
     def judged_on_c(self) -> bool:
         """The firmware runs edgec's generated C: flash, RAM and latency come from its ELF under QEMU."""
-        return self.runtime == "c"
+        return self.runs_on.generated_c
 
     @property
     def needs_tflm_ops(self) -> bool:
         """Every op must run in TFLite-Micro (the generated C is proved against it too)."""
-        return self.runs_tflm or self.judged_on_c
-
-    @property
-    def has_npu(self) -> bool:
-        """An Ethos-U NPU, compiled for with Vela."""
-        return bool(self.npu)
+        return self.runs_on.tflm_ops
 
     def with_kernels(self, kernels: str | None) -> "Target":
         if kernels is None:
@@ -154,7 +151,7 @@ MAX_EXTENDS = 16  # profiles extending profiles: a deeper chain is a mistake or 
 
 
 def _builtin_files() -> dict[str, object]:
-    folder = resources.files("edgec.targets")
+    folder = resources.files("edgec.check.targets")
     return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".toml")}
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgec import budgets, targets
-from edgec.codegen.verify import emit_and_verify, probe_inputs
+from edgec.check import budgets, targets
+from edgec.check.latency import op_table
+from edgec.check.measure import compile_for_npu, host_latency_section, measure, npu_warnings
+from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
+from edgec.load.tflite_file import TFLiteModel, fix_for, read_tflite_file
 from edgec.report import Report
 from edgec.runtime import litert, micro, sandbox
-from edgec.runtime.model_file import TFLiteModel, fix_for, read_model_file
 
 C_CHECK_SAMPLES = 20  # probe inputs the generated C must reproduce bit for bit in a check
 
@@ -32,7 +34,7 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
                                "accuracy_drop in edgec build with labelled --data",
                                "edgec check has no float model to compare the int8 output with; gate it in "
                                "edgec build")
-    data, tfl = read_model_file(path)
+    data, tfl = read_tflite_file(path)
     with sandbox.model_label(str(path), fix=fix_for(data)):
         return _check(path, data, tfl, target, overrides)
 
@@ -93,18 +95,18 @@ def _check(path, data, tfl, target, overrides) -> Report:
             raise exc from None
         arena = None  # as in a build: a phone runs it with LiteRT, so there is no arena to judge
         warnings.append(f"{exc.one_line()} (no arena measured; fine for {target.name}, which runs LiteRT)")
-    measurements = budgets.measure(data, tfl, target, arena, npu=budgets.compile_for_npu(data, target),
+    measurements = measure(data, tfl, target, arena, npu=compile_for_npu(data, target),
                                    codegen=codegen, host_latency=False)
     if host_ms is not None:
-        measurements.update(budgets.host_latency_section(host_ms))
+        measurements.update(host_latency_section(host_ms))
     return Report(
         command="check",
         model={"name": Path(path).stem, "source": str(path), "parameters": tfl.params},
         target=target.to_dict(),
         tflite=tflite_summary(tfl),
         measurements=measurements,
-        budgets=budgets.evaluate(measurements, target, overrides or {}),
-        warnings=warnings + budgets.npu_warnings(measurements),
+        budgets=budgets.judge(measurements, target, overrides or {}),
+        warnings=warnings + npu_warnings(measurements),
     )
 
 
@@ -116,25 +118,8 @@ def inspect(path: str, target_name: str, kernels: str | None = None) -> dict:
     """The per-op table of ``path`` on ``target_name``: op, output shape, parameters, MACs, estimated
     cycles and latency share, and the activation bytes live while the op runs."""
     target = targets.get(target_name).with_kernels(kernels)
-    data, tfl = read_model_file(path)
-    ops = budgets.op_table(tfl, target)
+    data, tfl = read_tflite_file(path)
+    ops = op_table(tfl, target)
     return {"model": str(path), "target": target.name, "kernels": target.kernels, "macs": tfl.macs,
             "parameters": tfl.params, "peak_live_bytes": tfl.peak_live_bytes,
             "cycles_calibrated": target.kind == "mcu" and target.kernels in target.calibrated, "ops": ops}
-
-
-def inspect_text(info: dict) -> str:
-    from edgec.report.tables import pct, table
-
-    rows = [[o["index"], o["op"], "x".join(map(str, o["output_shape"])), f"{o['params']:,}", f"{o['macs']:,}",
-             f"{o['elementwise']:,}", f"{o['cycles']:,}", pct(o["latency_share"]), f"{o['live_bytes']:,}",
-             o["tensor"][:48]] for o in info["ops"]]
-    note = "" if info["cycles_calibrated"] else " (uncalibrated)"
-    lines = [f"edgec inspect: {info['model']} on {info['target']} ({info['kernels']} kernels{note})"]
-    lines += table(["#", "op", "output", "params", "MACs", "elementwise", "cycles", "latency", "live bytes",
-                    "output tensor"], rows, right=(0, 3, 4, 5, 6, 7, 8))
-    elementwise = sum(o["elementwise"] for o in info["ops"])
-    lines.append(f"  total {info['parameters']:,} parameters, {info['macs']:,} MACs and {elementwise:,} elementwise "
-                 "output values (ADD, MUL, activations: costed per value); "
-                 f"largest live activations {info['peak_live_bytes']:,} bytes")
-    return "\n".join(lines) + "\n"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import limits, user_code
 from edgec.errors import DataError, EdgecError
+from edgec.load import limits, user_code
 
 RANDOM = "random"
 # Fraction of a plain x/y file held out for validation (stated in the report).
@@ -325,7 +325,7 @@ def load_data(spec: str, input_shape, samples: int = 300, seed: int = 0,
     Args:
         spec: an ``.npz`` path, ``package.module:function`` or ``loader.py:function``, or ``random``.
         code_folders: where a loader's module may be (default: the current folder); see
-            :mod:`edgec.user_code`.
+            :mod:`edgec.load.user_code`.
         input_shape: the model's input shape without the batch dimension; for a model of several
             inputs, a dict of them by input name (the data then has ``x_<name>`` arrays).
         outputs: the output names of a model of several outputs (labels ``y_<name>``), else None.

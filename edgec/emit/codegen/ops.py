@@ -2,7 +2,7 @@
 
 A kernel is a file in ``c/`` (only the kernels a model uses are emitted); an op
 emitter checks the op's types and options, computes TFLite's integer parameters
-(:mod:`edgec.codegen.quant`) and returns the C statement that runs it.
+(:mod:`edgec.emit.codegen.quant`) and returns the C statement that runs it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgec.codegen import quant
+from edgec.emit.codegen import quant
 from edgec.errors import UnsupportedOpError
 
 RUNTIME = "edgec's C code generator"

@@ -4,7 +4,7 @@ TFMOT only accepts tf_keras models, and importing tfmot flips
 ``TF_USE_LEGACY_KERAS`` as a side effect. To keep behaviour independent of
 import order, edgec sets the flag itself before TensorFlow is first imported,
 so ``tf.keras`` is always tf_keras inside edgec. Keras 3 (the ``keras``
-package) is only used to read users' Keras 3 files, in :mod:`edgec.keras_bridge`.
+package) is only used to read users' Keras 3 files, in :mod:`edgec.load.bridge`.
 
 Import TensorFlow through :func:`tf` and tf_keras through :func:`tf_keras` so
 that commands which do not need TensorFlow (``edgec check``) never load it.
@@ -29,7 +29,7 @@ def tf():
     if _tf_module is not None:
         return _tf_module
     _prepare_env()
-    from edgec._capture import captured_fd2
+    from edgec.capture import captured_fd2
 
     # TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
     # TF_CPP_MIN_LOG_LEVEL; keep them off the user's stderr, in the debug log.

@@ -3,7 +3,7 @@
 A Keras 3 model stays a Keras 3 model: it is converted and verified as it is.
 Only the compression stages need tf_keras (TFMOT accepts nothing else, and the
 structural stages rebuild tf_keras graphs), so :meth:`LoadedModel.for_stages`
-rebuilds it through :mod:`edgec.keras_bridge` when a stage asks, and checks the
+rebuilds it through :mod:`edgec.load.bridge` when a stage asks, and checks the
 rebuild against the original model's outputs.
 """
 
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import _tf, keras_bridge, limits, savedmodel_ops, user_code
-from edgec.converters.tflite import recurrent_layer
+from edgec import frameworks
+from edgec.convert.int8 import recurrent_layer
 from edgec.errors import EdgecError, ModelLoadError
-from edgec.runtime import hdf5, sandbox
+from edgec.load import bridge, hdf5, limits, savedmodel_ops, user_code
+from edgec.runtime import sandbox
 
 _log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ class LoadedModel:
         if not self.keras3:
             return self.keras
         if getattr(self, "_bridged", None) is None:
-            bridged = keras_bridge.to_tf_keras(self.keras)
-            self.bridge_max_diff = keras_bridge.check_same_outputs(
+            bridged = bridge.to_tf_keras(self.keras)
+            self.bridge_max_diff = bridge.check_same_outputs(
                 self.keras, bridged, _probe_input(self.keras, np.random.default_rng(0)))
             self._bridged = bridged
         return self._bridged
@@ -65,7 +66,7 @@ class LoadedModel:
         """The model the int8 converter takes when no stage changes it: the model as saved, except a
         Keras 3 model with a recurrent layer, which converts through its checked tf_keras rebuild
         (Keras 3's LSTM fails TFLite's int8 calibration; tf_keras's converts to the fused
-        UNIDIRECTIONAL_SEQUENCE_LSTM op; :func:`edgec.converters.tflite._recurrent_converter`)."""
+        UNIDIRECTIONAL_SEQUENCE_LSTM op; :func:`edgec.convert.int8._recurrent_converter`)."""
         if self.keras3 and recurrent_layer(self.keras) is not None:
             return self.for_stages()
         return self.keras
@@ -87,11 +88,11 @@ class LoadedModel:
 
     @property
     def input_names(self) -> list[str]:
-        return _tf.keras_input_names(self.keras)
+        return frameworks.keras_input_names(self.keras)
 
     @property
     def output_names(self) -> list[str]:
-        return _tf.keras_output_names(self.keras)
+        return frameworks.keras_output_names(self.keras)
 
     @property
     def input_shapes(self) -> dict[str, tuple]:
@@ -147,7 +148,7 @@ class SignatureModel:
     @classmethod
     def load(cls, path: Path) -> "SignatureModel":
         """Raises: ModelLoadError: no serving signature, or one with several inputs or outputs."""
-        tf = _tf.tf()
+        tf = frameworks.tf()
         loaded = tf.saved_model.load(str(path))
         signatures = dict(getattr(loaded, "signatures", {}) or {})
         if not signatures:
@@ -163,7 +164,7 @@ class SignatureModel:
         return cls(loaded, signature, default_name(path))
 
     def __call__(self, x, training: bool = False):
-        out = self._signature(**{self._input_name: _tf.tf().convert_to_tensor(x, _tf.tf().float32)})
+        out = self._signature(**{self._input_name: frameworks.tf().convert_to_tensor(x, frameworks.tf().float32)})
         return out[self._output_name] if self._output_name is not None else out
 
     def count_params(self) -> int:
@@ -187,7 +188,7 @@ def _keras_file_version(path: Path) -> str:
 
 
 def _load_tf_keras(path: Path, safe_mode: bool, custom: dict):
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     kwargs = {"compile": False, "custom_objects": custom or None}
     if path.suffix == ".keras":
         kwargs["safe_mode"] = safe_mode
@@ -195,7 +196,7 @@ def _load_tf_keras(path: Path, safe_mode: bool, custom: dict):
 
 
 def _load_keras3(path: Path, safe_mode: bool, custom: dict):
-    k3 = _tf.keras3()
+    k3 = frameworks.keras3()
     return k3.saving.load_model(str(path), compile=False, safe_mode=safe_mode, custom_objects=custom or None)
 
 
@@ -288,7 +289,7 @@ def _metadata_nodes(p: Path) -> list[str]:
     texts = []
     meta = p / "keras_metadata.pb"
     if meta.exists():
-        _tf.tf_keras()  # imports TensorFlow with its C++ start-up noise kept off stderr
+        frameworks.tf_keras()  # imports TensorFlow with its C++ start-up noise kept off stderr
         from tf_keras.protobuf import saved_metadata_pb2
 
         proto = saved_metadata_pb2.SavedMetadata()
@@ -307,7 +308,7 @@ def _metadata_nodes(p: Path) -> list[str]:
 def _stored_config(p: Path, h5_config: str | None, kind: str):
     """The model's architecture as JSON data, read without running any of it (None if absent).
 
-    ``h5_config`` is the ``model_config`` text :func:`edgec.runtime.hdf5.preflight`
+    ``h5_config`` is the ``model_config`` text :func:`edgec.load.hdf5.preflight`
     read from an .h5 file in the sandbox: edgec's process never opens the HDF5 itself;
     ``kind`` is what :func:`file_format` decided. A stored architecture that does not parse is
     refused: the scan must not be skipped for a part a Keras loader may still read.
@@ -348,7 +349,7 @@ def _code_in(config, trusted_modules: tuple[str, ...], custom: dict) -> list[tup
     def builtin_tf_keras(name: str) -> bool:
         nonlocal known
         if known is None:
-            k = _tf.tf_keras()
+            k = frameworks.tf_keras()
             known = {n for ns in _TF_KERAS_NAMESPACES for n in dir(getattr(k, ns, None))}
             known |= {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda"}
         return name in known
@@ -423,7 +424,7 @@ def _check_fingerprint(p: Path) -> None:
     fingerprint = p / "fingerprint.pb"
     if not fingerprint.exists():
         return
-    _tf.tf()
+    frameworks.tf()
     from tensorflow.core.protobuf import fingerprint_pb2
 
     try:

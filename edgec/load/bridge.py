@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.errors import ModelLoadError
 
 _log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def _accepted_keys(cls) -> set[str] | None:
 
 
 def _find_class(class_name: str):
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     for module in (k.layers, k.initializers, k.regularizers, k.constraints):
         cls = getattr(module, class_name, None)
         if inspect.isclass(cls):
@@ -108,7 +108,7 @@ def _node(node: dict, layer: str) -> list:
 # Keras 3 activations by their Keras 3 meaning, where tf_keras has none of that name or means another
 # function (tf_keras' hard_sigmoid is max(0, min(1, 0.2x + 0.5)); Keras 3's is relu6(x + 3) / 6).
 def _hard_sigmoid(x):
-    return _tf.tf().nn.relu6(x + 3.0) / 6.0
+    return frameworks.tf().nn.relu6(x + 3.0) / 6.0
 
 
 def _hard_silu(x):
@@ -116,15 +116,15 @@ def _hard_silu(x):
 
 
 def _leaky_relu(x):
-    return _tf.tf().nn.leaky_relu(x, alpha=0.2)  # Keras 3's default negative_slope
+    return frameworks.tf().nn.leaky_relu(x, alpha=0.2)  # Keras 3's default negative_slope
 
 
 def _relu6(x):
-    return _tf.tf().nn.relu6(x)
+    return frameworks.tf().nn.relu6(x)
 
 
 def _log_softmax(x):
-    return _tf.tf().nn.log_softmax(x)
+    return frameworks.tf().nn.log_softmax(x)
 
 
 ACTIVATIONS = {"hard_sigmoid": _hard_sigmoid, "hard_silu": _hard_silu, "hard_swish": _hard_silu,
@@ -275,7 +275,7 @@ def to_tf_keras(k3_model):
     Raises:
         ModelLoadError: a layer has no tf_keras equivalent or its weights do not fit.
     """
-    k = _tf.tf_keras()
+    k = frameworks.tf_keras()
     wrapped = {"class_name": type(k3_model).__name__, "config": k3_model.get_config()}
     if wrapped["class_name"] not in _MODEL_CLASSES:
         raise ModelLoadError(f"the Keras 3 model is a subclassed model ({wrapped['class_name']}); "
@@ -297,8 +297,8 @@ def to_tf_keras(k3_model):
 
 def first_differing_layer(k3_model, tk_model, x: np.ndarray) -> str | None:
     """The first layer (in graph order) whose outputs differ between the two models."""
-    k3 = _tf.keras3()
-    k = _tf.tf_keras()
+    k3 = frameworks.keras3()
+    k = frameworks.tf_keras()
     names = [layer.name for layer in tk_model.layers if not isinstance(layer, k.layers.InputLayer)]
     k3_layers = {layer.name: layer for layer in k3_model.layers}
     for name in names:

@@ -23,6 +23,7 @@ import os
 import stat
 
 from edgec.errors import ConfigError, EdgecError
+from edgec.units import parse_quantity
 
 MAX_TEXT_BYTES = 1 << 20
 DEFAULT_INPUT_BYTES = 2 << 30
@@ -67,8 +68,6 @@ def set_current(limits: Limits) -> None:
 
 def parse_size(text: str, option: str) -> int:
     """``"512MiB"``, ``"2GB"``, ``"1048576"`` → bytes."""
-    from edgec.budgets import parse_quantity
-
     try:
         value = parse_quantity("flash", text)
     except EdgecError:

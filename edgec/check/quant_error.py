@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from edgec import _tf
-from edgec._capture import captured_fds
-from edgec.converters.tflite import int8_converter, layer_for_tensor, representative
+from edgec import frameworks
+from edgec.capture import captured_fds
+from edgec.convert.int8 import int8_converter, layer_for_tensor, representative
 from edgec.runtime import litert
 
 _log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ _log = logging.getLogger(__name__)
 
 def debug_model(keras_model, calibration: np.ndarray) -> bytes:
     """The quantized model with a NumericVerify op after every quantized op (float input/output)."""
-    tf = _tf.tf()
+    tf = frameworks.tf()
     with captured_fds(1, 2), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         debugger = tf.lite.experimental.QuantizationDebugger(

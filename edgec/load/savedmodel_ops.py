@@ -71,9 +71,9 @@ CHECKPOINT = frozenset({
 
 
 def _registry():
-    from edgec import _tf
+    from edgec import frameworks
 
-    _tf.tf()  # TensorFlow's import, with its C++ start-up noise kept off stderr
+    frameworks.tf()  # TensorFlow's import, with its C++ start-up noise kept off stderr
     from tensorflow.python.framework import op_def_registry
 
     return op_def_registry.get
@@ -168,9 +168,9 @@ def parse(path: Path):
     """
     from google.protobuf import text_format
 
-    from edgec import _tf
+    from edgec import frameworks
 
-    _tf.tf()  # TensorFlow's import, with its C++ start-up noise kept off stderr
+    frameworks.tf()  # TensorFlow's import, with its C++ start-up noise kept off stderr
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec.codegen import Generated, generate, toolchain
+from edgec.emit.codegen import Generated, generate, toolchain
 from edgec.errors import RuntimeCheckError
+from edgec.load.tflite_file import TFLiteModel
 from edgec.runtime import micro
-from edgec.runtime.model_file import TFLiteModel
 
 MCU_SAMPLES = 3
 

@@ -224,6 +224,14 @@ _ACCESSOR = re.compile(r"Offset\((\d+)\)\)\n\s+if o != 0:\n\s+(?:return |x = |a 
 
 
 @functools.lru_cache(maxsize=1)
+def op_names() -> dict[int, str]:
+    """BuiltinOperator code -> name (``3`` -> ``"CONV_2D"``), from the schema module LiteRT ships."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@functools.lru_cache(maxsize=1)
 def _options_schema() -> tuple[dict[int, str], dict[str, dict]]:
     """(BuiltinOptions union type -> table name, table name -> field kinds), the kinds read from the
     accessors of the schema module LiteRT ships (generated code)."""
@@ -316,9 +324,7 @@ def _kernel_preconditions(name: str, op: _Table, ins: list[int], outs: list[int]
 def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
     """Indices in range, buffers inside the file, tensor data consistent with shape and type,
     quantization parameters the integer kernels accept."""
-    from edgec.runtime.model_file import _op_names
-
-    op_names = _op_names()
+    names = op_names()
     buffers = model.tables(4)
     codes = model.tables(1)
     subgraphs = model.tables(2)
@@ -369,7 +375,7 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
                         raise _Invalid(f"subgraph {s} op {k} {role} {i} is not one of its {nt} tensors")
             c = codes[code]
             builtin = max(c.scalar(3, 4, signed=True), c.scalar(0, 1, signed=True))
-            _kernel_preconditions(op_names.get(builtin, ""), op, op.numbers(1), op.numbers(2), scales,
+            _kernel_preconditions(names.get(builtin, ""), op, op.numbers(1), op.numbers(2), scales,
                                   f"subgraph {s} op {k}", option_names)
 
 

@@ -13,8 +13,8 @@ import string
 from importlib import resources
 
 from edgec import __version__
+from edgec.load.tflite_file import Tensor, TFLiteModel
 from edgec.runtime.micro import Arena
-from edgec.runtime.model_file import Tensor, TFLiteModel
 
 _C_KEYWORDS = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
@@ -46,7 +46,7 @@ def c_identifier(name: str) -> str:
 
 
 def _template(name: str) -> string.Template:
-    text = resources.files("edgec.converters").joinpath("templates", name).read_text(encoding="utf-8")
+    text = resources.files("edgec.emit").joinpath("templates", name).read_text(encoding="utf-8")
     return string.Template(text)
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgec import limits
 from edgec.errors import ModelLoadError
-from edgec.runtime import flatbuffer_check
+from edgec.load import flatbuffer_check, limits
 
 _TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
@@ -33,11 +32,6 @@ def _schema():
     from ai_edge_litert import schema_py_generated as schema
 
     return schema
-
-
-def _op_names() -> dict[int, str]:
-    ops = _schema().BuiltinOperator
-    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +288,7 @@ def fix_for(data: bytes, made_by: str | None = None) -> str:
     return f"regenerate it with {tool}, or report the file to that tool's authors"
 
 
-def read_model(data: bytes, source: str = "<bytes>", made_by: str | None = None) -> TFLiteModel:
+def read_tflite(data: bytes, source: str = "<bytes>", made_by: str | None = None) -> TFLiteModel:
     """Parse TFLite flatbuffer bytes.
 
     Args:
@@ -316,7 +310,7 @@ def read_model(data: bytes, source: str = "<bytes>", made_by: str | None = None)
         if model.SubgraphsLength() < 1:
             raise ValueError("no subgraph")
         graph = model.Subgraphs(0)
-        names = _op_names()
+        names = flatbuffer_check.op_names()
         codes = []
         for i in range(model.OperatorCodesLength()):
             c = model.OperatorCodes(i)
@@ -378,7 +372,7 @@ def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int
     return bytes(builder.Output()), [-1] * len(tfl.outputs) + [i for i, _ in extra]
 
 
-def read_model_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
+def read_tflite_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
     """Read and parse a ``.tflite`` file; errors name the path and the fix."""
     p = Path(path)
     if not p.exists():
@@ -387,14 +381,16 @@ def read_model_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
         raise ModelLoadError(f"{p} is not a file; pass a .tflite file")
     limits.check_file_size(p, "model")
     data = p.read_bytes()
-    tfl = read_model(data, str(p))
+    tfl = read_tflite(data, str(p))
     limits.check_memory(tfl.peak_live_bytes, f"{p}'s activations")
     return data, tfl
 
 
 def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
-    """Float values to the tensor's int8 representation (round half away, clip)."""
-    q = np.round(np.asarray(x, np.float64) / tensor.scale) + tensor.zero_point
+    """Float values to the tensor's int8 representation, as TFLite's QUANTIZE kernel does: round half away
+    from zero (``std::round``; ``np.round`` would round half to even), add the zero point, clip."""
+    v = np.asarray(x, np.float64) / tensor.scale
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + tensor.zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 

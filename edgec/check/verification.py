@@ -28,10 +28,10 @@ import math
 
 import numpy as np
 
-from edgec import _tf
+from edgec import frameworks
 from edgec.errors import RuntimeCheckError
+from edgec.load.tflite_file import TFLiteModel, dequantize, quantize, with_every_op_output
 from edgec.runtime import litert, micro
-from edgec.runtime.model_file import TFLiteModel, dequantize, quantize, with_every_op_output
 
 _log = logging.getLogger(__name__)
 MICRO_LITERT_TOLERANCE_LSB = 1  # rounding edges where the two libraries' integer code differs
@@ -118,7 +118,7 @@ def samples_to_resolve(limit: float, discordant: int, n: int) -> int:
 
 def predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
     """Float outputs of a Keras model, flattened per sample (direct calls, no tf.data)."""
-    outs = [np.asarray(_tf.call(model, x[i:i + batch])) for i in range(0, len(x), batch)]
+    outs = [np.asarray(frameworks.call(model, x[i:i + batch])) for i in range(0, len(x), batch)]
     return np.concatenate(outs).reshape(len(x), -1)
 
 
@@ -241,7 +241,7 @@ def verify_several(float_model, data: bytes, tfl: TFLiteModel, x, y, io: tuple[l
         x: an array (one input) or a dict of arrays by input name.
         y: labels: an array (one output), a dict by output name (the outputs that have them), or None.
         io: the Keras names of the flatbuffer's input and output tensors, in the interpreter's order
-            (:func:`edgec.converters.tflite.io_order`).
+            (:func:`edgec.convert.int8.io_order`).
 
     Returns:
         The verification section: ``outputs`` by name, each as :func:`verify` gives for one output,
@@ -303,11 +303,11 @@ _ACCURACY_FIELDS = ("float_accuracy", "int8_accuracy", "accuracy_samples", "floa
 def _predict_several(model, x, out_names: list[str], n: int, batch: int = 256) -> dict[str, np.ndarray]:
     """The float model's outputs by name, flattened per sample (the model returns them in its own
     order, which need not be the flatbuffer's)."""
-    keras_names = _tf.keras_output_names(model)
+    keras_names = frameworks.keras_output_names(model)
     parts = {name: [] for name in keras_names}
     for i in range(0, n, batch):
         chunk = {k: a[i:i + batch] for k, a in x.items()} if isinstance(x, dict) else x[i:i + batch]
-        out = _tf.call(model, chunk)
+        out = frameworks.call(model, chunk)
         if isinstance(out, dict):
             out = [out[name] for name in out_names]
         out = out if isinstance(out, (list, tuple)) else [out]

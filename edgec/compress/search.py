@@ -39,7 +39,7 @@ def with_channels(stages: list[Stage]) -> list[Stage]:
 def search(model, stage: Stage, judge: Callable, max_fraction: float) -> dict:
     """Bisect ``stage``'s fraction in [0, ``max_fraction``].
 
-    ``judge(keras_model)`` returns the budget rows (``budgets.evaluate``) of the
+    ``judge(keras_model)`` returns the budget rows (``budgets.judge``) of the
     converted model; only :data:`FIT_BUDGETS` count. Returns the chosen fraction
     and every trial.
 
@@ -65,7 +65,7 @@ def search(model, stage: Stage, judge: Callable, max_fraction: float) -> dict:
     if trial(0.0):
         return {"fraction": 0.0, "trials": trials}
     if not trial(max_fraction):
-        from edgec.budgets import failures
+        from edgec.check.budgets import failures
 
         raise BudgetExceeded(f"--fit: no channel fraction up to {max_fraction:g} meets the budgets; at "
                              f"{max_fraction:g} (the most aggressive tried) " + "; ".join(failures(last))

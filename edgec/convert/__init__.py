@@ -1,0 +1,1 @@
+"""Convert: a Keras model to a full-integer TFLite flatbuffer, calibrated on the data (``int8``)."""
