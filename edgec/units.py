@@ -15,7 +15,8 @@ BUDGET_NAMES = ("flash", "ram", "latency", "accuracy_drop", "output_snr_db", "ma
 # Budgets the value must reach (a floor) rather than stay under (a ceiling).
 FLOORS = ("output_snr_db",)
 
-_BYTES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+_BYTES: dict[str, float] = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3,
+                            "gib": 1024**3}
 _UNITS: dict[str, tuple[str, dict[str, float]]] = {
     "flash": ("bytes", _BYTES), "ram": ("bytes", _BYTES),
     "latency": ("ms", {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001}),

@@ -68,7 +68,7 @@ def test_check_and_inspect_take_bytes_or_a_path(tmp_path):
     by_path, by_bytes = api.check(path, "cortex-m4"), api.check(built.tflite_bytes, "cortex-m4")
     assert by_path.measurements["arena_bytes"] == by_bytes.measurements["arena_bytes"] == \
         built.measurements["arena_bytes"] > 0
-    assert {row["op"] for row in api.inspect(path)["ops"]} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert {row["op"] for row in api.inspect(path).ops} >= {"CONV_2D", "FULLY_CONNECTED"}
     failing = api.check(path, "cortex-m4", budgets={"ram": "1KiB"})
     assert not failing.ok and failing.exit_code == 1
 
@@ -83,3 +83,31 @@ def test_facade_errors_are_edgec_errors_with_the_command_lines_message(trained):
         edgec.build(object(), x, target="cortex-m4")
     with pytest.raises(ConfigError, match="unknown budget|budget"):
         edgec.build(model, x, target="cortex-m4", budgets={"bogus": "1"})
+
+
+def test_build_with_out_writes_at_the_end_and_refuses_a_bad_folder_before_any_work(trained, tmp_path):
+    from edgec import api
+
+    model, x, y = trained
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(api.OutputError, match="a_file"):
+        api.build(model, (x, y), target="cortex-m4", out=tmp_path / "a_file")
+    result = api.build(model, (x, y), target="cortex-m4", out=tmp_path / "out")
+    assert (tmp_path / "out" / "notebook.tflite").read_bytes() == result.tflite_bytes
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["budgets"] == result.budgets
+
+
+def test_emit_c_stages_and_targets_from_python(trained, tmp_path):
+    """The facade functions behind ``edgec emit-c``, ``edgec stages`` and ``edgec targets``."""
+    from edgec import api
+
+    model, x, y = trained
+    path = tmp_path / "notebook.tflite"
+    path.write_bytes(api.build(model, (x, y), target="cortex-m4").tflite_bytes)
+    emitted = api.emit_c(path, samples=8, mcu=False)
+    assert emitted.section["host"]["bit_exact"] and emitted.section["host"]["samples"] == 8
+    assert {"notebook_infer.c", "notebook_infer.h"} <= set(emitted.files)
+    assert os.listdir(tmp_path) == ["notebook.tflite"]  # in memory until written
+    assert sorted(emitted.write(tmp_path / "c")) == sorted(emitted.files)
+    assert "prune" in api.stages() and "sparsity" in api.stages()["prune"]["parameters"]
+    assert {"cortex-m4", "mobile"} <= {t.name for t in api.targets()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgec.check.targets.profile import Target
 from edgec.errors import ConfigError
 from edgec.units import BUDGET_NAMES, FLOORS, format_quantity, unit_of
@@ -38,15 +40,15 @@ def require_measurable(asked: dict[str, float], target: Target, accuracy_missing
         raise ConfigError(f"budget {asked_here[0]} cannot be checked: {float_missing}")
 
 
-def judge(measurements: dict, target: Target, overrides: dict[str, float],
-             accuracy_drop: float | None = None, verification: dict | None = None) -> list[dict]:
+def judge(measurements: dict[str, Any], target: Target, overrides: dict[str, float],
+          accuracy_drop: float | None = None, verification: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``.
 
     Raises:
         ConfigError: an override with no measured value (``require_measurable`` refuses
             those before the work; this is its backstop).
     """
-    limits = {}
+    limits: dict[str, float] = {}
     if target.flash_bytes:
         limits["flash"] = float(target.flash_bytes)
     if target.ram_bytes:
@@ -54,25 +56,27 @@ def judge(measurements: dict, target: Target, overrides: dict[str, float],
     limits.update(target.budgets)  # already parsed by Target.from_dict
     limits.update(overrides)
     v = verification or {}
-    values = {"flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
-              "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop,
-              "output_snr_db": v.get("output_snr_db"), "max_error_steps": v.get("output_error_steps_max")}
+    values: dict[str, float | None] = {
+        "flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),
+        "latency": measurements.get("latency_ms"), "accuracy_drop": accuracy_drop,
+        "output_snr_db": v.get("output_snr_db"), "max_error_steps": v.get("output_error_steps_max")}
     unmeasured = [name for name in overrides if values.get(name) is None]
     if unmeasured:
         raise ConfigError(f"budget {', '.join(unmeasured)} was asked for but not measured on {target.name}; "
                           "drop it from --budget and the recipe")
-    out = []
+    out: list[dict[str, Any]] = []
     for name in BUDGET_NAMES:
-        if name not in limits or values[name] is None:
+        value = values[name]
+        if name not in limits or value is None:
             continue
-        value, limit = values[name], limits[name]
+        limit = limits[name]
         floor = name in FLOORS
         out.append({"name": name, "limit": limit, "value": value, "unit": unit_of(name),
                     "kind": "floor" if floor else "ceiling", "ok": bool(value >= limit if floor else value <= limit)})
     return out
 
 
-def failures(budgets: list[dict]) -> list[str]:
+def failures(budgets: list[dict[str, Any]]) -> list[str]:
     """One phrase per failing budget: value, limit and overshoot."""
     msgs = []
     for b in budgets:

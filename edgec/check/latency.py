@@ -8,7 +8,7 @@ without them costs its output values times ``per_output``; every op adds
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the profile module imports this one through the runtimes
     from edgec.check.targets.profile import Target
@@ -23,10 +23,10 @@ _KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "BATCH_MATMUL": "conv",
 _FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 
 
-def op_table(tfl: TFLiteModel, target: Target) -> list[dict]:
+def op_table(tfl: TFLiteModel, target: Target) -> list[dict[str, Any]]:
     """Per-op MACs and estimated cycles on ``target`` with its kernel library."""
     cycles = target.cycles.get(target.kernels, {})
-    rows = []
+    rows: list[dict[str, Any]] = []
     live = tfl.live_tensors()
     for op in tfl.ops:
         kind = _KIND.get(op.name)

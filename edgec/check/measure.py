@@ -12,6 +12,8 @@ TensorFlow.
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgec.check.latency import op_table
 from edgec.check.runtimes import Measured
 from edgec.check.targets.profile import Target
@@ -22,7 +24,7 @@ from edgec.runtime.vela import VelaResult
 
 
 def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, host_latency: bool = True,
-            npu: VelaResult | None = None, codegen: dict | None = None) -> dict:
+            npu: VelaResult | None = None, codegen: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``measurements`` section of the report for ``target``.
 
     ``arena`` is None when TFLite-Micro cannot run the model (allowed only for
@@ -32,7 +34,7 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     instruction count are what a runtime "c" target is judged on.
     """
     ops = op_table(tfl, target)
-    m: dict = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
+    m: dict[str, Any] = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
                "arena": arena and arena.to_dict(), "peak_live_bytes": tfl.peak_live_bytes}
     if codegen is not None:
         m["c"] = codegen
@@ -42,7 +44,7 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     return m
 
 
-def host_latency_section(ms: float) -> dict:
+def host_latency_section(ms: float) -> dict[str, Any]:
     """The report's host latency: LiteRT's median invoke on this machine."""
     return {"host_latency_ms": ms,
             "host_latency": {"interpreter": "LiteRT default delegate", "threads": 1, "statistic": "median of 50"}}
@@ -56,7 +58,7 @@ def compile_for_npu(data: bytes, target: Target) -> VelaResult | None:
     return vela.compile_model(data, **settings)
 
 
-def npu_warnings(measurements: dict) -> list[str]:
+def npu_warnings(measurements: dict[str, Any]) -> list[str]:
     """One warning naming the ops Vela leaves to the CPU (by layer where known), if any."""
     rows = (measurements.get("npu") or {}).get("cpu_ops", [])
     if not rows:

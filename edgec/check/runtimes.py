@@ -9,7 +9,8 @@ one :func:`register` call.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from edgec.check.latency import op_table
 from edgec.runtime import vela

@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from edgec.errors import ModelLoadError
+from edgec.errors import ModelLoadError, UnsupportedOpError
 from edgec.load import flatbuffer_check, limits
 
 _TENSOR_TYPES = {
@@ -121,7 +122,7 @@ class TFLiteModel:
         out = f" (output tensor '{self.tensors[op.outputs[0]].name}')" if op.outputs else ""
         return f"op #{op.index}{out}"
 
-    def locate(self, exc, describe=None):
+    def locate(self, exc: UnsupportedOpError, describe: Callable[[Op], str] | None = None) -> UnsupportedOpError:
         """``exc`` (an :class:`~edgec.errors.UnsupportedOpError`) naming where its op sits:
         ``describe(op)`` (a Keras layer, say), by default :meth:`describe_op`."""
         op = self.find_op(exc.op, exc.index)
