@@ -129,11 +129,12 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
     """
     settings: dict[str, Any] = {}
     folders: tuple[Path, ...] = (Path.cwd(),)
-    given_objects = not isinstance(model, (str, Path)) or (data is not None and not isinstance(data, (str, Path)))
+    from_files = model is None or isinstance(model, (str, Path))  # None: the recipe's
+    given_objects = not from_files or (data is not None and not isinstance(data, (str, Path)))
     if recipe is not None:
         on_call = frozenset(k for k, v in (("data", data), ("custom_objects", custom_objects)) if v)
         settings, folders = recipe_settings(recipe, trust_recipe, on_call)
-    loaded = None if isinstance(model, (str, Path)) else _in_memory(model, name)
+    loaded = None if from_files else _in_memory(model, name)
     given = {"model": None if model is None else (IN_MEMORY if loaded else str(model)), "target": target,
              "data": None if data is None else (str(data) if isinstance(data, (str, Path)) else "<arrays>"),
              "out": None if out is None else str(out), "name": name, "task": task, "seed": seed,

@@ -15,6 +15,7 @@ import gzip
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     clock.lap("load")
 
     # Stages work on tf_keras (a Keras 3 model is bridged only then); without stages the model converts as saved.
-    keras_model, stage_rows, fitted = (model.for_stages() if stages else model.keras), [], None
+    stage_rows: list[dict[str, Any]] = []
+    keras_model, fitted = (model.for_stages() if stages else model.keras), None
     if cfg.fit:
         _log.info("fitting the channel fraction to the budgets of %s", target.name)
         fitted = search.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),
@@ -242,6 +244,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
         files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name, io))
     else:  # the firmware embeds Vela's compiled model, with the arena Vela planned
+        assert arena is not None  # an Ethos-U target runs TFLite-Micro, which measured it
         files[f"{ident}_vela.tflite"] = npu.model
         files.update(c_array.model_data_files(npu.model, ident, Path(cfg.model).name))
         files.update(c_array.settings_header(npu.compiled, vela.npu_arena(npu, arena),
@@ -283,7 +286,8 @@ def _require_resolvable(limit: float, n: int) -> None:
 
 def _resolution_warnings(limit: float, v: dict) -> list[str]:
     """A warning when the accuracy_drop budget is finer than the validation set can tell apart."""
-    n, lo, hi = v["accuracy_samples"], *v["accuracy_drop_ci95"]
+    n = v["accuracy_samples"]
+    lo, hi = v["accuracy_drop_ci95"]
     if (hi - lo) / 2 <= limit:
         return []
     need = samples_to_resolve(limit, v["accuracy_drop_discordant"], n)
@@ -323,7 +327,7 @@ def _shape(dims) -> str:
 def _judge(keras_model, data, target, cfg: BuildConfig) -> list[dict]:
     """Budget rows of ``keras_model`` converted to int8: the cheap measurements ``--fit`` searches on."""
     fp = footprint(keras_model, data.x_train)
-    if fp.arena is None and target.needs_tflm_ops:
+    if fp.refusal is not None and target.needs_tflm_ops:
         raise fp.refusal
     codegen = None
     if target.judged_on_c:  # judged on the generated C's measured footprint

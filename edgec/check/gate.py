@@ -8,10 +8,12 @@ Only LiteRT, TFLite-Micro and NumPy are imported, so it answers in about a secon
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgec.check import budgets, targets
 from edgec.check.latency import op_table
 from edgec.check.measure import compile_for_npu, host_latency_section, measure, npu_warnings
+from edgec.check.targets import Target
 from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
 from edgec.load.tflite_file import TFLiteModel, fix_for, read_tflite_file
@@ -39,7 +41,7 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
         return _check(path, data, tfl, target, overrides)
 
 
-def _host_latency(data: bytes, target) -> tuple[float | None, str | None, bool]:
+def _host_latency(data: bytes, target: Target) -> tuple[float | None, str | None, bool]:
     """LiteRT's host latency for ``data``. On an MCU target, which runs TFLite-Micro, LiteRT is not
     needed: a file it refuses or crashes on is a warning and no host latency, and after a crash
     TFLite-Micro is given the file on edgec's own flatbuffer verifier alone. On a LiteRT target the
@@ -76,7 +78,7 @@ def not_full_integer(tfl: TFLiteModel) -> str | None:
             "int8 quantization (edgec build does)")
 
 
-def _check(path, data, tfl, target, overrides) -> Report:
+def _check(path: str, data: bytes, tfl: TFLiteModel, target: Target, overrides: dict[str, float] | None) -> Report:
     codegen, warnings = None, []
     if target.kind == "mcu" and (flag := not_full_integer(tfl)):
         warnings.append(flag)
@@ -110,11 +112,11 @@ def _check(path, data, tfl, target, overrides) -> Report:
     )
 
 
-def tflite_summary(tfl) -> dict:
+def tflite_summary(tfl: TFLiteModel) -> dict[str, Any]:
     return {"bytes": tfl.nbytes, "input": tfl.input.to_dict(), "output": tfl.output.to_dict(), "ops": tfl.op_counts}
 
 
-def inspect(path: str, target_name: str, kernels: str | None = None) -> dict:
+def inspect(path: str, target_name: str, kernels: str | None = None) -> dict[str, Any]:
     """The per-op table of ``path`` on ``target_name``: op, output shape, parameters, MACs, estimated
     cycles and latency share, and the activation bytes live while the op runs."""
     target = targets.get(target_name).with_kernels(kernels)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 
@@ -261,7 +262,8 @@ def verify_several(float_model, data: bytes, tfl: TFLiteModel, x, y, io: tuple[l
         interpreter = "LiteRT, default builtin kernels (the reference resolver lacks an op version)"
     m = min(micro_samples, n)
     q_micro = micro.run_many(data, [a[:m] for a in inputs_q]) if m else None
-    result = {"samples": int(n), "interpreter": interpreter, "micro_samples": int(m), "outputs": {}, "warnings": []}
+    result: dict[str, Any] = {"samples": int(n), "interpreter": interpreter, "micro_samples": int(m), "outputs": {},
+                              "warnings": []}
     for k, name in enumerate(out_names):
         out_t = tfl.tensors[tfl.outputs[k]]
         q_out = q_outs[k].astype(np.int32)
@@ -288,7 +290,7 @@ def verify_several(float_model, data: bytes, tfl: TFLiteModel, x, y, io: tuple[l
     for key, pick in _WORST.items():
         values = {name: r[key] for name, r in result["outputs"].items() if r.get(key) is not None}
         if values:
-            worst = pick(values, key=values.get)
+            worst = pick(values, key=lambda name: values[name])
             result[key], result["worst_output"][key] = values[worst], worst
     if "accuracy_drop" in result:  # the accuracy budget's output, with the figures that go with its drop
         judged = result["outputs"][result["worst_output"]["accuracy_drop"]]
@@ -304,7 +306,7 @@ def _predict_several(model, x, out_names: list[str], n: int, batch: int = 256) -
     """The float model's outputs by name, flattened per sample (the model returns them in its own
     order, which need not be the flatbuffer's)."""
     keras_names = frameworks.keras_output_names(model)
-    parts = {name: [] for name in keras_names}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in keras_names}
     for i in range(0, n, batch):
         chunk = {k: a[i:i + batch] for k, a in x.items()} if isinstance(x, dict) else x[i:i + batch]
         out = frameworks.call(model, chunk)
@@ -327,7 +329,7 @@ def _divergence_warning(result: dict, where: dict | None, m: int, width: int) ->
 
 
 def _classifier(float_out, deq, q_out, y) -> dict:
-    r = {}
+    r: dict[str, Any] = {}
     if float_out.shape[1] > 1:
         r["top1_agreement"] = float(np.mean(float_out.argmax(1) == q_out.argmax(1)))
     else:

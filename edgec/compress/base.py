@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Stage:
         fields = dataclasses.fields(self.Params)
         check_keys(params, [f.name for f in fields], f"stage '{self.name}'")
         try:
-            self.params = self.Params(**params)
+            self.params: Any = self.Params(**params)  # the subclass's Params
         except TypeError as exc:
             raise ConfigError(f"stage '{self.name}': {exc}") from None
         self.check_params()

@@ -37,7 +37,7 @@ class Channels(StructuralStage):
         scope: str = "layer"            # "layer": the fraction from every group; "global": across all groups
         multiple_of: int = 1            # keep channel counts a multiple of this (4 suits CMSIS-NN)
         include: list | str = "*"       # producer layer name patterns to prune
-        exclude: list | str = ()
+        exclude: tuple[str, ...] | list[str] | str = ()
         epochs: int | None = None       # fine-tuning epochs; default: [training] epochs; 0: none
         learning_rate: float | None = None
         max_fraction: float = 0.9       # --fit: the most aggressive fraction it tries

@@ -32,7 +32,7 @@ class Cluster(Stage):
         epochs: int | None = None
         learning_rate: float | None = None  # default: [training] learning_rate / 10 (fine-tuning centroids)
         include: list | str = "*"
-        exclude: list | str = ()
+        exclude: tuple[str, ...] | list[str] | str = ()
         preserve_sparsity: bool | None = None  # default: true when a prune stage ran before
 
     def check_params(self) -> None:

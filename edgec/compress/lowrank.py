@@ -37,7 +37,7 @@ class LowRank(StructuralStage):
         ratio: float | None = None      # or: rank = ratio x min(in, out)
         multiple_of: int = 1            # round ranks up to a multiple of this
         include: list | str = "*"       # layer name patterns to factorize
-        exclude: list | str = ()
+        exclude: tuple[str, ...] | list[str] | str = ()
         epochs: int | None = None       # fine-tuning epochs; default: [training] epochs; 0: none
         learning_rate: float | None = None
 

@@ -8,6 +8,7 @@ quantizer ranges, cluster indices) are not parameters of the model.
 from __future__ import annotations
 
 import gzip
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def model_metrics(model, ctx, clustered=()) -> dict:
     nonzero = int(sum(np.count_nonzero(v) for *_, v in weights))
     ks = kernels(model)
     k_total = sum(v.size for _, v in ks)
-    row = {
+    row: dict[str, Any] = {
         "parameters": params,
         "nonzero_parameters": nonzero,
         "kernel_sparsity": float(1 - sum(np.count_nonzero(v) for _, v in ks) / k_total) if k_total else 0.0,

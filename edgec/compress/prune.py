@@ -39,7 +39,7 @@ class Prune(Stage):
         power: float = 3.0              # polynomial decay exponent
         epochs: int | None = None       # default: [training] epochs
         include: list | str = "*"      # layer name patterns to prune
-        exclude: list | str = ()        # layer name patterns to leave dense
+        exclude: tuple[str, ...] | list[str] | str = ()        # layer name patterns to leave dense
         m_by_n: str | None = None       # "2:4": structured N:M sparsity instead of the schedule
 
     def check_params(self) -> None:

@@ -37,7 +37,7 @@ class QAT(Stage):
         epochs: int | None = None           # default: enough for ~500 steps, at most 20 (see epochs())
         learning_rate: float | None = None  # default: [training] learning_rate / 10
         scheme: str = "auto"                # auto: from the stages before; or default, prune_preserve, cluster_preserve
-        skip: list | str = ()               # layer name patterns QAT leaves unannotated
+        skip: tuple[str, ...] | list[str] | str = ()               # layer name patterns QAT leaves unannotated
 
     def check_params(self) -> None:
         p = self.params
@@ -217,7 +217,7 @@ def _unquantizable(refused: dict, names: list, skip) -> str:
                 return pattern
         return None
 
-    kinds = {}
+    kinds: dict[str, list[str]] = {}
     for n, why in refused.items():
         kinds.setdefault(why, []).append(n)
     everything = glob(list(refused))
@@ -226,7 +226,7 @@ def _unquantizable(refused: dict, names: list, skip) -> str:
         if pattern := glob(members):
             patterns.append(pattern)
             continue
-        bases = {}  # names that fall into a few prefixes (activation_7, rescaling_2)
+        bases: dict[str, list[str]] = {}  # names that fall into a few prefixes (activation_7, rescaling_2)
         for n in members:
             bases.setdefault(n.rstrip("_0123456789") or n, []).append(n)
         for group in bases.values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from edgec.compress.base import Stage
 from edgec.config import StageSpec
@@ -36,7 +36,7 @@ def with_channels(stages: list[Stage]) -> list[Stage]:
     return stages
 
 
-def search(model, stage: Stage, judge: Callable, max_fraction: float) -> dict:
+def search(model, stage: Any, judge: Callable, max_fraction: float) -> dict:
     """Bisect ``stage``'s fraction in [0, ``max_fraction``].
 
     ``judge(keras_model)`` returns the budget rows (``budgets.judge``) of the
@@ -47,7 +47,8 @@ def search(model, stage: Stage, judge: Callable, max_fraction: float) -> dict:
         ConfigError: no flash, RAM or latency budget to fit.
         BudgetExceeded: even ``max_fraction`` misses a budget (named, with the overshoot).
     """
-    trials, last = [], []
+    trials: list[dict[str, Any]] = []
+    last: list[dict[str, Any]] = []
 
     def trial(fraction: float) -> bool:
         thin = model if fraction == 0 else stage.shrink(model, fraction)[0]

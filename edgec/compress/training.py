@@ -124,7 +124,7 @@ def progress_callback(stage: str, epochs: int, enabled: bool, stream):
     k = frameworks.tf_keras()
     tty = stream.isatty()
 
-    class Bar(k.callbacks.Callback):
+    class Bar(k.callbacks.Callback):  # type: ignore[name-defined]  # tf_keras, imported at run time
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch, self.t0 = epoch, time.perf_counter()
 
@@ -180,7 +180,7 @@ def fine_tune(model, ctx, stage: str, epochs: int, reference=None, learning_rate
     from edgec.check.verification import predict
 
     act = output_activation(reference)
-    loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act, "mse")
+    loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
     training = ctx.training if learning_rate is None else dataclasses.replace(ctx.training, learning_rate=learning_rate)
     shape = (-1, *model.outputs[0].shape[1:])
     targets = predict(reference, ctx.x_train).reshape(shape)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -163,6 +164,7 @@ def check_activations(model, samples: np.ndarray) -> None:
     Raises:
         ConversionError: naming the layer, what its outputs look like and the fix.
     """
+    x: Any
     if isinstance(samples, dict):  # several inputs: by name
         x = {name: np.asarray(a[:8], np.float32) for name, a in samples.items()}
     else:
@@ -300,7 +302,7 @@ def _layer_of_cell(layer) -> tuple[str, dict] | None:
     order), so that the converter fuses it too; None for other cells (stacked, custom)."""
     cell = getattr(layer, "cell", None)
     name = _CELL_LAYERS.get(type(cell).__name__)
-    if name is None or getattr(layer, "stateful", False):
+    if cell is None or name is None or getattr(layer, "stateful", False):
         return None
     rnn = layer.get_config()
     return name, {**cell.get_config(), **{key: rnn[key] for key in _RNN_KEYS if key in rnn}}
@@ -434,7 +436,7 @@ def io_order(model, tfl: TFLiteModel) -> tuple[list[str], list[str]]:
     if len(outs) > 1 and sorted(o for o in order if o is not None) != list(range(len(outs))):
         raise ConversionError(f"the converted model's outputs ({[tfl.tensors[i].name for i in tfl.outputs]}) cannot "
                               f"be matched to the model's {outs}; this is a bug in edgec, please report it")
-    return (by_input if len(ins) > 1 else ins), ([outs[k] for k in order] if len(outs) > 1 else outs)
+    return (by_input if len(ins) > 1 else ins), ([outs[k] for k in order if k is not None] if len(outs) > 1 else outs)
 
 
 def _rewritten_for_int8(function):

@@ -171,9 +171,10 @@ def _op_layer(entry: dict, name: str) -> dict | None:
         c = float(constants[0])
         scale_offset = {"Add": (1.0, c), "Subtract": (1.0, -c) if args[0] is tensors[0] else None,
                         "Multiply": (c, 0.0), "Divide": (1.0 / c, 0.0) if c and args[0] is tensors[0] else None}
-        if scale_offset.get(class_name) is None:
+        pair = scale_offset.get(class_name)
+        if pair is None:
             return None
-        scale, offset = scale_offset[class_name]
+        scale, offset = pair
         return {"class_name": "Rescaling", "config": {"name": name, "scale": scale, "offset": offset},
                 "inbound_nodes": node}
     return None

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ def take(x, rows: slice):
     return x[rows]
 
 
+Arrays = Any  # an array (one input or output), or a dict of arrays by tensor name (several)
+
+
 @dataclasses.dataclass
 class Dataset:
     """Arrays for training, validation and calibration, already checked.
@@ -45,10 +49,10 @@ class Dataset:
     """
 
     source: str
-    x_train: np.ndarray
-    y_train: np.ndarray | None
-    x_val: np.ndarray
-    y_val: np.ndarray | None
+    x_train: Arrays
+    y_train: Arrays | None
+    x_val: Arrays
+    y_val: Arrays | None
     split: str
     random: bool = False
 
@@ -287,9 +291,9 @@ def _as_arrays(result, spec: str) -> dict:
             else:
                 xs.append(item)
         x = np.concatenate(xs) if xs and np.ndim(xs[0]) > 0 else np.asarray(xs)
-        arrays = {"x": x}
+        arrays: dict[str, np.ndarray] = {"x": x}
         if ys and all(y is not None for y in ys):
-            arrays["y"] = np.concatenate(ys)
+            arrays["y"] = np.concatenate([y for y in ys if y is not None])
         return arrays
     raise DataError(f"the data loader '{spec}' returned {type(result).__name__}; return numpy arrays "
                     "(x or (x, y) or a dict) or a tf.data.Dataset")

@@ -31,6 +31,7 @@ import functools
 import math
 import re
 import struct
+from typing import Any
 
 from edgec.errors import ModelLoadError
 
@@ -39,10 +40,11 @@ from edgec.errors import ModelLoadError
 _S1, _S4, _S8 = ("s", 1), ("s", 4), ("s", 8)
 _V1, _V4, _V8 = ("v", 1), ("v", 4), ("v", 8)
 _STR = ("str",)
-_OPTIONS_VECTORS = {"ReshapeOptions": {0: _V4}, "SqueezeOptions": {0: _V4}, "BucketizeOptions": {0: _V4},
-                    "ConcatEmbeddingsOptions": {0: _S4, 1: _V4, 2: _V4},
-                    "VarHandleOptions": {0: _STR, 1: _STR}}
-_SCHEMA = {
+_Fields = dict[int, tuple[Any, ...]]  # field index -> kind ("s", bytes), ("v", bytes), ("t", table)...
+_OPTIONS_VECTORS: dict[str, _Fields] = {
+    "ReshapeOptions": {0: _V4}, "SqueezeOptions": {0: _V4}, "BucketizeOptions": {0: _V4},
+    "ConcatEmbeddingsOptions": {0: _S4, 1: _V4, 2: _V4}, "VarHandleOptions": {0: _STR, 1: _STR}}
+_SCHEMA: dict[str, _Fields] = {
     "Model": {0: _S4, 1: ("tv", "OperatorCode"), 2: ("tv", "SubGraph"), 3: _STR, 4: ("tv", "Buffer"),
               5: _V4, 6: ("tv", "Metadata"), 7: ("tv", "SignatureDef"), 8: ("tv", "ExternalBufferGroup"),
               9: ("tv", "ExternalBuffer")},
@@ -185,8 +187,10 @@ class _Table:
         return None if p is None else self.r.table(self.r.deref(p, self.what), f"{self.what} field {i}")
 
 
-def _walk(r: _Reader, table: _Table, name: str, options_fields: dict[str, dict]):
+def _walk(r: _Reader, table: _Table | None, name: str, options_fields: dict[str, _Fields]) -> None:
     """Check every field of ``table`` (a ``name``) against the schema, recursively."""
+    if table is None:
+        return
     for i, kind in _SCHEMA.get(name, options_fields.get(name, {})).items():
         p = table.fields.get(i)
         if p is None:
@@ -232,7 +236,7 @@ def op_names() -> dict[int, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _options_schema() -> tuple[dict[int, str], dict[str, dict]]:
+def _options_schema() -> tuple[dict[int, str], dict[str, _Fields]]:
     """(BuiltinOptions union type -> table name, table name -> field kinds), the kinds read from the
     accessors of the schema module LiteRT ships (generated code)."""
     from ai_edge_litert import schema_py_generated as schema
@@ -240,11 +244,11 @@ def _options_schema() -> tuple[dict[int, str], dict[str, dict]]:
     names = {v: k for k, v in vars(schema.BuiltinOptions).items() if not k.startswith("_") and isinstance(v, int)}
     with open(schema.__file__, encoding="utf-8") as fh:
         sources = {chunk.split("(", 1)[0]: chunk for chunk in fh.read().split("\nclass ")}
-    fields_of = {}
+    fields_of: dict[str, _Fields] = {}
     for name in names.values():
         if name not in sources:
             continue
-        fields = {}
+        fields: _Fields = {}
         for offset, body in _ACCESSOR.findall(sources[name]):
             field = (int(offset) - 4) // 2
             if m := re.search(r"GetVectorAsNumpy\(flatbuffers\.number_types\.(\w+)Flags", body):

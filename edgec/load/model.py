@@ -19,6 +19,7 @@ import threading
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ _log = logging.getLogger(__name__)
 class LoadedModel:
     """A Keras model (Keras 3 or tf_keras, as saved) and where it came from."""
 
-    keras: object
+    keras: Any  # a keras.Model or tf_keras.Model
     name: str
     source: str
     format: str
@@ -108,7 +109,7 @@ class LoadedModel:
         return int(self.keras.count_params())
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "source": self.source, "format": self.format,
+        d: dict[str, Any] = {"name": self.name, "source": self.source, "format": self.format,
              "keras": "Keras 3" if self.keras3 else "tf_keras",
              "parameters": self.params, "input_shape": list(self.input_shape),
              "output_shape": list(self.output_shape)}

@@ -146,7 +146,7 @@ class TFLiteModel:
     def live_tensors(self) -> list[list[int]]:
         """Per op, the activation tensors alive while it runs; their bytes summed are what a memory
         plan cannot go below at that op (TFLite-Micro's arena adds alignment and its own structures)."""
-        live = [[] for _ in self.ops]
+        live: list[list[int]] = [[] for _ in self.ops]
         for i, (first, last) in sorted(self.lifetimes().items()):
             for k in range(max(first, 0), min(last, len(self.ops) - 1) + 1):
                 live[k].append(i)
@@ -390,14 +390,22 @@ def read_tflite_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
 def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
     """Float values to the tensor's int8 representation, as TFLite's QUANTIZE kernel does: round half away
     from zero (``std::round``; ``np.round`` would round half to even), add the zero point, clip."""
-    v = np.asarray(x, np.float64) / tensor.scale
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + tensor.zero_point
+    scale, zero_point = _qparams(tensor)
+    v = np.asarray(x, np.float64) / scale
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 
 def dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
     """int8 values to float with the tensor's scale and zero point."""
-    return (np.asarray(q, np.float32) - tensor.zero_point) * tensor.scale
+    scale, zero_point = _qparams(tensor)
+    return (np.asarray(q, np.float32) - zero_point) * scale
+
+
+def _qparams(tensor: Tensor) -> tuple[float, int]:
+    if tensor.scale is None or tensor.zero_point is None:
+        raise ValueError(f"tensor '{tensor.name}' ({tensor.dtype}) is not quantized")
+    return tensor.scale, tensor.zero_point
 
 
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
@@ -423,7 +431,7 @@ def constant_values(data: bytes, tfl: TFLiteModel, index: int) -> np.ndarray | N
         raw = data[int(buf.Offset()):int(buf.Offset()) + int(buf.Size())]
     else:
         return None
-    values = np.frombuffer(raw, dtype)
+    values: np.ndarray = np.frombuffer(raw, dtype)
     return values.reshape(t.shape) if values.size == t.elements else values
 
 

@@ -82,6 +82,8 @@ def import_user_module(name: str, folders: tuple[Path, ...], what: str, error: t
         raise error(f"{what} {name}: resolves to {origin}, outside {where}; name a module of your own code")
     # A private name: a file of the user's called json.py must not replace the json edgec uses.
     spec = importlib.util.spec_from_file_location(f"edgec_user.{name.removesuffix('.py')}", origin)
+    if spec is None or spec.loader is None:
+        raise error(f"{what} {name}: {origin} cannot be imported as a Python module; name a .py file or a package")
     module = importlib.util.module_from_spec(spec)
     added = [str(f) for f in folders if str(f) not in sys.path]
     sys.path[:0] = added  # the module's own imports of its siblings

@@ -101,7 +101,7 @@ def stages(rows: list[dict]) -> str | None:
     acc = [r.get("float_accuracy") for r in float_rows]
     if all(a is not None for a in acc):
         twin = ax.twinx()
-        twin.plot(names, [100 * a for a in acc], "o-", color="#d65f5f", label="float accuracy")
+        twin.plot(names, [100 * float(a) for a in acc if a is not None], "o-", color="#d65f5f", label="float accuracy")
         twin.set_ylabel("accuracy (%)")
         int8 = next((r for r in rows if r["name"] == "int8" and "int8_accuracy" in r), None)
         if int8:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ def _run(data: bytes, inputs_q: list[np.ndarray], reference_kernels: bool) -> li
     ins, outs = it.get_input_details(), it.get_output_details()
     if len(ins) != len(inputs_q):
         raise RuntimeCheckError(f"the model has {len(ins)} inputs, and {len(inputs_q)} were given")
-    results = [[] for _ in outs]
+    results: list[list[Any]] = [[] for _ in outs]
     for i in range(len(inputs_q[0])):
         for detail, x in zip(ins, inputs_q):
             it.set_tensor(detail["index"], x[i].reshape(detail["shape"]).astype(detail["dtype"]))

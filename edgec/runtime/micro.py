@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,8 @@ def _record(data: bytes, litert_verify: bool = True) -> tuple[int, int, int]:
     it = load(verified(data, litert_verify))
     with captured_fd2() as log:
         it.print_allocations()
-    return tuple(int(m.group(1)) if (m := rx.search(log[0])) else 0 for rx in (_TOTAL, _HEAD, _TAIL))
+    total, head, tail = (int(m.group(1)) if (m := rx.search(log[0])) else 0 for rx in (_TOTAL, _HEAD, _TAIL))
+    return total, head, tail
 
 
 def _allocates(data: bytes, size: int) -> bool:
@@ -238,7 +240,7 @@ def _run(data: bytes, inputs_q: list[np.ndarray], litert_verify: bool = True) ->
     it = load(verified(data, litert_verify))
     details = [it.get_input_details(k) for k in range(len(inputs_q))]
     n_out = len(read_outputs(it))
-    results = [[] for _ in range(n_out)]
+    results: list[list[Any]] = [[] for _ in range(n_out)]
     for i in range(len(inputs_q[0])):
         for k, (detail, x) in enumerate(zip(details, inputs_q)):
             it.set_input(x[i].reshape(tuple(detail["shape"])).astype(detail["dtype"]), k)

@@ -12,7 +12,9 @@ import dataclasses
 import math
 import tomllib
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 from edgec.check import runtimes
 from edgec.config import check_keys
@@ -39,16 +41,16 @@ class Target:
     ram_reserved_bytes: int = 0
     clock_hz: int | None = None
     kernels: str = "reference"
-    calibrated: tuple = ()  # kernel libraries whose cycle figures are fitted to published latencies
-    cycles: dict = dataclasses.field(default_factory=dict)
+    calibrated: tuple[str, ...] = ()  # kernel libraries whose cycle figures are fitted to published latencies
+    cycles: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     phone_macs_per_second: float | None = None
     cycles_per_instruction: float = 1.0  # runtime "c": instructions counted under QEMU -> cycles
-    npu: dict = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
-    budgets: dict = dataclasses.field(default_factory=dict)
+    npu: dict[str, str] = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
+    budgets: dict[str, float] = dataclasses.field(default_factory=dict)
     source: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict, source: str) -> "Target":
+    def from_dict(cls, data: dict[str, Any], source: str) -> "Target":
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
         check_keys(data, fields, f"target profile {source}", TargetError)
         missing = [k for k in ("name", "description", "kind", "runtime") if k not in data]
@@ -63,10 +65,6 @@ class Target:
         if data["kind"] not in runs_on.kinds:
             raise TargetError(f"target profile {source}: runtime '{runs_on.name}' needs kind = "
                               f"{' or '.join(repr(k) for k in runs_on.kinds)}")
-        if runs_on.npu != bool(data.get("npu")):
-            raise TargetError(f"target profile {source}: runtime '{runs_on.name}' "
-                              + ("needs an [npu] table" if runs_on.npu else "has no NPU; drop the [npu] table or "
-                                 "use runtime = \"tflite-micro+ethos-u\""))
         cpi = data.get("cycles_per_instruction", 1.0)
         if not _finite(cpi) or cpi <= 0:
             raise TargetError(f"target profile {source}: cycles_per_instruction must be a number > 0, got {cpi!r}")
@@ -97,6 +95,10 @@ class Target:
             raise TargetError(f"target profile {source}: calibrated must be a list of {', '.join(KERNELS)}")
         npu = data.get("npu", {})
         check_keys(npu, NPU_KEYS, f"target profile {source} [npu]", TargetError)
+        if runs_on.npu != bool(npu):
+            raise TargetError(f"target profile {source}: runtime '{runs_on.name}' "
+                              + ("needs an [npu] table" if runs_on.npu else "has no NPU; drop the [npu] table or "
+                                 "use runtime = \"tflite-micro+ethos-u\""))
         if npu:
             missing = [k for k in ("compiler", "accelerator", "system_config", "memory_mode") if k not in npu]
             if missing or npu["compiler"] != "vela":
@@ -138,11 +140,11 @@ class Target:
             raise TargetError(f"--kernels must be one of {', '.join(KERNELS)}, got '{kernels}'")
         return dataclasses.replace(self, kernels=kernels)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> bool:
     """A real number (not a bool, not NaN or infinite)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -150,7 +152,7 @@ def _finite(value) -> bool:
 MAX_EXTENDS = 16  # profiles extending profiles: a deeper chain is a mistake or a trap
 
 
-def _builtin_files() -> dict[str, object]:
+def _builtin_files() -> dict[str, Traversable]:
     folder = resources.files("edgec.check.targets")
     return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".toml")}
 
@@ -160,21 +162,21 @@ def names() -> list[str]:
     return sorted(_builtin_files())
 
 
-def _parse(text: str, source: str) -> dict:
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise TargetError(f"target profile {source} is not valid TOML ({exc}); fix the file") from None
 
 
-def _merge(base: dict, over: dict) -> dict:
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
-def _raw(name_or_path: str, seen: tuple = ()) -> tuple[dict, str]:
+def _raw(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     builtin = _builtin_files()
     if name_or_path in builtin:
         data, source = _parse(builtin[name_or_path].read_text(encoding="utf-8"), name_or_path), name_or_path
