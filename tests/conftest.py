@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,7 @@ def edgec(capfd, monkeypatch, tmp_path):
     """``edgec ARGS`` in this process, from ``tmp_path``: a CompletedProcess with fd-level output. The same
     code path as the command (``edgec.cli.main``), without a new TensorFlow import per case."""
     from edgec import cli
+    from edgec.load import limits
 
     monkeypatch.chdir(tmp_path)
 
@@ -122,6 +124,10 @@ def edgec(capfd, monkeypatch, tmp_path):
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:  # what the command set for its own process: the limits it was given, its log handler
+            limits.set_current(limits.Limits())
+            log = logging.getLogger("edgec")
+            log.handlers[:], log.propagate = [], True
         out, err = capfd.readouterr()
         return subprocess.CompletedProcess(args, code, out, err)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, assert_one_line_error, recipe_file, repacked_tflite, run_cli
+from conftest import SAMPLE, assert_one_line_error, recipe_file, repacked_tflite
 
 SEED_TFLITE = Path(__file__).resolve().parent / "data" / "fuzz" / "tflite" / "seed.tflite"
 MODEL, DATA = str(SAMPLE / "digits.keras"), str(SAMPLE / "digits.npz")
@@ -163,11 +163,11 @@ def test_at_least_thirty_distinct_cases():
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input(case, tmp_path):
+def test_bad_input(case, edgec, tmp_path):
     make_args, code, words = CASES[case]
     args = make_args(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = run_cli(*args)
+    proc = edgec(*args)
     if code == 1:  # a budget failure: the one line names the budget
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
