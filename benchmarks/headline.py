@@ -37,9 +37,13 @@ def render(r: dict) -> list[str]:
         out.append(f"- **Arena**: edgec's figure equals TFLite-Micro's own allocation record on **{equal} of "
                    f"{len(rows)}** models; TFLite-Micro's planned activations are at most **{worst}x** the "
                    "live-tensor lower bound.")
-    if rows := r.get("latency"):
-        out.append("- **Latency estimate** / published MLPerf Tiny latency (cortex-m4; fitted on these models): " +
-                   ", ".join(f"{x['model']} {x['kernels']} **{x['ratio']}x**" for x in rows) + ".")
+    if (lat := r.get("latency")) and isinstance(lat, dict):
+        out.append("- **MCU instructions** estimated / counted on a real TFLite-Micro firmware under QEMU (cortex-m4 "
+                   "tables, fitted on these models): " +
+                   ", ".join(f"{x['model']} {x['kernels']} **{x['ratio']:.3f}x**" for x in lat["models"]) + ".")
+        out.append("- **Latency estimate** / published MLPerf Tiny latency with a matching stack: " +
+                   ", ".join(f"{x['model']} on {x['board']} ({x['software']}) **{x['ratio']}x**"
+                             for x in lat["published"]) + ".")
     if rows := r.get("codegen"):
         out.append("- **Generated C** / TFLite-Micro, bit-exact on host and QEMU (RAM: Cortex-M4 C vs arena; flash: "
                    "x86-64 C vs .tflite + the TFLite-Micro runtime code a linker keeps): " +

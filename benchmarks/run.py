@@ -38,7 +38,7 @@ SECTIONS = {
     "overhead": (lambda tmp, sample: overhead.run(tmp), overhead.markdown),
     "gate": (lambda tmp, sample: gate.run(tmp), gate.markdown),
     "arena": (lambda tmp, sample: arena.run(arena.models(sample)), arena.markdown),
-    "latency": (lambda tmp, sample: latency.run() if shared_present() else None, latency.markdown),
+    "latency": (lambda tmp, sample: latency.run(sample) if latency.present() else None, latency.markdown),
     "codegen": (lambda tmp, sample: codegen.run(arena.models(sample)), codegen.markdown),
     "compression": (lambda tmp, sample: compression.run_all(), compression.markdown),
 }

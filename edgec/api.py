@@ -222,6 +222,12 @@ class Inspection:
     parameters: int
     peak_live_bytes: int
     cycles_calibrated: bool
+    clock_hz: int | None
+    instructions: int | None  # the estimate for the whole model on an MCU target, else None
+    cycles: int | None
+    latency_ms: float | None
+    latency_ms_range: list[float] | None  # the band the instruction and cycles-per-instruction fits allow
+    not_measured: list[str]  # op kinds costed as another kind (no measurement of their own)
     ops: list[dict[str, Any]]  # index, op, output shape, params, MACs, elementwise, cycles, share, live bytes
 
     def to_dict(self) -> dict[str, Any]:

@@ -96,8 +96,9 @@ def _common_options(f):
     for decorator in reversed([
         click.option("--budget", "-b", multiple=True, metavar="NAME=VALUE",
                      help="Override a budget: flash=1MiB, ram=96KiB, latency=50ms, accuracy_drop=1%."),
-        click.option("--kernels", type=click.Choice(["reference", "optimized"]), default=None,
-                     help="Kernel library the latency estimate assumes (default: the profile's)."),
+        click.option("--kernels", default=None, metavar="LIBRARY",
+                     help="Kernel library the latency estimate assumes: tflm-reference, tflm-cmsis-nn or c "
+                          "(default: the profile's)."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout, nothing else there."),
         click.option("--summary-md", "summary_md", type=click.Path(dir_okay=False), default=None,
                      help="Write a short Markdown summary here (for CI: \"$GITHUB_STEP_SUMMARY\")."),
@@ -224,8 +225,9 @@ def _render(report, as_json: bool, quiet: bool, summary_md: str | None = None) -
 @click.argument("model")
 @click.option("--target", "-t", default="cortex-m4", show_default=True,
               help="Target profile whose cycles per MAC the estimate uses.")
-@click.option("--kernels", type=click.Choice(["reference", "optimized"]), default=None,
-              help="Kernel library the latency estimate assumes (default: the profile's).")
+@click.option("--kernels", default=None, metavar="LIBRARY",
+              help="Kernel library the latency estimate assumes: tflm-reference, tflm-cmsis-nn or c (default: "
+                   "the profile's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON on stdout, nothing else there.")
 def inspect(model, target, kernels, as_json):
     """Per-layer table of an int8 MODEL.tflite: op, shape, parameters, MACs, cycles, live memory."""

@@ -264,11 +264,12 @@ BAD = {
     "--budget latency=nan": (lambda t: _check_args(t, "--budget", "latency=nan"), "no valid unit"),
     "profile budgets = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "budgets = 5")], "budgets must be a table"),
     "profile npu = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "npu = 5")], "npu must be a table"),
-    "profile cycles = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "cycles = 5")], "cycles must be a table"),
+    "profile instructions = 5": (lambda t: ["check", MODEL, "-t", _profile(t, "instructions = 5")],
+                                 "instructions must be a table"),
     "profile cycle count a string": (lambda t: ["check", MODEL, "-t", _profile(
-        t, '[cycles.reference]\nconv = "fast"')], "conv must be a number"),
+        t, '[instructions.tflm-reference]\nCONV_2D = { per_mac = "fast" }')], "per_mac must be a number"),
     "profile cycles_per_instruction = nan": (lambda t: ["check", MODEL, "-t", _profile(
-        t, "cycles_per_instruction = nan")], "cycles_per_instruction"),
+        t, "[cycles_per_instruction]\nc = nan")], "cycles_per_instruction"),
     "profile flash_bytes = true": (lambda t: ["check", MODEL, "-t", _profile(t, "flash_bytes = true")],
                                    "flash_bytes must be a whole number"),
     "profile phone_macs_per_second = 0": (lambda t: ["check", MODEL, "-t", _profile(

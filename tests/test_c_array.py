@@ -123,3 +123,103 @@ def test_settings_header_golden():
     golden = DATA / "golden" / "kws_model_settings.h"
     got = got.decode().replace(__version__, "VERSION")
     assert got == golden.read_text(), "regenerate tests/data/golden with care if the change is intended"
+
+
+# The declarations of TFLite-Micro a firmware uses, with TFLite-Micro's signatures (micro_mutable_op_resolver.h,
+# micro_interpreter.h): each Add...() takes a registration defaulting to the generic kernel and fails when the
+# resolver is full. The stub records which registration each call passed.
+TFLM_STUB = r"""
+#include <stddef.h>
+#include <stdint.h>
+typedef enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+struct TFLMRegistration { const char* name; };
+namespace tflite {
+#define STUB_KERNEL(OP) \
+  inline TFLMRegistration Register_##OP() { TFLMRegistration r = {#OP}; return r; } \
+  inline TFLMRegistration Register_##OP##_INT8() { TFLMRegistration r = {#OP "_INT8"}; return r; }
+STUB_KERNEL(CONV_2D) STUB_KERNEL(DEPTHWISE_CONV_2D) STUB_KERNEL(ADD) STUB_KERNEL(MAX_POOL_2D)
+STUB_KERNEL(FULLY_CONNECTED) STUB_KERNEL(SOFTMAX)
+inline TFLMRegistration Register_RESHAPE() { TFLMRegistration r = {"RESHAPE"}; return r; }
+class MicroOpResolver { public: virtual ~MicroOpResolver() {} };
+template <unsigned int tOpCount>
+class MicroMutableOpResolver : public MicroOpResolver {
+ public:
+  const char* registered[tOpCount + 1];
+  unsigned int count = 0;
+  TfLiteStatus AddConv2D(const TFLMRegistration& registration = Register_CONV_2D()) { return Add(registration); }
+  TfLiteStatus AddDepthwiseConv2D(const TFLMRegistration& registration = Register_DEPTHWISE_CONV_2D()) {
+    return Add(registration);
+  }
+  TfLiteStatus AddAdd(const TFLMRegistration& registration = Register_ADD()) { return Add(registration); }
+  TfLiteStatus AddMaxPool2D(const TFLMRegistration& registration = Register_MAX_POOL_2D()) { return Add(registration); }
+  TfLiteStatus AddReshape(const TFLMRegistration& registration = Register_RESHAPE()) { return Add(registration); }
+  TfLiteStatus AddFullyConnected(const TFLMRegistration& registration = Register_FULLY_CONNECTED()) {
+    return Add(registration);
+  }
+  TfLiteStatus AddSoftmax(const TFLMRegistration& registration = Register_SOFTMAX()) { return Add(registration); }
+ private:
+  TfLiteStatus Add(const TFLMRegistration& r) {
+    if (count >= tOpCount) return kTfLiteError;
+    registered[count++] = r.name;
+    return kTfLiteOk;
+  }
+};
+struct Model {};
+inline const Model* GetModel(const void*) { static Model m; return &m; }
+class MicroInterpreter {
+ public:
+  MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
+  TfLiteStatus AllocateTensors() { return kTfLiteOk; }
+};
+}  // namespace tflite
+"""
+
+FIRMWARE_MAIN = r"""
+#include <stdio.h>
+int main() {
+  if (!kws_setup()) return 1;
+  tflite::MicroMutableOpResolver<KWS_OP_KINDS> all;
+  if (KWS_REGISTER_OPS(all) != kTfLiteOk) return 2;
+  for (unsigned int i = 0; i < all.count; ++i) printf("%s\n", all.registered[i]);
+  tflite::MicroMutableOpResolver<KWS_OP_KINDS - 1> full;  /* the last registration fails */
+  if (KWS_REGISTER_OPS(full) == kTfLiteOk) return 3;
+  else printf("failed after %u\n", full.count);
+  return KWS_INFER_INPUT_SIZE == KWS_INPUT_SIZE ? 0 : 4;
+}
+"""
+
+
+def _readme_snippet() -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- firmware-snippet -->", 1)[1].split("<!-- /firmware-snippet -->", 1)[0]
+    return block.split("```cpp", 1)[1].split("```", 1)[0]
+
+
+@needs_cc
+def test_the_readme_firmware_compiles_with_both_headers_and_registers_int8_kernels(tmp_path, tiny_tflite):
+    """Both headers in one C++ file under -Wall -Wextra -Werror -pedantic, REGISTER_OPS under `if`, against a
+    resolver with TFLite-Micro's signatures: the int8-only kernels are registered and a failing registration
+    stops the chain with kTfLiteError."""
+    from edgec.emit.codegen import generate
+    from edgec.load.tflite_file import read_tflite
+
+    tfl = read_tflite(tiny_tflite)
+    _write(tmp_path, tiny_tflite, tfl, "kws")
+    for name, body in generate(tiny_tflite, tfl, "kws").files.items():
+        (tmp_path / name).write_text(body)
+    micro = tmp_path / "tensorflow" / "lite" / "micro"
+    micro.mkdir(parents=True)
+    (micro / "micro_mutable_op_resolver.h").write_text("#pragma once\n" + TFLM_STUB)
+    (micro / "micro_interpreter.h").write_text('#pragma once\n#include "micro_mutable_op_resolver.h"\n')
+    (tmp_path / "firmware.cpp").write_text(_readme_snippet() + FIRMWARE_MAIN)
+    flags = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(tmp_path)]
+    subprocess.run(["gcc", "-std=c99", *flags, "-c", str(tmp_path / "kws_model_data.c"), "-o",
+                    str(tmp_path / "data.o")], check=True, capture_output=True, text=True)
+    built = subprocess.run(["g++", "-std=c++11", *flags, str(tmp_path / "firmware.cpp"), str(tmp_path / "data.o"),
+                            "-o", str(tmp_path / "firmware")], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    out = subprocess.run([str(tmp_path / "firmware")], capture_output=True, text=True)
+    assert out.returncode == 0, out
+    lines = out.stdout.split("\n")
+    assert lines[:len(tfl.op_counts)] == [op if op == "RESHAPE" else f"{op}_INT8" for op in tfl.op_counts]
+    assert lines[len(tfl.op_counts)] == f"failed after {len(tfl.op_counts) - 1}"

@@ -72,7 +72,7 @@ def test_build_embeds_the_vela_model(tmp_path):
     source = (out / "digits_model_data.c").read_text()
     assert f"{len(compiled)}" in source  # the array holds the compiled model, not the plain one
     settings = (out / "digits_model_settings.h").read_text()
-    assert "(resolver).AddEthosU();" in settings
+    assert "((resolver).AddEthosU() != kTfLiteOk)" in settings
     report = json.loads(proc.stdout)
     assert report["target"]["npu"]["accelerator"] == "ethos-u55-128"
     arena = report["measurements"]["npu_arena"]

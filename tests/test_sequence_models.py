@@ -150,8 +150,10 @@ def test_inspect_counts_elementwise_ops_by_their_output_values(tfk, tmp_path):
     proc = run_cli("inspect", str(tmp_path / "add.tflite"), "--target", "cortex-m4", "--json")
     assert proc.returncode == 0, proc.stderr
     add = next(row for row in json.loads(proc.stdout)["ops"] if row["op"] == "ADD")
-    per_value = targets.get("cortex-m4").cycles[targets.get("cortex-m4").kernels]["per_output"]
-    assert add["macs"] == 0 and add["elementwise"] == 16 and add["cycles"] == round(16 * per_value)
+    t = targets.get("cortex-m4")
+    per_value = t.instruction_tables()["ADD"]["per_output"]
+    assert add["macs"] == 0 and add["elementwise"] == 16 and add["instructions"] == round(16 * per_value)
+    assert add["cycles"] == round(add["instructions"] * t.cpi())
     assert "16 elementwise output values" in run_cli("inspect", str(tmp_path / "add.tflite")).stdout
 
 

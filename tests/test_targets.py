@@ -22,9 +22,10 @@ def test_every_builtin_profile_is_complete(name):
     assert t.budgets.get("accuracy_drop") is not None and t.budgets.get("latency") is not None
     if t.kind == "mcu":
         assert t.flash_bytes and t.ram_bytes and t.clock_hz
-        for lib in ("reference", "optimized"):
-            assert {"conv", "depthwise", "fully_connected"} <= set(t.cycles[lib])
-        assert set(t.calibrated) <= {"reference", "optimized"}
+        for lib in ("tflm-reference", "tflm-cmsis-nn"):
+            assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"} <= set(t.instructions[lib])
+            assert t.cycles_per_instruction[lib] > 0
+        assert set(t.calibrated) <= {"tflm-cmsis-nn"} and t.kernels in ("tflm-cmsis-nn", "c")
     else:
         assert t.phone_macs_per_second
 
@@ -36,7 +37,7 @@ def test_custom_profile_extends_a_builtin(tmp_path):
     t = targets.get(str(path))
     assert t.name == "my-board" and t.ram_bytes == 131072 and t.budgets["latency"] == 250.0
     base = targets.get("cortex-m4")
-    assert t.clock_hz == base.clock_hz and t.cycles == base.cycles
+    assert t.clock_hz == base.clock_hz and t.instructions == base.instructions
     assert t.budgets["accuracy_drop"] == base.budgets["accuracy_drop"]
 
 
@@ -47,11 +48,15 @@ def test_custom_profile_extends_a_builtin(tmp_path):
     ('this is = not toml [', "not valid TOML"),
     ('extends = "cortex-m99"\nname = "x"\n', "unknown target"),
     ('extends = "cortex-m4"\nname = "x"\nkernels = "fast"\n', "kernels must be"),
+    ('extends = "cortex-m4"\nname = "x"\nkernels = "optimized"\n', "'optimized' is now called 'tflm-cmsis-nn'"),
+    ('extends = "cortex-m4"\nname = "x"\n[cycles.reference]\nconv = 6.7\n', r"\[cycles\.\*\] tables"),
+    ('extends = "cortex-m4"\nname = "x"\n[instructions.tflm-reference]\nADD = { per_outptu = 1 }\n',
+     "did you mean 'per_output'"),
     ('extends = "cortex-m4"\nname = "x"\nram_bytes = -5\n', "whole number"),
     ('extends = "cortex-m4"\nname = "x"\n[budgets]\nlatency = "fast"\n', "no valid unit"),
     ('extends = "cortex-m4"\nname = "x"\nruntime = "tvm"\n', "runtime 'tvm' is not one of"),
     ('extends = "mobile"\nname = "x"\nruntime = "c"\n', "runtime 'c' needs kind"),
-    ('extends = "cortex-m4-c"\nname = "x"\ncycles_per_instruction = 0\n', "cycles_per_instruction must be"),
+    ('extends = "cortex-m4-c"\nname = "x"\n[cycles_per_instruction]\nc = 0\n', "cycles_per_instruction.c must be"),
 ])
 def test_malformed_profiles(tmp_path, text, words):
     path = tmp_path / "bad.toml"
@@ -72,3 +77,23 @@ def test_malformed_profile_on_the_cli_is_one_line(tmp_path):
     path.write_text('extends = "cortex-m4"\nflsh_bytes = 3\n')
     proc = run_cli("check", str(tmp_path / "m.tflite"), "--target", str(path))
     assert_one_line_error(proc, 2, "flash_bytes")
+
+
+def test_a_runtime_is_one_registry_entry_that_profiles_name_and_measurements_follow(monkeypatch, tiny_tflite,
+                                                                                    tmp_path):
+    from edgec.check import runtimes
+    from edgec.check.measure import measure
+    from edgec.load.tflite_file import read_tflite
+
+    sim = runtimes.Runtime("my-sim", "a cycle simulator", ("mcu",), tflm_ops=False, generated_c=False, npu=False,
+                           footprint=lambda m: {"flash_bytes": 1, "ram_bytes": 2, "latency_ms": 3.0})
+    profile = tmp_path / "sim.toml"
+    profile.write_text('extends = "cortex-m4"\nname = "sim"\nruntime = "my-sim"\n')
+    with pytest.raises(TargetError, match="runtime 'my-sim' is not one of"):
+        targets.get(str(profile))
+    monkeypatch.setitem(runtimes._REGISTRY, sim.name, sim)
+    target = targets.get(str(profile))
+    assert target.runs_on is sim and not target.needs_tflm_ops and not target.judged_on_c
+    m = measure(tiny_tflite, read_tflite(tiny_tflite), target, None, host_latency=False)
+    assert (m["flash_bytes"], m["ram_bytes"], m["latency_ms"]) == (1, 2, 3.0)
+    assert runtimes.get("tflite-micro").tflm_ops and runtimes.get("litert").kinds == ("mobile",)

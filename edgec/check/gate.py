@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgec.check import budgets, targets
-from edgec.check.latency import op_table
+from edgec.check.latency import estimate, not_measured, op_table
 from edgec.check.measure import compile_for_npu, host_latency_section, measure, npu_warnings
 from edgec.check.targets import Target
 from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
@@ -122,6 +122,11 @@ def inspect(path: str, target_name: str, kernels: str | None = None) -> dict[str
     target = targets.get(target_name).with_kernels(kernels)
     data, tfl = read_tflite_file(path)
     ops = op_table(tfl, target)
+    mcu = target.kind == "mcu"
+    est = estimate(ops, target) if mcu else {}
     return {"model": str(path), "target": target.name, "kernels": target.kernels, "macs": tfl.macs,
             "parameters": tfl.params, "peak_live_bytes": tfl.peak_live_bytes,
-            "cycles_calibrated": target.kind == "mcu" and target.kernels in target.calibrated, "ops": ops}
+            "cycles_calibrated": mcu and target.latency_calibrated, "clock_hz": target.clock_hz,
+            "instructions": est.get("instructions"), "cycles": est.get("cycles"), "latency_ms": est.get("latency_ms"),
+            "latency_ms_range": est.get("latency_ms_range"), "not_measured": not_measured(ops) if mcu else [],
+            "ops": ops}

@@ -1,9 +1,15 @@
-"""The latency model: each op's cycles on a target, from its MACs and the profile's cycles per MAC.
+"""The latency model: each op's instructions and cycles on a target, for a kernel library.
 
-An op with MACs (convolutions, fully connected, pooling, LSTM gates) costs its
-MACs times the profile's cycles per MAC for its kind and kernel library; an op
-without them costs its output values times ``per_output``; every op adds
-``per_op``; a reshape is free. Nothing here imports TensorFlow.
+An op's instructions are a non-negative sum of terms (a fixed cost, per MAC, per
+output value, per kernel tap, per input value) whose coefficients the profile
+holds per op kind and library (``[instructions.<library>]``), fitted by
+``scripts/fit_latency.py`` on per-op instruction counts of a real TFLite-Micro
+firmware measured under QEMU, each kind with its fit error. Cycles are
+instructions times the profile's cycles per instruction for the library
+(fitted on published MLPerf Tiny latencies where a stack matches). An op kind
+without a table of its own is costed as the kind whose inner loop it shares
+(``STAND_IN``) and named, so that a report can say which figures are not
+grounded. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,39 +18,111 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the profile module imports this one through the runtimes
     from edgec.check.targets.profile import Target
-    from edgec.load.tflite_file import TFLiteModel
+    from edgec.load.tflite_file import Op, TFLiteModel
 
-_KIND = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "BATCH_MATMUL": "conv",
-         "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fully_connected",
-         "AVERAGE_POOL_2D": "pool", "MAX_POOL_2D": "pool",
-         # an LSTM's MACs are its gates' matrix-vector products: costed as fully connected (not fitted)
-         "UNIDIRECTIONAL_SEQUENCE_LSTM": "fully_connected", "BIDIRECTIONAL_SEQUENCE_LSTM": "fully_connected"}
-# Ops that only move or reinterpret memory in TFLite-Micro.
-_FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+LIBRARIES = ("tflm-reference", "tflm-cmsis-nn", "c")  # TFLite-Micro's kernels, CMSIS-NN's, edgec's generated C
+RENAMED = {"reference": "tflm-reference", "optimized": "tflm-cmsis-nn"}  # the names before the libraries were named
+# The terms each op kind's instructions are fitted on and estimated from.
+TERMS: dict[str, tuple[str, ...]] = {
+    "CONV_2D": ("fixed", "per_output", "per_tap", "per_mac"),
+    # every measured depthwise kernel is 3x3, so per output and per MAC cannot be told apart: per MAC, which
+    # scales with the kernel size
+    "DEPTHWISE_CONV_2D": ("fixed", "per_mac"),
+    "FULLY_CONNECTED": ("fixed", "per_output", "per_mac"),
+    "AVERAGE_POOL_2D": ("fixed", "per_output", "per_input"),
+    "MAX_POOL_2D": ("fixed", "per_output", "per_input"),
+    "default": ("fixed", "per_output"),  # elementwise ops, softmax, reshape
+}
+# Op kinds without measurements of their own, costed as the measured kind with the same inner loop.
+STAND_IN = {"TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
+            "UNIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED",
+            "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE"}
+_ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
+_CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
+
+
+def op_terms(kind: str, macs: float, outputs: float, inputs: float, taps: float) -> dict[str, float]:
+    """The values of every term for one op (``taps``: output values x kernel positions, a convolution's
+    MACs over its input channels)."""
+    return {"fixed": 1.0, "per_mac": float(macs), "per_output": float(outputs), "per_input": float(inputs),
+            "per_tap": float(taps)}
+
+
+def _terms_of(tfl: TFLiteModel, op: Op) -> dict[str, float]:
+    outputs = sum(tfl.tensors[i].elements for i in op.outputs)
+    inputs = tfl.tensors[op.inputs[0]].elements if op.inputs and op.inputs[0] >= 0 else 0
+    taps = 0.0
+    if op.name in _CONV_LIKE and len(op.inputs) > 1:
+        in_c = tfl.tensors[op.inputs[1]].shape[-1] if tfl.tensors[op.inputs[1]].shape else 1
+        taps = op.macs / max(in_c, 1)
+    return op_terms(op.name, op.macs, outputs, inputs, taps)
+
+
+def model_of(target: Target, op_name: str) -> tuple[str, dict[str, float]] | None:
+    """(the kind whose table costs ``op_name``, that table) for the target's library, or None when the
+    profile has no instruction tables for it."""
+    tables = target.instruction_tables()
+    if not tables:
+        return None
+    kind = op_name if op_name in tables else STAND_IN.get(op_name, _ELEMENTWISE)
+    return (kind, tables[kind]) if kind in tables else None
 
 
 def op_table(tfl: TFLiteModel, target: Target) -> list[dict[str, Any]]:
-    """Per-op MACs and estimated cycles on ``target`` with its kernel library."""
-    cycles = target.cycles.get(target.kernels, {})
+    """Per op: MACs, estimated instructions and cycles on ``target`` with its kernel library, the kind
+    whose measured table costs it (``costed_as``), and the activation memory live while it runs."""
+    cpi = target.cpi()
     rows: list[dict[str, Any]] = []
     live = tfl.live_tensors()
     for op in tfl.ops:
-        kind = _KIND.get(op.name)
-        elementwise = 0  # output values an op without MACs computes (ADD, MUL, LOGISTIC, ...)
-        if kind is not None:
-            c = op.macs * cycles.get(kind, 0.0)
-        elif op.name in _FREE:
-            c = 0.0
-        else:
-            elementwise = sum(tfl.tensors[i].elements for i in op.outputs)
-            c = elementwise * cycles.get("per_output", 0.0)
-        c += cycles.get("per_op", 0.0)
-        rows.append({"index": op.index, "op": op.name, "tensor": tfl.tensors[op.outputs[0]].name if op.outputs else "",
-                     "macs": op.macs, "elementwise": elementwise, "params": op.params,
-                     "output_shape": list(tfl.tensors[op.outputs[0]].shape) if op.outputs else [],
+        terms = _terms_of(tfl, op)
+        model = model_of(target, op.name)
+        instructions, error, costed_as = 0.0, 0.0, None
+        if model is not None:
+            costed_as, table = model
+            instructions = sum(table.get(name, 0.0) * value for name, value in terms.items())
+            error = table.get("error", 0.0)
+        out = tfl.tensors[op.outputs[0]] if op.outputs else None
+        rows.append({"index": op.index, "op": op.name, "tensor": out.name if out else "",
+                     "macs": op.macs, "elementwise": 0 if op.macs or out is None else int(terms["per_output"]),
+                     "params": op.params, "output_shape": list(out.shape) if out else [],
                      "live_bytes": sum(tfl.tensors[i].nbytes for i in live[op.index]),
-                     "live_tensors": [[i, tfl.tensors[i].nbytes] for i in live[op.index]], "cycles": round(c)})
+                     "live_tensors": [[i, tfl.tensors[i].nbytes] for i in live[op.index]],
+                     "instructions": round(instructions), "instructions_error": error,
+                     "costed_as": costed_as, "cycles": round(instructions * cpi)})
     total = sum(r["cycles"] for r in rows) or 1
     for r in rows:
         r["latency_share"] = r["cycles"] / total
     return rows
+
+
+def not_measured(rows: list[dict[str, Any]]) -> list[str]:
+    """The op kinds of ``rows`` costed by another kind's measurements (or not at all), as ``OP (as KIND)``."""
+    seen: dict[str, str | None] = {}
+    for r in rows:
+        if r["costed_as"] != r["op"]:
+            seen.setdefault(r["op"], r["costed_as"])
+    return [f"{op} (as {kind})" if kind else f"{op} (no cost)" for op, kind in seen.items()]
+
+
+def band(rows: list[dict[str, Any]], target: Target) -> float:
+    """The relative uncertainty of the summed estimate: each op's fit error weighted by its share (the
+    errors of one model's ops are not independent, so they add), plus the cycles-per-instruction error."""
+    total = sum(r["instructions"] for r in rows)
+    if not total:
+        return 0.0
+    fit = sum(r["instructions"] * r["instructions_error"] for r in rows) / total
+    return fit + target.cpi_error()
+
+
+def estimate(rows: list[dict[str, Any]], target: Target) -> dict[str, Any]:
+    """Instructions, cycles and latency of the whole model, with the latency's band (low, high)."""
+    assert target.clock_hz
+    instructions = sum(r["instructions"] for r in rows)
+    cycles = sum(r["cycles"] for r in rows)
+    ms = 1000.0 * cycles / target.clock_hz
+    rel = band(rows, target)
+    return {"instructions": instructions, "cycles": cycles, "latency_ms": ms,
+            "latency_ms_range": [ms * max(0.0, 1 - rel), ms * (1 + rel)], "latency_relative_error": rel}
+
+

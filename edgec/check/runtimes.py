@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgec.check.latency import op_table
+from edgec.check.latency import estimate, op_table
 from edgec.runtime import vela
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ class Runtime:
     description: str
     kinds: tuple[str, ...]  # target kinds (mcu, mobile) it runs on
     tflm_ops: bool  # every op must have a TFLite-Micro kernel (the generated C is proved against TFLite-Micro)
-    tflm_arena: bool  # RAM is TFLite-Micro's arena, so the firmware headers carry its size
     generated_c: bool  # judged on edgec's generated C, built and run under QEMU
     npu: bool  # compiled for an Ethos-U NPU with Vela (the profile's [npu] table)
     footprint: Callable[[Measured], dict[str, Any]]  # flash_bytes, ram_bytes, latency_ms and how
@@ -63,22 +62,22 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def _mcu_latency(cycles: float, target: Target, model: dict[str, Any]) -> dict[str, Any]:
-    assert target.clock_hz  # an mcu profile has one (checked when it is read)
-    return {"cycles": cycles, "latency_ms": 1000.0 * cycles / target.clock_hz,
-            "latency_model": {"clock_hz": target.clock_hz, **model}}
-
-
 def _tflm(m: Measured) -> dict[str, Any]:
     """Flash: the flatbuffer plus the profile's reserve; RAM: the measured arena plus the reserve;
-    latency: the per-op estimate."""
+    latency: the per-op instruction model for the profile's kernel library."""
     t = m.target
     assert m.arena is not None  # a TFLite-Micro target refuses a model TFLite-Micro cannot run
+    est = estimate(m.ops, t)
     return {"flash_bytes": m.tfl.nbytes + t.flash_reserved_bytes, "ram_bytes": m.arena.bytes + t.ram_reserved_bytes,
-            **_mcu_latency(sum(r["cycles"] for r in m.ops), t,
-                           {"kernels": t.kernels, "calibrated": t.kernels in t.calibrated,
-                            "method": "sum over ops of MACs x cycles/MAC for the op kind, / clock"}),
+            **est, "latency_model": _model(t, "sum over ops of the instructions fitted for the op kind and kernel "
+                                              "library (measured TFLite-Micro firmware under QEMU) x cycles per "
+                                              "instruction / clock"),
             "ops": m.ops}
+
+
+def _model(t: Target, method: str) -> dict[str, Any]:
+    return {"kernels": t.kernels, "clock_hz": t.clock_hz, "calibrated": t.latency_calibrated,
+            "cycles_per_instruction": t.cpi(), "cycles_per_instruction_error": t.cpi_error(), "method": method}
 
 
 def _tflm_ethos_u(m: Measured) -> dict[str, Any]:
@@ -86,7 +85,7 @@ def _tflm_ethos_u(m: Measured) -> dict[str, Any]:
     estimated per op."""
     t, npu = m.target, m.npu
     assert npu is not None and m.arena is not None and t.clock_hz
-    cpu_ops = [r for r in op_table(npu.compiled, t) if not r["op"].startswith("CUSTOM")]
+    cpu_ops = [r for r in op_table(npu.compiled, t) if not r["op"].startswith("CUSTOM")]  # the NPU's: Vela
     cpu_ms = 1000.0 * sum(r["cycles"] for r in cpu_ops) / t.clock_hz
     arena = vela.npu_arena(npu, m.arena)
     return {
@@ -105,16 +104,22 @@ def _tflm_ethos_u(m: Measured) -> dict[str, Any]:
 
 def _generated_c(m: Measured) -> dict[str, Any]:
     """Flash and RAM from the ELF of the generated C (stack measured under QEMU); latency from the
-    instructions QEMU counted."""
+    instructions QEMU counted, times the profile's cycles per instruction for ``c``."""
     t = m.target
-    assert m.codegen is not None
+    assert m.codegen is not None and t.clock_hz
     mcu = m.codegen["mcu"]
+    cpi = t.cycles_per_instruction.get("c", 1.0)
+    cycles = mcu["instructions_per_inference"] * cpi
+    ms = 1000.0 * cycles / t.clock_hz
+    rel = t.cycles_per_instruction_error.get("c", 0.0)
     return {"flash_bytes": mcu["flash_bytes"] + t.flash_reserved_bytes,
             "ram_bytes": mcu["ram_total_bytes"] + t.ram_reserved_bytes,
-            **_mcu_latency(mcu["instructions_per_inference"] * t.cycles_per_instruction, t,
-                           {"calibrated": False, "cycles_per_instruction": t.cycles_per_instruction,
-                            "method": "instructions per inference counted under QEMU (-icount) "
-                                      "x cycles_per_instruction / clock"}),
+            "instructions": mcu["instructions_per_inference"], "cycles": cycles, "latency_ms": ms,
+            "latency_ms_range": [ms * (1 - rel), ms * (1 + rel)], "latency_relative_error": rel,
+            "latency_model": {"clock_hz": t.clock_hz, "calibrated": "c" in t.calibrated, "kernels": "c",
+                              "cycles_per_instruction": cpi, "cycles_per_instruction_error": rel,
+                              "method": "instructions per inference counted under QEMU (-icount) "
+                                        "x cycles_per_instruction / clock"},
             "ops": m.ops}
 
 
@@ -130,11 +135,11 @@ def _litert(m: Measured) -> dict[str, Any]:
     return out
 
 
-register(Runtime("tflite-micro", "TFLite-Micro on the MCU's CPU", ("mcu",), tflm_ops=True, tflm_arena=True,
-                 generated_c=False, npu=False, footprint=_tflm))
+register(Runtime("tflite-micro", "TFLite-Micro on the MCU's CPU", ("mcu",), tflm_ops=True, generated_c=False,
+                 npu=False, footprint=_tflm))
 register(Runtime("tflite-micro+ethos-u", "TFLite-Micro with an Ethos-U NPU (Vela-compiled model)", ("mcu",),
-                 tflm_ops=True, tflm_arena=True, generated_c=False, npu=True, footprint=_tflm_ethos_u))
-register(Runtime("c", "edgec's generated C, no interpreter", ("mcu",), tflm_ops=True, tflm_arena=False,
-                 generated_c=True, npu=False, footprint=_generated_c))
-register(Runtime("litert", "LiteRT on a phone", ("mobile",), tflm_ops=False, tflm_arena=False, generated_c=False,
-                 npu=False, footprint=_litert))
+                 tflm_ops=True, generated_c=False, npu=True, footprint=_tflm_ethos_u))
+register(Runtime("c", "edgec's generated C, no interpreter", ("mcu",), tflm_ops=True, generated_c=True, npu=False,
+                 footprint=_generated_c))
+register(Runtime("litert", "LiteRT on a phone", ("mobile",), tflm_ops=False, generated_c=False, npu=False,
+                 footprint=_litert))

@@ -37,7 +37,9 @@ def render(r: dict, color: bool = False) -> str:
         model = meas.get("latency_model", {})
         note = "" if model.get("calibrated") else " (uncalibrated estimate)"
         kern = f", {model['kernels']} kernels" if "kernels" in model else ""
-        lines.append(f"  latency   {meas['latency_ms']:.3g} ms estimated on {r['target']['name']}{kern}{note}")
+        lo_hi = meas.get("latency_ms_range")
+        band = f" ({lo_hi[0]:.3g}-{lo_hi[1]:.3g})" if lo_hi and lo_hi[1] > lo_hi[0] else ""
+        lines.append(f"  latency   {meas['latency_ms']:.3g} ms{band} estimated on {r['target']['name']}{kern}{note}")
     if "host_latency_ms" in meas:
         lines.append(f"  host      {meas['host_latency_ms']:.3f} ms median LiteRT invoke on this machine")
     fit = r.get("fit")
@@ -142,14 +144,20 @@ def codegen_lines(c: dict) -> list[str]:
 def inspect_text(info: dict) -> str:
     """``edgec inspect``'s table for the terminal."""
     rows = [[o["index"], o["op"], "x".join(map(str, o["output_shape"])), f"{o['params']:,}", f"{o['macs']:,}",
-             f"{o['elementwise']:,}", f"{o['cycles']:,}", pct(o["latency_share"]), f"{o['live_bytes']:,}",
-             o["tensor"][:48]] for o in info["ops"]]
+             f"{o['elementwise']:,}", f"{o['instructions']:,}", f"{o['cycles']:,}", pct(o["latency_share"]),
+             f"{o['live_bytes']:,}", o["tensor"][:48]] for o in info["ops"]]
     note = "" if info["cycles_calibrated"] else " (uncalibrated)"
     lines = [f"edgec inspect: {info['model']} on {info['target']} ({info['kernels']} kernels{note})"]
-    lines += table(["#", "op", "output", "params", "MACs", "elementwise", "cycles", "latency", "live bytes",
-                    "output tensor"], rows, right=(0, 3, 4, 5, 6, 7, 8))
+    lines += table(["#", "op", "output", "params", "MACs", "elementwise", "instructions", "cycles", "latency",
+                    "live bytes", "output tensor"], rows, right=(0, 3, 4, 5, 6, 7, 8, 9))
     elementwise = sum(o["elementwise"] for o in info["ops"])
     lines.append(f"  total {info['parameters']:,} parameters, {info['macs']:,} MACs and {elementwise:,} elementwise "
                  "output values (ADD, MUL, activations: costed per value); "
                  f"largest live activations {info['peak_live_bytes']:,} bytes")
+    if info.get("latency_ms") is not None:
+        lo, hi = info["latency_ms_range"]
+        lines.append(f"  estimate {info['instructions']:,} instructions, {info['cycles']:,} cycles: "
+                     f"{info['latency_ms']:.3g} ms ({lo:.3g}-{hi:.3g}) at {info['clock_hz'] / 1e6:g} MHz")
+    if info.get("not_measured"):
+        lines.append(f"  not measured on a real build, costed as a similar op: {', '.join(info['not_measured'])}")
     return "\n".join(lines) + "\n"

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from edgec.check import runtimes
+from edgec.check.latency import LIBRARIES, RENAMED
 from edgec.config import check_keys
 from edgec.errors import ConfigError, TargetError
 from edgec.load import limits
 from edgec.units import BUDGET_NAMES, parse_quantity
 
-KERNELS = ("reference", "optimized")
-CYCLE_KEYS = ("conv", "depthwise", "fully_connected", "pool", "per_output", "per_op")
+TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
 
@@ -40,11 +40,13 @@ class Target:
     flash_reserved_bytes: int = 0
     ram_reserved_bytes: int = 0
     clock_hz: int | None = None
-    kernels: str = "reference"
-    calibrated: tuple[str, ...] = ()  # kernel libraries whose cycle figures are fitted to published latencies
-    cycles: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    kernels: str = "tflm-reference"  # the kernel library the latency model assumes (edgec.check.latency)
+    calibrated: tuple[str, ...] = ()  # libraries whose cycles per instruction are fitted to published latencies
+    # library -> op kind -> {term: instructions per unit, "error": the fit's relative error} (edgec.check.latency)
+    instructions: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
     phone_macs_per_second: float | None = None
-    cycles_per_instruction: float = 1.0  # runtime "c": instructions counted under QEMU -> cycles
+    cycles_per_instruction: dict[str, float] = dataclasses.field(default_factory=dict)  # library -> cycles/instr.
+    cycles_per_instruction_error: dict[str, float] = dataclasses.field(default_factory=dict)  # relative, by library
     npu: dict[str, str] = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
     budgets: dict[str, float] = dataclasses.field(default_factory=dict)
     source: str = ""
@@ -52,6 +54,10 @@ class Target:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str) -> "Target":
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+        if "cycles" in data:
+            raise TargetError(f"target profile {source}: [cycles.*] tables (cycles per MAC) are replaced by "
+                              "[instructions.<library>] and cycles_per_instruction; extend a built-in profile, "
+                              "or see edgec/check/targets/cortex-m4.toml")
         check_keys(data, fields, f"target profile {source}", TargetError)
         missing = [k for k in ("name", "description", "kind", "runtime") if k not in data]
         if missing:
@@ -65,34 +71,36 @@ class Target:
         if data["kind"] not in runs_on.kinds:
             raise TargetError(f"target profile {source}: runtime '{runs_on.name}' needs kind = "
                               f"{' or '.join(repr(k) for k in runs_on.kinds)}")
-        cpi = data.get("cycles_per_instruction", 1.0)
-        if not _finite(cpi) or cpi <= 0:
-            raise TargetError(f"target profile {source}: cycles_per_instruction must be a number > 0, got {cpi!r}")
-        if data.get("kernels", "reference") not in KERNELS:
-            raise TargetError(f"target profile {source}: kernels must be one of {', '.join(KERNELS)}")
-        for key in ("budgets", "cycles", "npu"):
+        _library(data.get("kernels", LIBRARIES[0]), f"target profile {source}: kernels")
+        for key in ("budgets", "npu", "instructions", "cycles_per_instruction", "cycles_per_instruction_error"):
             if not isinstance(data.get(key, {}), dict):
                 raise TargetError(f"target profile {source}: {key} must be a table ([{key}]), got {data[key]!r}")
         for key in ("name", "description", "kind", "runtime", "kernels"):
             if key in data and not isinstance(data[key], str):
                 raise TargetError(f"target profile {source}: {key} must be a string, got {data[key]!r}")
         check_keys(data.get("budgets", {}), BUDGET_NAMES, f"target profile {source} [budgets]", TargetError)
-        for lib, table in data.get("cycles", {}).items():
-            if lib not in KERNELS or not isinstance(table, dict):
-                raise TargetError(f"target profile {source}: [cycles.{lib}] must be one of "
-                                  f"{', '.join('cycles.' + k for k in KERNELS)}")
-            check_keys(table, CYCLE_KEYS, f"target profile {source} [cycles.{lib}]", TargetError)
-            for key, value in table.items():
-                if not _finite(value) or value < 0:
-                    raise TargetError(f"target profile {source}: [cycles.{lib}] {key} must be a number >= 0, "
-                                      f"got {value!r}")
+        for key in ("cycles_per_instruction", "cycles_per_instruction_error"):
+            for lib, value in data.get(key, {}).items():
+                _library(lib, f"target profile {source}: {key}")
+                if not _finite(value) or value < 0 or (key == "cycles_per_instruction" and value == 0):
+                    raise TargetError(f"target profile {source}: {key}.{lib} must be a number > 0, got {value!r}")
+        for lib, kinds in data.get("instructions", {}).items():
+            _library(lib, f"target profile {source}: [instructions.{lib}]")
+            for kind, table in (kinds.items() if isinstance(kinds, dict) else [(lib, kinds)]):
+                where = f"target profile {source} [instructions.{lib}] {kind}"
+                if not isinstance(table, dict):
+                    raise TargetError(f"{where} must be a table of terms ({', '.join(TERM_KEYS)}), got {table!r}")
+                check_keys(table, TERM_KEYS, where, TargetError)
+                for key, value in table.items():
+                    if not _finite(value) or value < 0:
+                        raise TargetError(f"{where}: {key} must be a number >= 0, got {value!r}")
         macs = data.get("phone_macs_per_second")
         if macs is not None and (not _finite(macs) or macs <= 0):
             raise TargetError(f"target profile {source}: phone_macs_per_second must be a number > 0, got {macs!r} "
                               "(leave it out to have no phone latency estimate)")
         calibrated = data.get("calibrated", ())
-        if not isinstance(calibrated, (list, tuple)) or any(c not in KERNELS for c in calibrated):
-            raise TargetError(f"target profile {source}: calibrated must be a list of {', '.join(KERNELS)}")
+        if not isinstance(calibrated, (list, tuple)) or any(c not in LIBRARIES for c in calibrated):
+            raise TargetError(f"target profile {source}: calibrated must be a list of {', '.join(LIBRARIES)}")
         npu = data.get("npu", {})
         check_keys(npu, NPU_KEYS, f"target profile {source} [npu]", TargetError)
         if runs_on.npu != bool(npu):
@@ -136,12 +144,39 @@ class Target:
     def with_kernels(self, kernels: str | None) -> "Target":
         if kernels is None:
             return self
-        if kernels not in KERNELS:
-            raise TargetError(f"--kernels must be one of {', '.join(KERNELS)}, got '{kernels}'")
-        return dataclasses.replace(self, kernels=kernels)
+        return dataclasses.replace(self, kernels=_library(kernels, "--kernels"))
+
+    def instruction_tables(self) -> dict[str, dict[str, float]]:
+        """The instruction tables of the profile's kernel library (the generated C, which follows the
+        reference kernels, falls back to theirs)."""
+        tables = self.instructions.get(self.kernels)
+        if tables is None and self.kernels == "c":
+            tables = self.instructions.get("tflm-reference")
+        return tables or {}
+
+    def cpi(self) -> float:
+        """Cycles per counted instruction for the profile's kernel library."""
+        return self.cycles_per_instruction.get(self.kernels, 1.0)
+
+    def cpi_error(self) -> float:
+        return self.cycles_per_instruction_error.get(self.kernels, 0.0)
+
+    @property
+    def latency_calibrated(self) -> bool:
+        """The cycles per instruction of the chosen library are fitted to a published latency."""
+        return self.kernels in self.calibrated
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _library(name: object, what: str) -> str:
+    """``name`` if it is a kernel library edgec models; the old names are refused with their new ones."""
+    if isinstance(name, str) and name in RENAMED:
+        raise TargetError(f"{what}: '{name}' is now called '{RENAMED[name]}'; use one of {', '.join(LIBRARIES)}")
+    if name not in LIBRARIES:
+        raise TargetError(f"{what} must be one of {', '.join(LIBRARIES)}, got {name!r}")
+    return str(name)
 
 
 def _finite(value: object) -> bool:

@@ -123,17 +123,19 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
 extern "C" {{
 #endif
 
-#define {up}_INPUT_SIZE {i.elements}
-#define {up}_OUTPUT_SIZE {o.elements}
-#define {up}_INPUT_SCALE {float(np.float32(i.scale))!r}f
-#define {up}_INPUT_ZERO_POINT ({i.zero_point})
-#define {up}_OUTPUT_SCALE {float(np.float32(o.scale))!r}f
-#define {up}_OUTPUT_ZERO_POINT ({o.zero_point})
+/* {up}_INFER_*: named apart from {name}_model_settings.h's macros, so that a firmware can include
+ * both (to compare this code with the interpreter). */
+#define {up}_INFER_INPUT_SIZE {i.elements}
+#define {up}_INFER_OUTPUT_SIZE {o.elements}
+#define {up}_INFER_INPUT_SCALE {float(np.float32(i.scale))!r}f
+#define {up}_INFER_INPUT_ZERO_POINT ({i.zero_point})
+#define {up}_INFER_OUTPUT_SCALE {float(np.float32(o.scale))!r}f
+#define {up}_INFER_OUTPUT_ZERO_POINT ({o.zero_point})
 /* bytes of the static activation buffer inside {name}.c */
-#define {up}_ARENA_SIZE {layout.arena_bytes}
+#define {up}_INFER_ARENA_SIZE {layout.arena_bytes}
 
-/* Runs one inference: `in` holds {up}_INPUT_SIZE int8 values (shape {list(i.shape)}),
- * `out` receives {up}_OUTPUT_SIZE (shape {list(o.shape)}). Not reentrant: it uses
+/* Runs one inference: `in` holds {up}_INFER_INPUT_SIZE int8 values (shape {list(i.shape)}),
+ * `out` receives {up}_INFER_OUTPUT_SIZE (shape {list(o.shape)}). Not reentrant: it uses
  * one static buffer. */
 void {name}_infer(const int8_t *in, int8_t *out);
 

@@ -69,7 +69,7 @@ def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, input
                 raise
             section["mcu"] = {"skipped": str(exc)}
             return gen, section
-    cpi = target.cycles_per_instruction if target else 1.0
+    cpi = target.cycles_per_instruction.get("c", 1.0) if target else 1.0
     cycles = float(np.median(run.instructions)) * cpi
     section["mcu"] = {
         "machine": f"QEMU {toolchain.QEMU_MACHINE} (Cortex-M4F), arm-none-eabi-gcc -O2",

@@ -37,6 +37,12 @@
  * to 16 bytes. The tail is smaller on a 32-bit MCU; optimized kernels may need
  * scratch memory on top. */
 #define KWS_TENSOR_ARENA_SIZE 24272
+/* Align the arena to 16 bytes: TFLite-Micro moves an unaligned start up to the next
+ * 16-byte boundary, and the bytes it skips may be the ones this model needs.
+ *   alignas(KWS_TENSOR_ARENA_ALIGN) static uint8_t arena[KWS_TENSOR_ARENA_SIZE];   (C++11, C11)
+ *   static uint8_t arena[KWS_TENSOR_ARENA_SIZE] __attribute__((aligned(KWS_TENSOR_ARENA_ALIGN)));
+ */
+#define KWS_TENSOR_ARENA_ALIGN 16
 
 /* Operators (2 in all): TFLite builtin name and count. */
 #define KWS_OP_KINDS 2
@@ -44,10 +50,14 @@
 #define KWS_OP_FULLY_CONNECTED_COUNT 1
 #define KWS_OP_SOFTMAX_COUNT 1
 
-/* Register exactly these ops with a tflite::MicroMutableOpResolver<KWS_OP_KINDS>:
- *   KWS_REGISTER_OPS(resolver); */
+/* Register exactly these ops with a tflite::MicroMutableOpResolver<KWS_OP_KINDS>. One expression:
+ * kTfLiteOk, or kTfLiteError when a registration fails (the rest are then not tried):
+ *   if (KWS_REGISTER_OPS(resolver) != kTfLiteOk) { ... }
+ * An op whose activations are all int8 registers TFLite-Micro's int8-only kernel
+ * (tflite::Register_CONV_2D_INT8(), ...): with CMSIS-NN that leaves the int4 and int16
+ * kernels out of the firmware (tens of KB of flash); the reference kernels are the same either way. */
 #define KWS_REGISTER_OPS(resolver) \
-  (resolver).AddFullyConnected(); \
-  (resolver).AddSoftmax();
+  ((((resolver).AddFullyConnected(tflite::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) || \
+    ((resolver).AddSoftmax(tflite::Register_SOFTMAX_INT8()) != kTfLiteOk)) ? kTfLiteError : kTfLiteOk)
 
 #endif /* KWS_MODEL_SETTINGS_H_ */
