@@ -108,10 +108,10 @@ def not_measured(rows: list[dict[str, Any]]) -> list[str]:
 def band(rows: list[dict[str, Any]], target: Target) -> float:
     """The relative uncertainty of the summed estimate: each op's fit error weighted by its share (the
     errors of one model's ops are not independent, so they add), plus the cycles-per-instruction error."""
-    total = sum(r["instructions"] for r in rows)
+    total = float(sum(r["instructions"] for r in rows))
     if not total:
         return 0.0
-    fit = sum(r["instructions"] * r["instructions_error"] for r in rows) / total
+    fit = float(sum(r["instructions"] * r["instructions_error"] for r in rows)) / total
     return fit + target.cpi_error()
 
 
