@@ -22,7 +22,7 @@ import numpy as np
 from edgec import compress, frameworks
 from edgec.check import budgets, quant_error, targets
 from edgec.check.gate import tflite_summary
-from edgec.check.measure import compile_for_npu, measure, npu_warnings
+from edgec.check.measure import compile_for_npu, latency_warnings, measure, npu_warnings
 from edgec.check.verification import paired_drop_interval, samples_to_resolve, verify, verify_several
 from edgec.compress import search
 from edgec.compress.base import Context
@@ -224,6 +224,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             op = next((o for o in tfl.ops if o.outputs and tfl.tensors[o.outputs[0]].name == row["tensor"]), None)
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += npu_warnings(measurements)
+    warnings += latency_warnings(measurements)
     if accuracy_drop is not None and "accuracy_drop" in limits_asked:
         warnings += _resolution_warnings(limits_asked["accuracy_drop"], verification)
     report = Report(

@@ -166,3 +166,22 @@ def test_evaluate_refuses_an_asked_budget_left_unmeasured():
 def test_check_refuses_a_budget_it_cannot_measure(tmp_path, tiny_tflite, target, budget, words):
     path = _tiny_file(tmp_path, tiny_tflite)
     assert_one_line_error(run_cli("check", str(path), "--target", target, "--budget", budget), 2, words)
+
+
+def test_an_op_kind_without_measurements_is_costed_as_a_similar_one_and_named():
+    from edgec.check.measure import latency_warnings
+    from edgec.load.tflite_file import Op, Tensor, TFLiteModel
+
+    x = Tensor(0, "x", (1, 64), "int8", (0.1,), (0,), False)
+    w = Tensor(1, "w", (16, 64), "int8", (0.01,), (0,), True)
+    y = Tensor(2, "y", (1, 16), "int8", (0.1,), (0,), False)
+    z = Tensor(3, "z", (1, 16), "int8", (0.1,), (0,), False)
+    ops = (Op(0, "FULLY_CONNECTED", (0, 1), (2,), 1024, 1024, {}), Op(1, "TANH", (2,), (3,), 0, 0, {}))
+    tfl = TFLiteModel(100, (x, w, y, z), ops, (0,), (3,))
+    t = targets.get("cortex-m4")
+    m = measure(b"", tfl, t, Arena(1000, 600, 400, 1000), host_latency=False)
+    tanh = m["ops"][1]
+    per_value = t.instruction_tables()["ADD"]["per_output"]
+    assert tanh["costed_as"] == "ADD" and tanh["instructions"] == round(16 * per_value)
+    assert m["latency_not_measured"] == ["TANH (as ADD)"]
+    assert "TANH (as ADD)" in latency_warnings(m)[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -56,3 +59,36 @@ def test_arena_of_a_model_whose_near_minimum_arenas_crash_tflite_micro(tfk):
             return False
 
     assert allocates(arena.bytes) and not allocates(arena.bytes - 1)
+
+
+RECORD = """[RecordingMicroAllocator] Arena allocation total 24272 bytes
+[RecordingMicroAllocator] Arena allocation head 16000 bytes
+[RecordingMicroAllocator] Arena allocation tail 8272 bytes
+[RecordingMicroAllocator] 'TfLiteEvalTensor data' used 840 bytes with alignment overhead (requested 840 bytes for 35 allocations)
+[RecordingMicroAllocator] 'Persistent TfLiteTensor data' used 128 bytes with alignment overhead (requested 128 bytes for 2 tensors)
+[RecordingMicroAllocator] 'Persistent TfLiteTensor quantization data' used 64 bytes with alignment overhead (requested 64 bytes for 4 allocations)
+[RecordingMicroAllocator] 'Persistent buffer data' used 5556 bytes with alignment overhead (requested 5528 bytes for 32 allocations)
+[RecordingMicroAllocator] 'NodeAndRegistration struct' used 832 bytes with alignment overhead (requested 832 bytes for 13 NodeAndRegistration structs)
+"""  # noqa: E501  (TFLite-Micro's own lines, for the KWS reference model)
+
+
+def test_the_32bit_arena_recounts_the_recorded_structures_at_32_bit_sizes():
+    """Oracle, by hand: head + 35 eval tensors x 12 + 13 nodes x 32 + 2 tensors x 40 + 4 quantization
+    allocations x 10 + the kernels' 5,556 bytes + the unitemized 232."""
+    assert micro.arena_32bit(16000, RECORD) == 16000 + 420 + 416 + 80 + 40 + 5556 + 232
+    assert micro.arena_32bit(16000, RECORD.replace("NodeAndRegistration struct", "Something new")) is None
+
+
+MCU = Path(__file__).resolve().parents[2] / "shared" / "mcu" / "tflm_cortex_m4.json"
+
+
+@pytest.mark.skipif(not MCU.exists(), reason="../shared/mcu absent (a user's clone has none)")
+@pytest.mark.parametrize("model", ["digits", "kws", "ic"])
+def test_the_32bit_arena_is_within_2_percent_of_the_cortex_m4_minimum(model, sample_build):
+    """The smallest arena AllocateTensors accepts on a Cortex-M4 (bisected on the firmware, reference kernels)."""
+    files = {"digits": sample_build[0] / "digits.tflite", "kws": shared_model("kws_ref_model.tflite"),
+             "ic": shared_model("ic_resnet8_ref_int8.tflite")}
+    measured = json.loads(MCU.read_text())["models"][model]["libs"]["ref"]["min_arena"]
+    arena = micro.measure_arena(files[model].read_bytes())
+    assert abs(arena.bytes_32bit / measured - 1) <= 0.02
+    assert arena.bytes > arena.bytes_32bit  # the 64-bit figure the headers keep is the larger, safe one

@@ -12,7 +12,7 @@ from typing import Any
 
 from edgec.check import budgets, targets
 from edgec.check.latency import estimate, not_measured, op_table
-from edgec.check.measure import compile_for_npu, host_latency_section, measure, npu_warnings
+from edgec.check.measure import compile_for_npu, host_latency_section, latency_warnings, measure, npu_warnings
 from edgec.check.targets import Target
 from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
@@ -108,7 +108,7 @@ def _check(path: str, data: bytes, tfl: TFLiteModel, target: Target, overrides: 
         tflite=tflite_summary(tfl),
         measurements=measurements,
         budgets=budgets.judge(measurements, target, overrides or {}),
-        warnings=warnings + npu_warnings(measurements),
+        warnings=warnings + npu_warnings(measurements) + latency_warnings(measurements),
     )
 
 

@@ -35,7 +35,8 @@ def measure(data: bytes, tfl: TFLiteModel, target: Target, arena: Arena | None, 
     """
     ops = op_table(tfl, target)
     m: dict[str, Any] = {"macs": tfl.macs, "model_bytes": tfl.nbytes, "arena_bytes": arena and arena.bytes,
-               "arena": arena and arena.to_dict(), "peak_live_bytes": tfl.peak_live_bytes}
+               "arena_bytes_32bit": arena and arena.bytes_32bit, "arena": arena and arena.to_dict(),
+               "peak_live_bytes": tfl.peak_live_bytes}
     if codegen is not None:
         m["c"] = codegen
     m.update(target.runs_on.footprint(Measured(tfl, target, arena, ops, npu, codegen)))
@@ -56,6 +57,15 @@ def compile_for_npu(data: bytes, target: Target) -> VelaResult | None:
         return None
     settings = {k: v for k, v in target.npu.items() if k != "compiler"}
     return vela.compile_model(data, **settings)
+
+
+def latency_warnings(measurements: dict[str, Any]) -> list[str]:
+    """One warning naming the op kinds whose latency is costed as another kind's (no measurement of their own)."""
+    ops = measurements.get("latency_not_measured") or []
+    if not ops:
+        return []
+    return ["the latency model has no measurement of " + ", ".join(ops) + ": each is costed as the measured op "
+            "that shares its inner loop, so the latency estimate is less certain than its band says"]
 
 
 def npu_warnings(measurements: dict[str, Any]) -> list[str]:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgec.check.latency import estimate, op_table
+from edgec.check.latency import estimate, not_measured, op_table
 from edgec.runtime import vela
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _tflm(m: Measured) -> dict[str, Any]:
             **est, "latency_model": _model(t, "sum over ops of the instructions fitted for the op kind and kernel "
                                               "library (measured TFLite-Micro firmware under QEMU) x cycles per "
                                               "instruction / clock"),
-            "ops": m.ops}
+            "latency_not_measured": not_measured(m.ops), "ops": m.ops}
 
 
 def _model(t: Target, method: str) -> dict[str, Any]:

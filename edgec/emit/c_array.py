@@ -136,6 +136,10 @@ def _arena_block(macro: str, arena: Arena | None) -> str:
     return _template("arena.h.tmpl").substitute(
         MACRO=macro, arena_bytes=arena.bytes, head_bytes=arena.head_bytes, tail_bytes=arena.tail_bytes,
         measured_on=arena.host, arena_size=int(math.ceil(arena.bytes / ARENA_ALIGN) * ARENA_ALIGN),
+        tail_note=("The tail is smaller on a 32-bit MCU" if arena.bytes_32bit is None else
+                   f"On a 32-bit MCU the tail is smaller (about {arena.bytes_32bit} bytes in all, estimated\n"
+                   " * from the allocation record); this size keeps the measured figure") +
+        "; CMSIS-NN kernels may need\n * scratch memory on top.",
         arena_align=ARENA_ALIGN).rstrip("\n")
 
 

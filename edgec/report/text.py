@@ -26,6 +26,9 @@ def render(r: dict, color: bool = False) -> str:
                if extra > 0 else "")
         lines.append(f"  arena     {meas['arena_bytes']:,} bytes = head {a['head_bytes']:,} (activations) + "
                      f"tail {a['tail_bytes']:,} (runtime structures){why}; TFLite-Micro, 64-bit host")
+        if a.get("arena_bytes_32bit"):
+            lines.append(f"            about {a['arena_bytes_32bit']:,} bytes on a 32-bit MCU (estimated from the "
+                         "allocation record; the headers keep the measured figure)")
     if meas.get("c"):
         lines += codegen_lines(meas["c"])
     if meas.get("npu"):

@@ -34,7 +34,7 @@
 /* Tensor arena for the TFLite-Micro interpreter: the smallest arena with which
  * it allocated this model, 24272 bytes (head 16000 activations,
  * tail 8272 runtime structures), measured on x86-64 host, TFLite-Micro reference kernels, rounded up
- * to 16 bytes. The tail is smaller on a 32-bit MCU; optimized kernels may need
+ * to 16 bytes. The tail is smaller on a 32-bit MCU; CMSIS-NN kernels may need
  * scratch memory on top. */
 #define KWS_TENSOR_ARENA_SIZE 24272
 /* Align the arena to 16 bytes: TFLite-Micro moves an unaligned start up to the next
