@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +27,57 @@ def shared_model(name: str) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the real ``edgec`` command in a child process."""
-    return subprocess.run([sys.executable, "-m", "edgec", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+def run_cli(*args: str, cwd: Path | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """``edgec ARGS`` with its exit code and its stdout and stderr (fd-level, C++ output included).
+
+    By default in this process: the same code path as the command (``edgec.cli.main``), without a new
+    TensorFlow import (8 s) per call. ``fresh`` runs a real child process, for what needs one: a crash, a
+    signal, what a process imports, its environment.
+    """
+    if fresh:
+        return subprocess.run([sys.executable, "-m", "edgec", *args], capture_output=True, text=True,
+                              cwd=cwd, timeout=600)
+    return _in_process([str(a) for a in args], cwd)
+
+
+def _in_process(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
+    from edgec import cli
+    from edgec.load import limits
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = {fd: os.dup(fd) for fd in (1, 2)}
+    files = {fd: tempfile.TemporaryFile() for fd in (1, 2)}
+    streams, here = (sys.stdout, sys.stderr), os.getcwd()
+    try:
+        for fd, f in files.items():
+            os.dup2(f.fileno(), fd)
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            cli.main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+        for fd, copy in saved_fds.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.chdir(here)
+        limits.set_current(limits.Limits())  # what the command set for its own process
+        log = logging.getLogger("edgec")
+        log.handlers[:], log.propagate = [], True
+    text = {}
+    for fd, f in files.items():
+        f.seek(0)
+        text[fd] = f.read().decode("utf-8", "replace")
+        f.close()
+    return subprocess.CompletedProcess(["edgec", *args], code, text[1], text[2])
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> None:

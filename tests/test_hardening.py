@@ -452,6 +452,12 @@ def test_ctrl_c_while_writing_leaves_the_previous_output(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    """SIGINT's default action: a shell without job control starts background jobs with it ignored, and
+    the tests' processes inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_swap_never_mixes_old_and_new(tmp_path, monkeypatch):
     """Every file of the new output appears at once. Where the directories cannot be exchanged in one
     step, the writer swaps them with two os.rename calls; a real SIGINT arriving between the two must
@@ -471,8 +477,12 @@ def test_interrupted_swap_never_mixes_old_and_new(tmp_path, monkeypatch):
     helper = threading.Thread(target=time.sleep, args=(3,), daemon=True)
     helper.start()
     monkeypatch.setattr(os, "rename", rename_then_sigint)
-    with pytest.raises(KeyboardInterrupt):
-        artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever launched pytest
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            artifacts.write_artifacts(out, {"model.tflite": b"new", "model.h": b"new"})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.setattr(os, "rename", real_rename)
     assert len(calls) == 3  # out -> backup, staging -> out, backup -> staging: all before the interrupt
     assert _state(out) == {**before, "model.tflite": b"new", "model.h": b"new"}  # unrelated files kept
@@ -498,7 +508,8 @@ def test_ctrl_c_during_a_build_leaves_the_previous_output(tmp_path):
     before = _previous(out)
     proc = subprocess.Popen([sys.executable, "-m", "edgec", "build", str(SAMPLE / "digits.keras"), "-t",
                              "cortex-m4", "-d", str(SAMPLE / "digits.npz"), "-o", str(out), "--verbose"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_at_a_terminal)
     seen = []
     for line in proc.stderr:
         seen.append(line)
