@@ -18,9 +18,8 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgec import compress, pipeline
 from edgec.check import gate
 from edgec.check.targets import Target
 from edgec.check.targets import get as get_target
@@ -29,12 +28,15 @@ from edgec.config import BuildConfig, StageSpec, recipe_settings
 from edgec.emit import artifacts
 from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import ConfigError, EdgecError, OutputError, UnsupportedOpError
-from edgec.load import data as data_mod
 from edgec.load import limits
-from edgec.load.model import LoadedModel
 from edgec.load.tflite_file import read_tflite_file
 from edgec.report import Report
 from edgec.units import parse_budget_options, parse_quantity
+
+if TYPE_CHECKING:  # the build's modules are imported when a build runs: `edgec check` stays a fast gate
+    from edgec import pipeline
+    from edgec.load.data import Dataset
+    from edgec.load.model import LoadedModel
 
 __all__ = ["build", "check", "emit_c", "inspect", "stages", "targets", "set_limits", "BuildResult", "EmitResult",
            "Inspection", "Report", "Target", "EdgecError", "ConfigError", "OutputError"]
@@ -154,6 +156,8 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
     cfg = BuildConfig.from_dict(settings)
     dataset = None if data is None or isinstance(data, (str, Path)) else _dataset(data, loaded, cfg)
     write_to = cfg.out if (out is not None if write is None else write) else None
+    from edgec import pipeline
+
     built = pipeline.run(cfg, progress, model=loaded, data=dataset, write_to=write_to)
     result = BuildResult(built.report, built)
     if write_to is not None:
@@ -241,6 +245,8 @@ def inspect(tflite: str | Path, target: str = "cortex-m4", kernels: str | None =
 
 def stages() -> dict[str, dict[str, Any]]:
     """The compression stages: name -> summary and parameters with their defaults."""
+    from edgec import compress
+
     return {name: {"summary": st.summary, "parameters": st.defaults()} for name, st in compress.registry().items()}
 
 
@@ -263,6 +269,8 @@ def _budgets(budgets: Budgets) -> dict[str, float]:
 
 
 def _in_memory(model: Any, name: str | None) -> LoadedModel:
+    from edgec.load.model import LoadedModel
+
     module = type(model).__module__.split(".")[0]
     if module not in ("keras", "tf_keras") or not getattr(model, "inputs", None):
         raise ConfigError(f"model is a {type(model).__name__}; pass a Keras 3 or tf_keras Model (Functional or "
@@ -271,7 +279,9 @@ def _in_memory(model: Any, name: str | None) -> LoadedModel:
                        keras3=module == "keras")
 
 
-def _dataset(data: Any, model: LoadedModel | None, cfg: BuildConfig) -> data_mod.Dataset:
+def _dataset(data: Any, model: LoadedModel | None, cfg: BuildConfig) -> Dataset:
+    from edgec.load import data as data_mod
+
     if model is None:
         raise ConfigError("data given as arrays needs the model as an object; pass both as objects, or the data "
                           "as an .npz path")
