@@ -1,5 +1,14 @@
-"""``python -m edgec`` runs the CLI."""
+"""``python -m edgec`` and the ``edgec`` command: start the interpreter process, then run the CLI."""
 
-from edgec.cli import main
 
-main()
+def run() -> None:
+    from edgec.runtime import sandbox
+
+    sandbox.prestart()  # its imports overlap the library's: `edgec check` answers sooner
+    from edgec.cli import main
+
+    main()
+
+
+if __name__ == "__main__":
+    run()

@@ -31,6 +31,7 @@ from edgec.errors import ConfigError, EdgecError, OutputError, UnsupportedOpErro
 from edgec.load import limits
 from edgec.load.tflite_file import read_tflite_file
 from edgec.report import Report
+from edgec.runtime import sandbox
 from edgec.units import parse_budget_options, parse_quantity
 
 if TYPE_CHECKING:  # the build's modules are imported when a build runs: `edgec check` stays a fast gate
@@ -260,6 +261,8 @@ def set_limits(max_input_size: str | int = "2GiB", max_memory: str | int | None 
     use (default 80 % of what is available), for the calls that follow in this context."""
     limits.set_current(limits.Limits(limits.parse_size(str(max_input_size), "--max-input-size"),
                                      limits.parse_size(str(max_memory), "--max-memory") if max_memory else 0))
+    if max_memory:  # an interpreter process started before this runs under the default limit
+        sandbox.shutdown()
 
 
 def _budgets(budgets: Budgets) -> dict[str, float]:

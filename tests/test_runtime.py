@@ -92,3 +92,27 @@ def test_the_32bit_arena_is_within_2_percent_of_the_cortex_m4_minimum(model, sam
     arena = micro.measure_arena(files[model].read_bytes())
     assert abs(arena.bytes_32bit / measured - 1) <= 0.02
     assert arena.bytes > arena.bytes_32bit  # the 64-bit figure the headers keep is the larger, safe one
+
+
+def test_the_prestarted_interpreter_process_takes_the_memory_limit_asked_for(tiny_tflite):
+    """The command starts the interpreter process before it reads --max-memory (so that its imports overlap
+    edgec's); a limit asked for replaces it with one started under that limit."""
+    from edgec import api
+    from edgec.load import limits
+    from edgec.runtime import litert, sandbox
+
+    def child_limit() -> int:
+        environ = Path(f"/proc/{sandbox._child.proc.pid}/environ").read_bytes().split(b"\0")
+        return int(next(v for v in environ if v.startswith(b"EDGEC_CHILD_MEMORY_BYTES=")).split(b"=")[1])
+
+    try:
+        sandbox.prestart()
+        first = sandbox._child
+        assert child_limit() == limits.current().memory_bytes
+        api.set_limits(max_memory="3GiB")
+        assert sandbox._child is None and not first.alive()
+        assert litert.host_latency_ms(tiny_tflite, runs=1, warmup=0) > 0
+        assert child_limit() == 3 * 2**30
+    finally:
+        limits.set_current(limits.Limits())
+        sandbox.shutdown()
