@@ -57,7 +57,7 @@ def measured_rows() -> dict[str, list[dict]]:
 def features(op: dict) -> dict[str, float]:
     """The terms of one measured op, from the fields the measurement recorded."""
     kernel = op.get("kernel") or [1, 1]
-    return op_terms(op["op"], macs=op["macs"], outputs=op["output_elements"], inputs=op["input_elements"],
+    return op_terms(macs=op["macs"], outputs=op["output_elements"], inputs=op["input_elements"],
                     taps=op["output_elements"] * kernel[0] * kernel[1])
 
 

@@ -41,7 +41,7 @@ _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requanti
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 
 
-def op_terms(kind: str, macs: float, outputs: float, inputs: float, taps: float) -> dict[str, float]:
+def op_terms(macs: float, outputs: float, inputs: float, taps: float) -> dict[str, float]:
     """The values of every term for one op (``taps``: output values x kernel positions, a convolution's
     MACs over its input channels)."""
     return {"fixed": 1.0, "per_mac": float(macs), "per_output": float(outputs), "per_input": float(inputs),
@@ -55,7 +55,7 @@ def _terms_of(tfl: TFLiteModel, op: Op) -> dict[str, float]:
     if op.name in _CONV_LIKE and len(op.inputs) > 1:
         in_c = tfl.tensors[op.inputs[1]].shape[-1] if tfl.tensors[op.inputs[1]].shape else 1
         taps = op.macs / max(in_c, 1)
-    return op_terms(op.name, op.macs, outputs, inputs, taps)
+    return op_terms(op.macs, outputs, inputs, taps)
 
 
 def model_of(target: Target, op_name: str) -> tuple[str, dict[str, float]] | None:
