@@ -158,29 +158,10 @@ def have(*tools: str) -> bool:
 
 
 @pytest.fixture
-def edgec(capfd, monkeypatch, tmp_path):
-    """``edgec ARGS`` in this process, from ``tmp_path``: a CompletedProcess with fd-level output. The same
-    code path as the command (``edgec.cli.main``), without a new TensorFlow import per case."""
-    from edgec import cli
-    from edgec.load import limits
-
+def edgec(monkeypatch, tmp_path):
+    """``edgec ARGS`` in this process (:func:`run_cli`), from ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-
-    def run(*args) -> subprocess.CompletedProcess:
-        capfd.readouterr()
-        try:
-            cli.main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:  # what the command set for its own process: the limits it was given, its log handler
-            limits.set_current(limits.Limits())
-            log = logging.getLogger("edgec")
-            log.handlers[:], log.propagate = [], True
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
+    return lambda *args: run_cli(*(str(a) for a in args))
 
 
 def recipe_file(tmp: Path, text: str) -> Path:
