@@ -34,11 +34,15 @@ class Generated:
     input_bytes: int
     output_bytes: int
     kernels: list[str]
+    scratch: dict[int, int] = dataclasses.field(default_factory=dict)   # op index -> scratch bytes in the arena
+    in_place: dict[int, int] = dataclasses.field(default_factory=dict)  # op index -> bytes its output starts
+    #                                                                      before the input it overwrites
 
     def to_dict(self) -> dict:
         return {"name": self.name, "files": sorted(self.files), "arena_bytes": self.arena_bytes,
                 "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
-                "kernels": self.kernels}
+                "kernels": self.kernels, "scratch_bytes": sum(self.scratch.values()),
+                "ops_in_place": len(self.in_place)}
 
 
 def _kernel(file: str) -> str:
@@ -48,10 +52,9 @@ def _kernel(file: str) -> str:
 class _Emitter:
     """Collects constant arrays and resolves tensors to C pointers while ops are emitted."""
 
-    def __init__(self, name: str, data: bytes, tfl: TFLiteModel, storage: dict[int, int],
-                 offsets: dict[int, int]):
+    def __init__(self, name: str, data: bytes, tfl: TFLiteModel, layout):
         self.name, self.data, self.tfl = name, data, tfl
-        self.storage, self.offsets = storage, offsets
+        self.storage, self.offsets, self.scratch_offsets = layout.storage, layout.offsets, layout.scratch
         self.arrays: list[str] = []
         self.reads_input = False
 
@@ -65,6 +68,29 @@ class _Emitter:
         full = f"{self.name}_{ident}"
         self.arrays.append(f"static const {ctype} {full}[{flat.size}] = {{\n    {body}\n}};\n")
         return full
+
+    @staticmethod
+    def initializer(fields: dict) -> str:
+        """A C99 designated initializer, ``{ .k = 16, .rows = 8, ... }``."""
+        return "{ " + ", ".join(f".{key} = {value}" for key, value in fields.items()) + " }"
+
+    def struct(self, ident: str, ctype: str, fields: dict) -> str:
+        """A ``static const struct <ctype>`` of a kernel's parameters, by field name."""
+        full = f"{self.name}_{ident}"
+        body = ",\n    ".join(f".{key} = {value}" for key, value in fields.items())
+        self.arrays.append(f"static const struct {ctype} {full} = {{\n    {body}\n}};\n")
+        return full
+
+    def struct_array(self, ident: str, ctype: str, initializers: list[str]) -> str:
+        full = f"{self.name}_{ident}"
+        body = ",\n    ".join(initializers)
+        self.arrays.append(f"static const struct {ctype} {full}[{len(initializers)}] = {{\n    {body}\n}};\n")
+        return full
+
+    def scratch(self, op) -> str:
+        """The kernel's scratch buffer in the arena (a null pointer when it needs none)."""
+        offset = self.scratch_offsets.get(op.index)
+        return "0" if offset is None else f"({self.name}_arena + {offset})"
 
     def ptr(self, index: int) -> str:
         root = self.storage.get(index, index)
@@ -84,6 +110,7 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
         ConfigError: the model has more than one input or output.
     """
     name = c_identifier(name).lower()
+    up = name.upper()
     if len(tfl.inputs) != 1 or len(tfl.outputs) != 1:
         raise ConfigError(f"{source} has {len(tfl.inputs)} inputs and {len(tfl.outputs)} outputs; "
                           "C code is generated for models with one input and one output")
@@ -95,23 +122,36 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
     for op in tfl.ops:
         if op.name in op_registry.ALIAS_OPS and op.outputs[0] not in tfl.outputs:
             aliases[op.outputs[0]] = op.inputs[0]
-    layout = plan(tfl, aliases)
-    em = _Emitter(name, data, tfl, layout.storage, layout.offsets)
+    scratch = {}
+    for op in tfl.ops:
+        need = op_registry.OPS[op.name].scratch
+        try:
+            scratch[op.index] = need(tfl, op) if need else 0
+        except (op_registry.Unsupported, ValueError):
+            scratch[op.index] = 0  # its emitter says what is wrong
+    def overlap(op):
+        entry = op_registry.OPS[op.name].overlap
+        try:
+            return entry(tfl, op) if entry else None
+        except (op_registry.Unsupported, ValueError, KeyError):
+            return None
+
+    layout = plan(tfl, aliases, scratch, overlap)
+    em = _Emitter(name, data, tfl, layout)
     calls, kernels = [], []
     for op in tfl.ops:
-        files, emit = op_registry.OPS[op.name]
+        files, emit = op_registry.OPS[op.name][:2]
         try:
             call = emit(em, op)
         except op_registry.Unsupported as exc:
             raise op_registry.unsupported(op, str(exc)) from None
         shapes = " -> ".join("x".join(map(str, tfl.tensors[i].shape)) for i in (op.inputs[0], op.outputs[0]))
-        calls.append(f"    /* op {op.index}: {op.name} {shapes} */\n    {call}")
+        calls.append(f"    /* op {op.index}: {op.name} {shapes} */\n    {call}\n    {up}_OP_DONE({op.index});")
         if call.startswith("ec_"):
             kernels += [f for f in files if f not in kernels]
     i, o = tfl.input, tfl.output
     digest = hashlib.sha256(data).hexdigest()[:16]
-    guard = f"{name.upper()}_INFER_H"
-    up = name.upper()
+    guard = f"{up}_INFER_H"
     header = f"""/* Generated by edgec from {source} (sha256 {digest}...). Do not edit.
  * Interpreter-free int8 inference, bit-exact with TFLite-Micro's reference kernels. */
 #ifndef {guard}
@@ -153,8 +193,14 @@ void {name}_infer(const int8_t *in, int8_t *out);
  * Kernels follow TFLite's integer reference kernels: per-channel requantization
  * with fixed-point multipliers and shifts, zero points, fused activations. */
 #include <stdint.h>
+#include <string.h>
 
 #include "{name}_infer.h"
+
+/* {up}_OP_DONE(k) runs after op k: define it (for example to read a cycle counter) to time each op. */
+#ifndef {up}_OP_DONE
+#define {up}_OP_DONE(k) ((void)0)
+#endif
 
 {"".join(_kernel(k) + chr(10) for k in kernels)}
 {"".join(em.arrays)}
@@ -165,4 +211,5 @@ void {name}_infer(const int8_t *in, int8_t *out)
 }}
 """
     return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
-                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry.SHARED_KERNELS])
+                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
+                     {k: v for k, v in scratch.items() if v}, dict(layout.in_place))

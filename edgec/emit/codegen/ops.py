@@ -7,7 +7,7 @@ emitter checks the op's types and options, computes TFLite's integer parameters
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -28,24 +28,19 @@ def _int8(em, *indices: int) -> None:
             raise Unsupported(f"tensor '{t.name}' is {t.dtype}, and only int8 activations are generated")
 
 
-def _nhwc(em, i: int) -> tuple[int, int, int]:
-    shape = em.tfl.tensors[i].shape
+def _shape_nhwc(tfl, i: int) -> tuple[int, int, int]:
+    shape = tfl.tensors[i].shape
     if len(shape) != 4 or shape[0] != 1:
-        raise Unsupported(f"tensor '{em.tfl.tensors[i].name}' has shape {list(shape)}; only batch 1 NHWC is generated")
+        raise Unsupported(f"tensor '{tfl.tensors[i].name}' has shape {list(shape)}; only batch 1 NHWC is generated")
     return shape[1], shape[2], shape[3]
+
+
+def _nhwc(em, i: int) -> tuple[int, int, int]:
+    return _shape_nhwc(em.tfl, i)
 
 
 def _zp(em, i: int) -> int:
     return int(em.tfl.tensors[i].zero_point or 0)
-
-
-def _bias(em, op, n: int) -> str:
-    if len(op.inputs) < 3 or op.inputs[2] < 0:
-        return "0"
-    values = em.constant(op.inputs[2])
-    if values is None or values.dtype != np.int32 or values.size != n:
-        raise Unsupported("its bias is not a constant int32 vector of one value per output channel")
-    return em.array(f"op{op.index}_bias", "int32_t", values)
 
 
 def _weights(em, op, expect_dims: int) -> np.ndarray:
@@ -56,13 +51,6 @@ def _weights(em, op, expect_dims: int) -> np.ndarray:
     if any(z != 0 for z in t.zero_points):
         raise Unsupported("its weights have a non-zero zero point")
     return values
-
-
-def _requant(em, op, scales) -> tuple[str, str]:
-    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
-    mult, shift = quant.per_channel_multipliers(i.scale, scales, o.scale)
-    return (em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
-            em.array(f"op{op.index}_shift", "int32_t", np.array(shift, np.int64)))
 
 
 def _act(em, op) -> tuple[int, int]:
@@ -92,28 +80,176 @@ def _depth_multiplier(shape, ic: int, oc: int) -> int:
     return oc // ic
 
 
-def _convolution(kernel: str, per_filter: Callable):
-    """CONV_2D and DEPTHWISE_CONV_2D, whose kernels take the same arguments but one:
-    ``per_filter(filter shape, in channels, out channels)`` checks the filter and returns it."""
-    def emit(em, op) -> str:
-        _int8(em, op.inputs[0], op.outputs[0])
-        _no_dilation(op)
-        ih, iw, ic = _nhwc(em, op.inputs[0])
-        oh, ow, oc = _nhwc(em, op.outputs[0])
-        w = _weights(em, op, 4)
-        _, kh, kw, _ = w.shape
-        extra = per_filter(w.shape, ic, oc)
-        sh, sw = op.options["stride"]
-        ph, pw = quant.padding(ih, oh, sh, kh), quant.padding(iw, ow, sw, kw)
-        scales = em.tfl.tensors[op.inputs[1]].scales
-        scales = scales if len(scales) == oc else scales[:1] * oc
-        mult, shift = _requant(em, op, scales)
-        lo, hi = _act(em, op)
-        wname = em.array(f"op{op.index}_weights", "int8_t", w)
-        return (f"{kernel}({em.ptr(op.inputs[0])}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {extra}, "
-                f"{_bias(em, op, oc)}, {em.ptr(op.outputs[0])}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, "
-                f"{-_zp(em, op.inputs[0])}, {_zp(em, op.outputs[0])}, {mult}, {shift}, {lo}, {hi});")
-    return emit
+def _ceil4(n: int) -> int:
+    return -(-n // 4) * 4
+
+
+def _rows(em, op, w2d: np.ndarray, bias: np.ndarray | None, mult, shift, tag: str = "") -> str:
+    """The ``struct ec_rows`` of a matrix product (``c/mat_mult.c``): weights (rows x k) in pairs of rows
+    interleaved four bytes at a time, k zero-padded to a multiple of 4 and a zero row added to an odd
+    count; the input offset folded into the bias; per-row multipliers and shifts."""
+    rows, k = w2d.shape
+    k4, even = _ceil4(k), rows + rows % 2
+    padded = np.zeros((even, k4), np.int64)
+    padded[:rows, :k] = w2d
+    paired = padded.reshape(even // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3)
+    in_offset = -_zp(em, op.inputs[0])
+    folded = np.zeros(even, np.int64)
+    folded[:rows] = (0 if bias is None else bias.astype(np.int64)) + in_offset * w2d.astype(np.int64).sum(axis=1)
+    if np.abs(folded).max(initial=0) >= 2 ** 31:
+        raise Unsupported("its bias plus the input offset times a row of weights overflows int32")
+    ident = f"op{op.index}{tag}"
+    fields = {
+        "k": k4, "rows": rows,
+        "weights": em.array(f"{ident}_weights", "int8_t", paired),
+        "bias": em.array(f"{ident}_bias", "int32_t", folded),
+        "mult": em.array(f"{ident}_mult", "int32_t", np.array(mult, np.int64)),
+        "shift": em.array(f"{ident}_shift", "int32_t", np.array(shift, np.int64)),
+        "out_offset": _zp(em, op.outputs[0]),
+    }
+    fields["act_min"], fields["act_max"] = _act(em, op)
+    return em.initializer(fields)
+
+
+def _bias_values(em, op, n: int) -> np.ndarray | None:
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        return None
+    values = em.constant(op.inputs[2])
+    if values is None or values.dtype != np.int32 or values.size != n:
+        raise Unsupported("its bias is not a constant int32 vector of one value per output channel")
+    return values.reshape(-1)
+
+
+def _channel_scales(em, op, n: int) -> list[float]:
+    scales = em.tfl.tensors[op.inputs[1]].scales
+    return list(scales) if len(scales) == n else list(scales[:1]) * n
+
+
+def _conv_geometry(tfl, op) -> dict:
+    """CONV_2D's shapes, padding and whether it reads its input in place (no im2col scratch)."""
+    ih, iw, ic = _shape_nhwc(tfl, op.inputs[0])
+    oh, ow, oc = _shape_nhwc(tfl, op.outputs[0])
+    oc_w, kh, kw, fc = tfl.tensors[op.inputs[1]].shape
+    sh, sw = op.options["stride"]
+    g = {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "k_h": kh, "k_w": kw,
+         "stride_h": sh, "stride_w": sw, "pad_h": quant.padding(ih, oh, sh, kh),
+         "pad_w": quant.padding(iw, ow, sw, kw), "group_c": fc}
+    g["in_place"] = int(kh == kw == 1 and g["pad_h"] == g["pad_w"] == 0 and fc % 4 == 0)
+    g["k"] = _ceil4(kh * kw * fc)
+    return g
+
+
+def conv_scratch(tfl, op) -> int:
+    g = _conv_geometry(tfl, op)
+    return 0 if g["in_place"] else 2 * g["k"]
+
+
+def conv_2d(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    _no_dilation(op)
+    _nhwc(em, op.inputs[0])
+    _nhwc(em, op.outputs[0])
+    w = _weights(em, op, 4)
+    g = _conv_geometry(em.tfl, op)
+    ic, oc, fc = g["in_c"], g["out_c"], g["group_c"]
+    _filter_depth(w.shape, ic, oc)
+    groups = ic // fc
+    per_group = oc // groups
+    mult, shift = quant.per_channel_multipliers(em.tfl.tensors[op.inputs[0]].scale, _channel_scales(em, op, oc),
+                                                em.tfl.tensors[op.outputs[0]].scale)
+    bias = _bias_values(em, op, oc)
+    w2d = w.reshape(oc, -1)
+    rows = []
+    for k in range(groups):
+        part = slice(k * per_group, (k + 1) * per_group)
+        rows.append(_rows(em, op, w2d[part], None if bias is None else bias[part], mult[part], shift[part],
+                          tag=f"_g{k}" if groups > 1 else ""))
+    rows_name = em.struct_array(f"op{op.index}_rows", "ec_rows", rows)
+    fields = {key: g[key] for key in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
+                                      "stride_h", "stride_w", "pad_h", "pad_w")}
+    fields.update(in_zero_point=_zp(em, op.inputs[0]), in_place=g["in_place"], groups=groups, group_c=fc,
+                  rows=rows_name)
+    params = em.struct(f"op{op.index}", "ec_conv_2d", fields)
+    return f"ec_conv_2d(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
+
+
+def depthwise_conv_2d(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    _no_dilation(op)
+    ih, iw, ic = _nhwc(em, op.inputs[0])
+    oh, ow, oc = _nhwc(em, op.outputs[0])
+    w = _weights(em, op, 4)
+    _, kh, kw, _ = w.shape
+    multiplier = _depth_multiplier(w.shape, ic, oc)
+    sh, sw = op.options["stride"]
+    mult, shift = quant.per_channel_multipliers(em.tfl.tensors[op.inputs[0]].scale, _channel_scales(em, op, oc),
+                                                em.tfl.tensors[op.outputs[0]].scale)
+    bias = _bias_values(em, op, oc)
+    lo, hi = _act(em, op)
+    fields = {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "k_h": kh, "k_w": kw,
+              "multiplier": multiplier, "stride_h": sh, "stride_w": sw,
+              "pad_h": quant.padding(ih, oh, sh, kh), "pad_w": quant.padding(iw, ow, sw, kw),
+              "in_offset": -_zp(em, op.inputs[0]), "out_offset": _zp(em, op.outputs[0]),
+              "act_min": lo, "act_max": hi,
+              "weights": em.array(f"op{op.index}_weights", "int8_t", w),
+              "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(oc, np.int64) if bias is None else bias),
+              "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
+              "shift": em.array(f"op{op.index}_shift", "int32_t", np.array(shift, np.int64))}
+    params = em.struct(f"op{op.index}", "ec_depthwise_conv_2d", fields)
+    return f"ec_depthwise_conv_2d(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+
+
+def _window_overlap(tfl, op, kernel: tuple[int, int], group: int, reads_while_writing: bool) -> int:
+    """How many bytes before its input a windowed op's output may start and still never overwrite an
+    input byte it reads later. The kernel writes ``group`` output pixels at a time in order; with
+    ``reads_while_writing`` it still reads those pixels' windows while it writes them (else it has
+    copied them first). An output pixel reads no input pixel before its window's top-left corner."""
+    ih, iw, ic = _shape_nhwc(tfl, op.inputs[0])
+    oh, ow, oc = _shape_nhwc(tfl, op.outputs[0])
+    (kh, kw), (sh, sw) = kernel, op.options["stride"]
+    ph, pw = quant.padding(ih, oh, sh, kh), quant.padding(iw, ow, sw, kw)
+    first = [max(y * sh - ph, 0) * iw + max(x * sw - pw, 0) for y in range(oh) for x in range(ow)]
+    need = np.minimum.accumulate(np.array(first[::-1]))[::-1]  # the lowest input pixel read from here on
+    pixels, distance = oh * ow, 0
+    for start in range(0, pixels, group):
+        end = min(start + group, pixels)
+        later = start if reads_while_writing else end
+        if later < pixels:
+            distance = max(distance, end * oc - int(need[later]) * ic)
+    return distance
+
+
+def conv_overlap(tfl, op) -> tuple[int, int]:
+    g = _conv_geometry(tfl, op)
+    return op.inputs[0], _window_overlap(tfl, op, (g["k_h"], g["k_w"]), 2, bool(g["in_place"]))
+
+
+def depthwise_overlap(tfl, op) -> tuple[int, int]:
+    _, kh, kw, _ = tfl.tensors[op.inputs[1]].shape
+    return op.inputs[0], _window_overlap(tfl, op, (kh, kw), 1, True)
+
+
+def pool_overlap(tfl, op) -> tuple[int, int]:
+    return op.inputs[0], _window_overlap(tfl, op, tuple(op.options["filter"]), 1, True)
+
+
+def add_overlap(tfl, op) -> tuple[int, int] | None:
+    """ADD reads each input element just before it writes the same output element: an input of the
+    output's shape may be overwritten in place (the first one that dies here, the planner checks)."""
+    out = tfl.tensors[op.outputs[0]]
+    same = [i for i in op.inputs[:2] if tfl.tensors[i].shape == out.shape]
+    return (same[0], 0) if same else None
+
+
+def _fc_geometry(tfl, op) -> tuple[int, int, int]:
+    """FULLY_CONNECTED: (batches, depth, units)."""
+    units, depth = tfl.tensors[op.inputs[1]].shape
+    return tfl.tensors[op.inputs[0]].elements // depth, depth, units
+
+
+def fc_scratch(tfl, op) -> int:
+    _, depth, _ = _fc_geometry(tfl, op)
+    return 0 if depth % 4 == 0 else 2 * _ceil4(depth)
 
 
 def fully_connected(em, op) -> str:
@@ -127,18 +263,17 @@ def fully_connected(em, op) -> str:
         raise Unsupported(f"its input of {i.elements} values does not split into rows of {depth}")
     scales = em.tfl.tensors[op.inputs[1]].scales
     if len(scales) > 1:
-        mult, shift = _requant(em, op, scales)
-        per_channel = 1
+        mult, shift = quant.per_channel_multipliers(i.scale, scales, o.scale)
     else:
         m, s = quant.per_tensor_fc_multiplier(i.scale, scales[0], o.scale)
-        mult = em.array(f"op{op.index}_mult", "int32_t", np.array([m], np.int64))
-        shift = em.array(f"op{op.index}_shift", "int32_t", np.array([s], np.int64))
-        per_channel = 0
-    lo, hi = _act(em, op)
-    wname = em.array(f"op{op.index}_weights", "int8_t", w)
-    return (f"ec_fully_connected({em.ptr(op.inputs[0])}, {i.elements // depth}, {depth}, {wname}, "
-            f"{_bias(em, op, units)}, {em.ptr(op.outputs[0])}, {units}, {-_zp(em, op.inputs[0])}, 0, "
-            f"{_zp(em, op.outputs[0])}, {mult}, {shift}, {per_channel}, {lo}, {hi});")
+        mult, shift = [m] * units, [s] * units
+    rows = _rows(em, op, w, _bias_values(em, op, units), mult, shift)
+    params = em.struct(f"op{op.index}", "ec_fully_connected",
+                       {"batches": i.elements // depth, "depth": depth, "rows": rows})
+    if depth % 4:
+        return (f"ec_fully_connected_padded(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, "
+                f"{em.scratch(op)});")
+    return f"ec_fully_connected(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 
 
 def _pool(kernel: str):
@@ -207,18 +342,32 @@ def softmax(em, op) -> str:
             f"{mult}, {left_shift}, {diff_min});")
 
 
-# op name -> (kernel files in c/, the kernel's own file last; emitter)
-SHARED_KERNELS = ("fixedpoint.c", "clamp.c")  # helpers several kernels use
-OPS: dict[str, tuple[tuple[str, ...], Callable]] = {
-    "CONV_2D": ((*SHARED_KERNELS, "conv_2d.c"), _convolution("ec_conv_2d", _filter_depth)),
-    "DEPTHWISE_CONV_2D": ((*SHARED_KERNELS, "depthwise_conv_2d.c"),
-                          _convolution("ec_depthwise_conv_2d", _depth_multiplier)),
-    "FULLY_CONNECTED": ((*SHARED_KERNELS, "fully_connected.c"), fully_connected),
-    "AVERAGE_POOL_2D": (("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d")),
-    "MAX_POOL_2D": (("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d")),
-    "ADD": ((*SHARED_KERNELS, "add.c"), add),
-    "RESHAPE": (("reshape.c",), reshape),
-    "SOFTMAX": ((*SHARED_KERNELS, "softmax.c"), softmax),
+# op name -> (kernel files in c/, the kernel's own file last; emitter; scratch bytes it needs, given
+# (model, op), or None). The scratch buffer lives in the planned arena only while its op runs.
+SHARED_KERNELS = ("fixedpoint.c", "clamp.c", "simd.c")  # helpers several kernels use
+_PRODUCT = (*SHARED_KERNELS, "mat_mult.c")
+HELPER_KERNELS = (*_PRODUCT,)  # not an op's own kernel
+
+
+class Op(NamedTuple):
+    files: tuple[str, ...]
+    emit: Callable
+    scratch: Callable | None = None
+    # (model, op) -> (input tensor, bytes d): the output may start d bytes before that input's first
+    # byte (overlapping it) if the input dies at this op; None if the kernel cannot run in place
+    overlap: Callable | None = None
+
+
+OPS: dict[str, Op] = {
+    "CONV_2D": Op((*_PRODUCT, "conv_2d.c"), conv_2d, conv_scratch, conv_overlap),
+    "DEPTHWISE_CONV_2D": Op((*SHARED_KERNELS, "depthwise_conv_2d.c"), depthwise_conv_2d, None,
+                            depthwise_overlap),
+    "FULLY_CONNECTED": Op((*_PRODUCT, "fully_connected.c"), fully_connected, fc_scratch),
+    "AVERAGE_POOL_2D": Op(("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d"), None, pool_overlap),
+    "MAX_POOL_2D": Op(("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d"), None, pool_overlap),
+    "ADD": Op(("fixedpoint.c", "clamp.c", "add.c"), add, None, add_overlap),
+    "RESHAPE": Op(("reshape.c",), reshape),
+    "SOFTMAX": Op(("fixedpoint.c", "clamp.c", "softmax.c"), softmax),
 }
 
 # Ops that only reinterpret bytes: their output may share their input's storage.

@@ -96,11 +96,13 @@ class McuRun:
     ram_bytes: int                   # the model's .data + .bss, from the ELF
     code_bytes: int                  # .text only (kernels and the infer function)
     library: list[str]               # C library functions the model pulled in
+    per_op: list[list[int]] | None = None  # instructions of each op, per inference (when profiled)
 
     def to_dict(self) -> dict:
         return {"instructions": self.instructions, "instructions_per_tick": self.instructions_per_tick,
                 "stack_bytes": self.stack_bytes, "flash_bytes": self.flash_bytes,
-                "ram_bytes": self.ram_bytes, "code_bytes": self.code_bytes, "library": self.library}
+                "ram_bytes": self.ram_bytes, "code_bytes": self.code_bytes, "library": self.library,
+                **({"per_op_instructions": self.per_op} if self.per_op else {})}
 
 
 def _inputs_c(gen, inputs_q: np.ndarray) -> str:
@@ -113,21 +115,30 @@ def _inputs_c(gen, inputs_q: np.ndarray) -> str:
             f"const int h_count = {len(rows)};\n")
 
 
-def build_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2") -> tuple[Path, Path]:
+def build_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2",
+              ops: int = 0) -> tuple[Path, Path]:
     """A bare-metal mps2-an386 image of the model, the harness and ``inputs_q``;
-    returns (ELF, the model's object file)."""
+    returns (ELF, the model's object file). With ``ops`` (the model's op count) the
+    model records the timer after each op and the harness prints the per-op ticks."""
     cc = _tool("arm-none-eabi-gcc", "gcc-arm-none-eabi")
     model_c = write_sources(gen, workdir)
+    profile: list[str] = []
+    if ops:
+        (workdir / "ec_profile.h").write_text(
+            f"#include <stdint.h>\nextern volatile uint32_t h_op_ticks[{ops}];\n"
+            f"#define {gen.name.upper()}_OP_DONE(k) (h_op_ticks[k] = *(volatile uint32_t *)0x40000004u)\n")
+        profile = ["-include", str(workdir / "ec_profile.h")]
     (workdir / "mcu_main.c").write_text(_harness("mcu_main.c"))
     (workdir / "mps2_an386.ld").write_text(_harness("mps2_an386.ld"))
     (workdir / "inputs.c").write_text(_inputs_c(gen, inputs_q))
     flags = [opt, *ARM_FLAGS, "-ffunction-sections", "-fdata-sections", "-I", str(workdir)]
     obj = workdir / f"{gen.name}.o"
-    _run([cc, *C_FLAGS, *flags, "-c", str(model_c), "-o", str(obj)],
+    _run([cc, *C_FLAGS, *flags, *profile, "-c", str(model_c), "-o", str(obj)],
          "compiling the generated C with arm-none-eabi-gcc", 600)
     elf = workdir / f"{gen.name}.elf"
     # the harness holds startup code (a vector table of function pointers): no -pedantic
-    _run([cc, "-std=c99", "-Wall", "-Wextra", *flags, *_defines(gen), "-nostartfiles", "--specs=nano.specs",
+    per_op = [f"-DPER_OP={ops}", "-DEC_PROFILE"] if ops else []
+    _run([cc, "-std=c99", "-Wall", "-Wextra", *flags, *_defines(gen), *per_op, "-nostartfiles", "--specs=nano.specs",
           "-T", str(workdir / "mps2_an386.ld"), "-Wl,--gc-sections", str(obj),
           str(workdir / "mcu_main.c"), str(workdir / "inputs.c"), "-o", str(elf)],
          "linking the Cortex-M4 image (libnewlib-arm-none-eabi)", 600)
@@ -174,9 +185,10 @@ def model_footprint(elf: Path, obj: Path) -> tuple[int, int, int, list[str]]:
     return flash, ram, code, library
 
 
-def run_qemu(elf: Path, count: int, output_size: int, timeout: float = 900) -> tuple[np.ndarray, list[int], float, int]:
+def run_qemu(elf: Path, count: int, output_size: int, timeout: float = 900):
     """Run the image under QEMU with semihosting and ``-icount``: (outputs, instructions
-    per inference, calibration instructions per tick, deepest stack use)."""
+    per inference, calibration instructions per tick, deepest stack use, per-op instructions
+    per inference or None)."""
     qemu = _tool("qemu-system-arm", "qemu-system-arm")
     log = elf.with_suffix(".semihosting.txt")
     log.unlink(missing_ok=True)
@@ -202,12 +214,19 @@ def run_qemu(elf: Path, count: int, output_size: int, timeout: float = 900) -> t
         rows.append(np.frombuffer(raw[:output_size], np.int8))
     instructions = [round(int(t[1], 16) * per_tick) for t in ticks]
     stack = max(int(t[2], 16) for t in ticks)
-    return np.stack(rows), instructions, per_tick, stack
+    profiles = [[round(int(w, 16) * per_tick) for w in line.split()[1:]] for line in lines if line.startswith("P ")]
+    return np.stack(rows), instructions, per_tick, stack, profiles or None
 
 
-def measure_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2") -> McuRun:
-    """Build for the Cortex-M4, run ``inputs_q`` under QEMU, read sizes from the ELF."""
+def measure_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2", ops: int = 0) -> McuRun:
+    """Build for the Cortex-M4, run ``inputs_q`` under QEMU, read sizes from the ELF. With ``ops``
+    (the model's op count), a second image that times each op gives ``per_op``; sizes and the
+    whole-inference counts come from the image without the timing."""
     elf, obj = build_mcu(gen, inputs_q, workdir, opt)
     flash, ram, code, library = model_footprint(elf, obj)
-    outputs, instructions, per_tick, stack = run_qemu(elf, len(inputs_q), gen.output_bytes)
-    return McuRun(outputs, instructions, per_tick, stack, flash, ram, code, library)
+    outputs, instructions, per_tick, stack, _ = run_qemu(elf, len(inputs_q), gen.output_bytes)
+    per_op = None
+    if ops:
+        timed, _ = build_mcu(gen, inputs_q, workdir / "per_op", opt, ops)
+        per_op = run_qemu(timed, len(inputs_q), gen.output_bytes)[4]
+    return McuRun(outputs, instructions, per_tick, stack, flash, ram, code, library, per_op)

@@ -1,47 +1,80 @@
-/* CONV_2D, int8 input and output, int8 weights (OHWI) with per-channel scales,
- * int32 bias: TFLite's reference_integer_ops::ConvPerChannel, batch 1. */
-static void ec_conv_2d(const int8_t *in, int in_h, int in_w, int in_c,
-                       const int8_t *filter, int k_h, int k_w, int filter_c,
-                       const int32_t *bias, int8_t *out, int out_h, int out_w, int out_c,
-                       int stride_h, int stride_w, int pad_h, int pad_w,
-                       int32_t in_offset, int32_t out_offset,
-                       const int32_t *mult, const int32_t *shift, int32_t act_min, int32_t act_max)
+/* CONV_2D, int8 (TFLite's reference_integer_ops::ConvPerChannel, batch 1) as an
+ * im2col matrix product, two output pixels at a time, one product per group of
+ * a grouped convolution. A 1x1 convolution without padding over a multiple of 4
+ * channels per group reads its input in place; otherwise each pixel's patch is
+ * copied into the scratch buffer (a kernel row at once where it is contiguous),
+ * with the input zero point where the kernel overhangs the border, so that the
+ * folded input offset makes those taps contribute nothing, as the reference
+ * kernel's skipped taps do. */
+struct ec_conv_2d {
+    int in_h, in_w, in_c;
+    int out_h, out_w, out_c;
+    int k_h, k_w;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int8_t in_zero_point;
+    int in_place;                 /* 1x1, no padding, group_c a multiple of 4: no patches */
+    int groups;                   /* in_c / group_c */
+    int group_c;                  /* input channels per group */
+    const struct ec_rows *rows;   /* one per group; rows.k = k_h * k_w * group_c padded to 4 */
+};
+
+EC_SPECIALIZED const int8_t *ec_conv_patch(const struct ec_conv_2d *p, const int8_t *in, int pixel, int8_t *col)
 {
-    const int per_group = out_c / (in_c / filter_c);
-    int oy, ox, oc, ky, kx, ic;
-    for (oy = 0; oy < out_h; ++oy) {
-        for (ox = 0; ox < out_w; ++ox) {
-            const int y0 = oy * stride_h - pad_h;
-            const int x0 = ox * stride_w - pad_w;
-            for (oc = 0; oc < out_c; ++oc) {
-                const int group_base = (oc / per_group) * filter_c;
-                const int8_t *f = filter + oc * k_h * k_w * filter_c;
-                int32_t acc = 0;
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int y = y0 + ky;
-                    if (y < 0 || y >= in_h) {
-                        continue;
-                    }
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int x = x0 + kx;
-                        const int8_t *src;
-                        const int8_t *w;
-                        if (x < 0 || x >= in_w) {
-                            continue;
-                        }
-                        src = in + (y * in_w + x) * in_c + group_base;
-                        w = f + (ky * k_w + kx) * filter_c;
-                        for (ic = 0; ic < filter_c; ++ic) {
-                            acc += (int32_t)w[ic] * ((int32_t)src[ic] + in_offset);
-                        }
-                    }
+    const int oy = pixel / p->out_w;
+    const int ox = pixel % p->out_w;
+    const int y0 = oy * p->stride_h - p->pad_h;
+    const int x0 = ox * p->stride_w - p->pad_w;
+    const int gc = p->group_c;
+    const int row_bytes = p->k_w * gc;
+    int8_t *dst = col;
+    int ky, kx;
+    if (p->in_place) {
+        return in + (y0 * p->in_w + x0) * p->in_c;
+    }
+    for (ky = 0; ky < p->k_h; ++ky, dst += row_bytes) {
+        const int y = y0 + ky;
+        if (y < 0 || y >= p->in_h) {
+            ec_fill_bytes(dst, p->in_zero_point, row_bytes);
+        } else if (x0 >= 0 && x0 + p->k_w <= p->in_w && gc == p->in_c) {
+            ec_copy_bytes(dst, in + (y * p->in_w + x0) * p->in_c, row_bytes);
+        } else {
+            for (kx = 0; kx < p->k_w; ++kx) {
+                const int x = x0 + kx;
+                if (x < 0 || x >= p->in_w) {
+                    ec_fill_bytes(dst + kx * gc, p->in_zero_point, gc);
+                } else {
+                    ec_copy_bytes(dst + kx * gc, in + (y * p->in_w + x) * p->in_c, gc);
                 }
-                if (bias) {
-                    acc += bias[oc];
-                }
-                acc = ec_requantize(acc, mult[oc], shift[oc]) + out_offset;
-                out[(oy * out_w + ox) * out_c + oc] = ec_clamp8(acc, act_min, act_max);
             }
+        }
+    }
+    return col;
+}
+
+/* scratch: 2 * rows.k bytes (none when in_place) */
+EC_SPECIALIZED void ec_conv_2d(const struct ec_conv_2d *p, const int8_t *in, int8_t *out, int8_t *scratch)
+{
+    const int pixels = p->out_h * p->out_w;
+    const int patch = p->k_h * p->k_w * p->group_c;
+    const int k = p->rows[0].k;
+    int g, px;
+    if (!p->in_place) {
+        /* the zero-weight tail of each padded patch */
+        ec_fill_bytes(scratch + patch, 0, k - patch);
+        ec_fill_bytes(scratch + k + patch, 0, k - patch);
+    }
+    for (g = 0; g < p->groups; ++g) {
+        const struct ec_rows *rows = &p->rows[g];
+        const int8_t *src = in + g * p->group_c;
+        int8_t *dst = out + g * rows->rows;
+        for (px = 0; px + 1 < pixels; px += 2) {
+            const int8_t *c0 = ec_conv_patch(p, src, px, scratch);
+            const int8_t *c1 = ec_conv_patch(p, src, px + 1, scratch + k);
+            ec_mat_mult(rows, c0, c1, dst + px * p->out_c, dst + (px + 1) * p->out_c);
+        }
+        if (px < pixels) {
+            ec_mat_mult(rows, ec_conv_patch(p, src, px, scratch), 0, dst + px * p->out_c, 0);
         }
     }
 }

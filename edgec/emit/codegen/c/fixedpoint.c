@@ -2,7 +2,7 @@
  * SaturatingRoundingDoublingHighMul and RoundingDivideByPOT, TFLite's
  * double-rounding MultiplyByQuantizedMultiplier). Signed right shifts are
  * arithmetic on every compiler edgec supports (gcc, clang, arm-none-eabi-gcc). */
-static int32_t ec_high_mul(int32_t a, int32_t b)
+static inline int32_t ec_high_mul(int32_t a, int32_t b)
 {
     int64_t ab;
     int64_t nudge;
@@ -14,7 +14,7 @@ static int32_t ec_high_mul(int32_t a, int32_t b)
     return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
 }
 
-static int32_t ec_div_pot(int32_t x, int exponent)
+static inline int32_t ec_div_pot(int32_t x, int exponent)
 {
     const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
     const int32_t remainder = x & mask;
@@ -22,9 +22,18 @@ static int32_t ec_div_pot(int32_t x, int exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-static int32_t ec_requantize(int32_t x, int32_t multiplier, int32_t shift)
+/* TFLite's MultiplyByQuantizedMultiplier in fewer instructions, with the same result
+ * for every input: for a multiplier that is not INT32_MIN (edgec's multipliers are
+ * positive), ec_high_mul(a, m) is (a*m + 2^30) >> 31 whatever the sign (one SMLAL),
+ * followed by ec_div_pot's rounding division in 32 bits. */
+static inline int32_t ec_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int left = shift > 0 ? (int)shift : 0;
-    const int right = shift > 0 ? 0 : (int)-shift;
-    return ec_div_pot(ec_high_mul(x * (1 << left), multiplier), right);
+    int32_t high;
+    int32_t mask;
+    if (shift > 0) {
+        return (int32_t)(((int64_t)(x * (1 << shift)) * multiplier + ((int64_t)1 << 30)) >> 31);
+    }
+    high = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+    mask = (int32_t)((1u << -shift) - 1u);
+    return (high >> -shift) + ((high & mask) > (mask >> 1) + (high < 0));
 }

@@ -1,26 +1,39 @@
-/* FULLY_CONNECTED, int8: TFLite's reference_integer_ops::FullyConnected and
- * FullyConnectedPerChannel (per_channel = 0 uses mult[0] and shift[0]). */
-static void ec_fully_connected(const int8_t *in, int batches, int depth,
-                               const int8_t *filter, const int32_t *bias, int8_t *out, int units,
-                               int32_t in_offset, int32_t filter_offset, int32_t out_offset,
-                               const int32_t *mult, const int32_t *shift, int per_channel,
-                               int32_t act_min, int32_t act_max)
+/* FULLY_CONNECTED, int8 (TFLite's reference_integer_ops::FullyConnected and
+ * FullyConnectedPerChannel): input rows times the weights, two rows of input at a
+ * time. A depth that is not a multiple of 4 goes through ec_fully_connected_padded,
+ * which copies each input row into its scratch buffer (2 * rows.k bytes), zero
+ * padded. */
+struct ec_fully_connected {
+    int batches;
+    int depth;
+    struct ec_rows rows;
+};
+
+EC_SPECIALIZED void ec_fully_connected(const struct ec_fully_connected *p, const int8_t *in, int8_t *out)
 {
-    int b, u, d;
-    for (b = 0; b < batches; ++b) {
-        const int8_t *x = in + b * depth;
-        for (u = 0; u < units; ++u) {
-            const int8_t *w = filter + u * depth;
-            const int q = per_channel ? u : 0;
-            int32_t acc = 0;
-            for (d = 0; d < depth; ++d) {
-                acc += ((int32_t)w[d] + filter_offset) * ((int32_t)x[d] + in_offset);
-            }
-            if (bias) {
-                acc += bias[u];
-            }
-            acc = ec_requantize(acc, mult[q], shift[q]) + out_offset;
-            out[b * units + u] = ec_clamp8(acc, act_min, act_max);
+    const int units = p->rows.rows;
+    int b;
+    for (b = 0; b + 1 < p->batches; b += 2) {
+        ec_mat_mult(&p->rows, in + b * p->depth, in + (b + 1) * p->depth, out + b * units, out + (b + 1) * units);
+    }
+    if (b < p->batches) {
+        ec_mat_mult(&p->rows, in + b * p->depth, 0, out + b * units, 0);
+    }
+}
+
+EC_SPECIALIZED void ec_fully_connected_padded(const struct ec_fully_connected *p, const int8_t *in, int8_t *out,
+                                             int8_t *scratch)
+{
+    const int units = p->rows.rows;
+    int b;
+    ec_fill_bytes(scratch, 0, 2 * p->rows.k);
+    for (b = 0; b < p->batches; b += 2) {
+        const int two = b + 1 < p->batches;
+        ec_copy_bytes(scratch, in + b * p->depth, p->depth);
+        if (two) {
+            ec_copy_bytes(scratch + p->rows.k, in + (b + 1) * p->depth, p->depth);
         }
+        ec_mat_mult(&p->rows, scratch, two ? scratch + p->rows.k : 0, out + b * units,
+                    two ? out + (b + 1) * units : 0);
     }
 }

@@ -23,7 +23,16 @@ static int h_semihost(int op, const void *arg)
     return r0;
 }
 
-static char h_line[2 * OUTPUT_SIZE + 32];
+#ifndef PER_OP
+#define PER_OP 1
+#else
+/* with -include the profiling header, the model records the timer after each op */
+volatile uint32_t h_op_ticks[PER_OP];
+#endif
+
+/* the longest line: a tag, then " %08x" per word of output, per op, or of the 2 calibration words */
+#define H_WORDS ((OUTPUT_SIZE + 3) / 4 > PER_OP ? (OUTPUT_SIZE + 3) / 4 : PER_OP)
+static char h_line[1 + 9 * (H_WORDS > 2 ? H_WORDS : 2) + 2];
 
 static char *h_put_hex(char *p, uint32_t v, int digits)
 {
@@ -83,7 +92,7 @@ static uint32_t __attribute__((noinline)) h_stack_used(uintptr_t top)
 int main(void)
 {
     static int8_t out[OUTPUT_SIZE];
-    uint32_t words[(OUTPUT_SIZE + 3) / 4];
+    uint32_t words[H_WORDS];
     uint32_t values[3];
     uint32_t t0, t1;
     uintptr_t top;
@@ -109,6 +118,12 @@ int main(void)
         values[0] = t0 - t1;
         values[1] = h_stack_used(top);
         h_print('T', values, 2);
+#ifdef EC_PROFILE
+        for (k = 0; k < PER_OP; ++k) {
+            words[k] = (k == 0 ? t0 : h_op_ticks[k - 1]) - h_op_ticks[k];
+        }
+        h_print('P', words, PER_OP);
+#endif
         for (k = 0; k < (OUTPUT_SIZE + 3) / 4; ++k) {
             words[k] = 0;
         }

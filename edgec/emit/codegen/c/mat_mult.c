@@ -1,0 +1,89 @@
+/* The int8 matrix product under CONV_2D and FULLY_CONNECTED: one or two columns
+ * of k input values (an im2col patch or an input row) times every row of weights,
+ * two rows at a time, then TFLite's per-row requantization. Laid out by edgec at
+ * generation time: the weights of rows 2r and 2r+1 interleaved four bytes at a
+ * time, k padded with zero weights to a multiple of 4, an even row count (a zero
+ * row added), and the input offset folded into the bias (bias + offset x the row's
+ * weight sum), so the inner loop is four loads, eight SXTB16 and eight SMLAD for
+ * sixteen multiply-accumulates. */
+struct ec_rows {
+    int k;                    /* values per row, a multiple of 4 */
+    int rows;                 /* output channels (the weights hold an even number) */
+    const int8_t *weights;
+    const int32_t *bias;      /* per row, the input offset folded in */
+    const int32_t *mult;      /* per row */
+    const int32_t *shift;     /* per row */
+    int32_t out_offset;
+    int32_t act_min;
+    int32_t act_max;
+};
+
+static inline int8_t ec_row_output(const struct ec_rows *m, int32_t acc, int r)
+{
+    return ec_clamp8(ec_requantize(acc, m->mult[r], m->shift[r]) + m->out_offset, m->act_min, m->act_max);
+}
+
+/* o0[r] = row r . c0 for every row; and o1[r] = row r . c1 when c1 is not NULL */
+EC_SPECIALIZED void ec_mat_mult(const struct ec_rows *m, const int8_t *c0, const int8_t *c1,
+                        int8_t *o0, int8_t *o1)
+{
+    const int8_t *w = m->weights;
+    int r, j;
+    for (r = 0; r < m->rows; r += 2) {
+        const int8_t *a = c0;
+        int32_t acc00 = m->bias[r];
+        int32_t acc01 = m->bias[r + 1];
+        if (c1 != 0) {
+            const int8_t *b = c1;
+            int32_t acc10 = acc00;
+            int32_t acc11 = acc01;
+            for (j = m->k >> 2; j > 0; --j) {
+                const uint32_t x = ec_load4(a);
+                const uint32_t y = ec_load4(b);
+                const uint32_t u = ec_load4(w);
+                const uint32_t v = ec_load4(w + 4);
+                const int32_t x02 = ec_sxtb16(x);
+                const int32_t x13 = ec_sxtb16_ror8(x);
+                const int32_t y02 = ec_sxtb16(y);
+                const int32_t y13 = ec_sxtb16_ror8(y);
+                int32_t w02 = ec_sxtb16(u);
+                int32_t w13 = ec_sxtb16_ror8(u);
+                acc00 = ec_smlad(x02, w02, acc00);
+                acc00 = ec_smlad(x13, w13, acc00);
+                acc10 = ec_smlad(y02, w02, acc10);
+                acc10 = ec_smlad(y13, w13, acc10);
+                w02 = ec_sxtb16(v);
+                w13 = ec_sxtb16_ror8(v);
+                acc01 = ec_smlad(x02, w02, acc01);
+                acc01 = ec_smlad(x13, w13, acc01);
+                acc11 = ec_smlad(y02, w02, acc11);
+                acc11 = ec_smlad(y13, w13, acc11);
+                a += 4;
+                b += 4;
+                w += 8;
+            }
+            o1[r] = ec_row_output(m, acc10, r);
+            if (r + 1 < m->rows) {
+                o1[r + 1] = ec_row_output(m, acc11, r + 1);
+            }
+        } else {
+            for (j = m->k >> 2; j > 0; --j) {
+                const uint32_t x = ec_load4(a);
+                const int32_t x02 = ec_sxtb16(x);
+                const int32_t x13 = ec_sxtb16_ror8(x);
+                const uint32_t u = ec_load4(w);
+                const uint32_t v = ec_load4(w + 4);
+                acc00 = ec_smlad(x02, ec_sxtb16(u), acc00);
+                acc00 = ec_smlad(x13, ec_sxtb16_ror8(u), acc00);
+                acc01 = ec_smlad(x02, ec_sxtb16(v), acc01);
+                acc01 = ec_smlad(x13, ec_sxtb16_ror8(v), acc01);
+                a += 4;
+                w += 8;
+            }
+        }
+        o0[r] = ec_row_output(m, acc00, r);
+        if (r + 1 < m->rows) {
+            o0[r + 1] = ec_row_output(m, acc01, r + 1);
+        }
+    }
+}
