@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import arena  # noqa: E402
 import codegen  # noqa: E402
+import codegen_firmware  # noqa: E402
 import compression  # noqa: E402
 import fidelity  # noqa: E402
 import gate  # noqa: E402
@@ -40,6 +41,8 @@ SECTIONS = {
     "arena": (lambda tmp, sample: arena.run(arena.models(sample)), arena.markdown),
     "latency": (lambda tmp, sample: latency.run(sample) if latency.present() else None, latency.markdown),
     "codegen": (lambda tmp, sample: codegen.run(arena.models(sample)), codegen.markdown),
+    "codegen_firmware": (lambda tmp, sample: codegen_firmware.run(sample) if codegen_firmware.present() else None,
+                         codegen_firmware.markdown),
     "compression": (lambda tmp, sample: compression.run_all(), compression.markdown),
 }
 

@@ -104,7 +104,7 @@ def _rows(em, op, w2d: np.ndarray, bias: np.ndarray | None, mult, shift, tag: st
         "weights": em.array(f"{ident}_weights", "int8_t", paired),
         "bias": em.array(f"{ident}_bias", "int32_t", folded),
         "mult": em.array(f"{ident}_mult", "int32_t", np.array(mult, np.int64)),
-        "shift": em.array(f"{ident}_shift", "int32_t", np.array(shift, np.int64)),
+        "shift": em.array(f"{ident}_shift", "int8_t", np.array(shift, np.int64)),
         "out_offset": _zp(em, op.outputs[0]),
     }
     fields["act_min"], fields["act_max"] = _act(em, op)
@@ -139,6 +139,11 @@ def _conv_geometry(tfl, op) -> dict:
     return g
 
 
+# A convolution whose rows are at most this long gets its own compiled copy of the kernel (loop bounds
+# and strides folded in); longer ones share one copy, where the saving is small against the flash.
+SPECIALIZE_MAX_K = 64
+
+
 def conv_scratch(tfl, op) -> int:
     g = _conv_geometry(tfl, op)
     return 0 if g["in_place"] else 2 * g["k"]
@@ -170,7 +175,8 @@ def conv_2d(em, op) -> str:
     fields.update(in_zero_point=_zp(em, op.inputs[0]), in_place=g["in_place"], groups=groups, group_c=fc,
                   rows=rows_name)
     params = em.struct(f"op{op.index}", "ec_conv_2d", fields)
-    return f"ec_conv_2d(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
+    kernel = "ec_conv_2d" if g["k"] <= SPECIALIZE_MAX_K else "ec_conv_2d_shared"
+    return f"{kernel}(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
 
 
 def depthwise_conv_2d(em, op) -> str:
@@ -194,7 +200,7 @@ def depthwise_conv_2d(em, op) -> str:
               "weights": em.array(f"op{op.index}_weights", "int8_t", w),
               "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(oc, np.int64) if bias is None else bias),
               "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
-              "shift": em.array(f"op{op.index}_shift", "int32_t", np.array(shift, np.int64))}
+              "shift": em.array(f"op{op.index}_shift", "int8_t", np.array(shift, np.int64))}
     params = em.struct(f"op{op.index}", "ec_depthwise_conv_2d", fields)
     return f"ec_depthwise_conv_2d(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 

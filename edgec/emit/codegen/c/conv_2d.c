@@ -68,13 +68,19 @@ EC_SPECIALIZED void ec_conv_2d(const struct ec_conv_2d *p, const int8_t *in, int
         const struct ec_rows *rows = &p->rows[g];
         const int8_t *src = in + g * p->group_c;
         int8_t *dst = out + g * rows->rows;
-        for (px = 0; px + 1 < pixels; px += 2) {
+        for (px = 0; px < pixels; px += 2) {
+            /* one call site, so that each op inlines one copy of the product */
+            const int two = px + 1 < pixels;
             const int8_t *c0 = ec_conv_patch(p, src, px, scratch);
-            const int8_t *c1 = ec_conv_patch(p, src, px + 1, scratch + k);
-            ec_mat_mult(rows, c0, c1, dst + px * p->out_c, dst + (px + 1) * p->out_c);
-        }
-        if (px < pixels) {
-            ec_mat_mult(rows, ec_conv_patch(p, src, px, scratch), 0, dst + px * p->out_c, 0);
+            const int8_t *c1 = two ? ec_conv_patch(p, src, px + 1, scratch + k) : 0;
+            ec_mat_mult(rows, c0, c1, dst + px * p->out_c, two ? dst + (px + 1) * p->out_c : 0);
         }
     }
+}
+
+/* One compiled copy for every op that calls it: for long rows, where the loop overhead the
+ * specialized copy saves is small against the products, and flash matters more. */
+EC_SHARED void ec_conv_2d_shared(const struct ec_conv_2d *p, const int8_t *in, int8_t *out, int8_t *scratch)
+{
+    ec_conv_2d(p, in, out, scratch);
 }

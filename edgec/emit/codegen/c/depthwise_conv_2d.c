@@ -17,7 +17,7 @@ struct ec_depthwise_conv_2d {
     const int8_t *weights;    /* [k_h][k_w][out_c] */
     const int32_t *bias;
     const int32_t *mult;
-    const int32_t *shift;
+    const int8_t *shift;      /* -31 .. 31 */
 };
 
 static inline int8_t ec_dw_output(const struct ec_depthwise_conv_2d *p, int32_t acc, int c)

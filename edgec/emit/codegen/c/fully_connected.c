@@ -13,11 +13,10 @@ EC_SPECIALIZED void ec_fully_connected(const struct ec_fully_connected *p, const
 {
     const int units = p->rows.rows;
     int b;
-    for (b = 0; b + 1 < p->batches; b += 2) {
-        ec_mat_mult(&p->rows, in + b * p->depth, in + (b + 1) * p->depth, out + b * units, out + (b + 1) * units);
-    }
-    if (b < p->batches) {
-        ec_mat_mult(&p->rows, in + b * p->depth, 0, out + b * units, 0);
+    for (b = 0; b < p->batches; b += 2) {
+        const int two = b + 1 < p->batches;
+        ec_mat_mult(&p->rows, in + b * p->depth, two ? in + (b + 1) * p->depth : 0, out + b * units,
+                    two ? out + (b + 1) * units : 0);
     }
 }
 

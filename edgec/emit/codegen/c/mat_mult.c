@@ -12,7 +12,7 @@ struct ec_rows {
     const int8_t *weights;
     const int32_t *bias;      /* per row, the input offset folded in */
     const int32_t *mult;      /* per row */
-    const int32_t *shift;     /* per row */
+    const int8_t *shift;      /* per row, -31 .. 31 */
     int32_t out_offset;
     int32_t act_min;
     int32_t act_max;

@@ -74,12 +74,15 @@ static inline int32_t ec_sadd16(int32_t a, int32_t b)
 }
 #endif
 
-/* A kernel compiled once per op that calls it: its parameters are a static const struct,
- * so the compiler folds them (loop bounds, strides) into each op's own copy. */
+/* EC_SPECIALIZED: a kernel compiled once per op that calls it; its parameters are a static
+ * const struct, so the compiler folds them (loop bounds, strides) into each op's own copy.
+ * EC_SHARED: one compiled copy, whichever ops call it (and no warning if none does). */
 #if defined(__GNUC__)
 #define EC_SPECIALIZED static inline __attribute__((always_inline))
+#define EC_SHARED static __attribute__((unused, noinline))
 #else
 #define EC_SPECIALIZED static inline
+#define EC_SHARED static
 #endif
 
 /* four bytes from any address (one unaligned LDR on Cortex-M3 and up) */
