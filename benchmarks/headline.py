@@ -49,6 +49,11 @@ def render(r: dict) -> list[str]:
                    "x86-64 C vs .tflite + the TFLite-Micro runtime code a linker keeps): " +
                    ", ".join(f"{x['model'].split(' (')[0]} RAM **{x['ram_ratio']}x** flash "
                              f"**{x['flash_ratio_with_runtime_x86']}x**" for x in rows) + ".")
+    if rows := r.get("codegen_firmware"):
+        out.append("- **Generated C** / a real TFLite-Micro + CMSIS-NN firmware (Cortex-M4F, QEMU -icount, "
+                   "`../shared/mcu`), bit-exact: " +
+                   ", ".join(f"{x['model']} instructions **{x['instructions_vs_cmsis_nn']}x** RAM "
+                             f"**{x['ram_ratio']}x** flash **{x['flash_ratio']}x**" for x in rows) + ".")
     if c := r.get("compression"):
         f = c["float"]
         for name in ("prune75+pqat", "channels50"):

@@ -30,7 +30,7 @@ def test_readme_headline_is_rendered_from_results():
 
 def test_committed_results_cover_every_section():
     assert RESULTS["shared_models"], "results.json must come from a run with ../shared/models present"
-    for section in ("fidelity", "overhead", "gate", "arena", "latency", "codegen", "compression"):
+    for section in ("fidelity", "overhead", "gate", "arena", "latency", "codegen", "codegen_firmware", "compression"):
         assert RESULTS.get(section), section
     results_md = (ROOT / "benchmarks" / "RESULTS.md").read_text()
     for row in RESULTS["fidelity"] + RESULTS["overhead"]:
