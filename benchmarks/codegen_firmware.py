@@ -35,8 +35,8 @@ def present() -> bool:
 
 
 def run(sample: Path) -> list[dict]:
-    from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
     from edgec.emit.codegen import toolchain
+    from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
     from edgec.load.tflite_file import read_tflite_file
 
     measured = json.loads(MCU.read_text())["models"]
@@ -93,8 +93,8 @@ def markdown(rows: list[dict]) -> list[str]:
                      + ", ".join(f"{k} {o['op']} {o['ratio']}x" for k, o in enumerate(r["per_op"])) + ".")
     lines += ["", "TFLite-Micro's side is `../shared/mcu/tflm_cortex_m4.json` (measured once on the real firmware, "
               "generic kernel registration); the C side is measured in this run. TFLM RAM = the firmware's data + "
-              "bss + its measured stack, with the arena at the smallest size that allocates on the M4; TFLM flash = its flash less the embedded test "
-              "inputs. With the int8-only registration edgec's headers now emit, that firmware's runtime is "
-              "28-36 KB smaller (the shared README's range), so the flash ratio against such a firmware is higher "
-              "than shown.", ""]
+              "bss + its measured stack, with the arena at the smallest size that allocates on the M4; "
+              "TFLM flash = its flash less the embedded test inputs. With the int8-only registration edgec's "
+              "headers now emit, that firmware's runtime is 28-36 KB smaller (the shared README's range), so "
+              "the flash ratio against such a firmware is higher than shown.", ""]
     return lines

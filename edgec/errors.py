@@ -73,14 +73,15 @@ class UnsupportedOpError(RuntimeCheckError):
     or the tensor the op came from, filled in by :meth:`at` once it is known.
     """
 
-    def __init__(self, runtime: str, op: str, index: int | None, reason: str, where: str = ""):
+    def __init__(self, runtime: str, op: str, index: int | None, reason: str, where: str = "", way_out: str = ""):
         self.runtime, self.op, self.index, self.reason, self.where = runtime, op, index, reason, where
+        self.way_out = way_out
         origin = f"{where} became TFLite op {op}" if where else f"TFLite op {op}"
         super().__init__(f"{runtime} cannot run this model: {origin}, and {reason}; replace that layer "
-                         f"with one {runtime} supports, or pick a target whose runtime has {op}")
+                         f"with one {runtime} supports, or {way_out or f'pick a target whose runtime has {op}'}")
 
     def __reduce__(self):  # errors cross from the interpreter process by pickle
-        return UnsupportedOpError, (self.runtime, self.op, self.index, self.reason, self.where)
+        return UnsupportedOpError, (self.runtime, self.op, self.index, self.reason, self.where, self.way_out)
 
     def at(self, where: str) -> "UnsupportedOpError":
-        return UnsupportedOpError(self.runtime, self.op, self.index, self.reason, where)
+        return UnsupportedOpError(self.runtime, self.op, self.index, self.reason, where, self.way_out)

@@ -206,7 +206,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     if target.judged_on_c or "c" in cfg.emit:
         _log.info("generating C and checking it against TFLite-Micro")
         c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
-                                   quantize(x_val[:C_VERIFY_SAMPLES], tfl.input))
+                                   _packed_samples(x_val, tfl, io[0], C_VERIFY_SAMPLES))
         clock.lap("codegen")
     npu = compile_for_npu(tfl_bytes, target)
     measurements = measure(tfl_bytes, tfl, target, arena, npu=npu, codegen=codegen)
@@ -269,9 +269,6 @@ def _refuse_for_several(model, stages, cfg: BuildConfig, target) -> None:
     if stages or cfg.fit:
         raise ConfigError(f"{what}; compression stages and --fit take models of one input and one output for "
                           "now: build it without --stage and --fit (post-training int8)")
-    if target.judged_on_c or "c" in cfg.emit:
-        raise ConfigError(f"{what}; generated C takes models of one input and one output for now: build it for a "
-                          "target that runs TFLite-Micro (cortex-m4, not cortex-m4-c) and without --emit c")
 
 
 def _require_resolvable(limit: float, n: int) -> None:
@@ -308,10 +305,18 @@ def _int8_row(data: bytes, tfl, verification: dict) -> dict:
     return row
 
 
+def _packed_samples(x, tfl, in_names, n: int) -> np.ndarray:
+    """Up to ``n`` samples quantized for each input and packed one after another per row (the generated
+    C's ``<NAME>_INFER_PACKED`` layout); ``x`` is an array or a dict by the Keras input names ``in_names``."""
+    xs = x if isinstance(x, dict) else {in_names[0]: x}
+    parts = [quantize(xs[name][:n], tfl.tensors[t]) for name, t in zip(in_names, tfl.inputs)]
+    return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+
+
 def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena, samples_q):
     """The generated C files and the report's ``c`` section; an op without a C kernel is
     named by its Keras layer."""
-    inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q.reshape(len(samples_q), -1)])
+    inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q])
     try:
         gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
                                        mcu="require" if target.judged_on_c else "auto", target=target)

@@ -134,12 +134,12 @@ def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
 
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
-    out = tfk.layers.GlobalAveragePooling2D(name="gap")(x)  # becomes MEAN
+    out = tfk.layers.Activation("sigmoid", name="gate")(x)  # becomes LOGISTIC
     data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 4, 4, 2)).astype(np.float32))
-    path = tmp_path / "mean.tflite"
+    path = tmp_path / "gate.tflite"
     path.write_bytes(data)
     proc = run_cli("emit-c", str(path), "--out", str(tmp_path / "c"), "--no-mcu")
-    assert_one_line_error(proc, 2, "MEAN", "no C kernel")
+    assert_one_line_error(proc, 2, "LOGISTIC", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
     assert not (tmp_path / "c").exists()
 
 
@@ -374,3 +374,76 @@ def test_conv1d_model_bit_exact(tfk, tmp_path):
     assert tfl.op_counts["CONV_2D"] == 2 and "RESHAPE" in tfl.op_counts
     gen, section = emit_and_verify(data, tfl, "c1d", "c1d", probe_inputs(tfl, 100), mcu="off", workdir=tmp_path)
     assert section["host"]["bit_exact"] and "RESHAPE" not in gen.kernels
+
+
+@needs_gcc
+def test_two_inputs_and_two_outputs(tfk, tmp_path):
+    """Several inputs and outputs: ``<name>_infer(in0, in1, out0, out1)``, each with its own macros, and
+    ``<NAME>_INFER_PACKED`` for buffers packed one after another (as the harnesses use it)."""
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(6)
+    image, vector = tfk.Input((8, 8, 2), name="image"), tfk.Input((6,), name="vector")
+    a = tfk.layers.Dense(4, name="a")(tfk.layers.Flatten()(tfk.layers.Conv2D(4, 3, name="conv")(image)))
+    b = tfk.layers.Dense(4, activation="relu", name="b")(vector)
+    scores = tfk.layers.Softmax(name="scores")(tfk.layers.Add(name="join")([a, b]))
+    extra = tfk.layers.Dense(3, name="extra")(b)
+    rng = np.random.default_rng(6)
+    data = convert_int8(tfk.Model([image, vector], [scores, extra]),
+                        {"image": rng.normal(size=(32, 8, 8, 2)).astype(np.float32),
+                         "vector": rng.normal(size=(32, 6)).astype(np.float32)})
+    tfl = read_tflite(data)
+    assert len(tfl.inputs) == 2 and len(tfl.outputs) == 2
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "two", "two", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
+    header = gen.files["two_infer.h"]
+    assert "void two_infer(const int8_t *in0, const int8_t *in1, int8_t *out0, int8_t *out1);" in header
+    for macro in ("TWO_INFER_INPUT0_SIZE", "TWO_INFER_INPUT1_ZERO_POINT", "TWO_INFER_OUTPUT1_SCALE"):
+        assert f"#define {macro} " in header
+    assert gen.input_bytes == 8 * 8 * 2 + 6 and gen.output_bytes == 4 + 3
+
+
+@needs_gcc
+def test_pad_mean_mul_concatenation_bit_exact(tfk, tmp_path):
+    """ZeroPadding2D (PAD, asymmetric), GlobalAveragePooling2D with and without keepdims (MEAN), a
+    squeeze-excite Multiply (MUL, broadcast) and Concatenate (CONCATENATION), on the host and under QEMU."""
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(3)
+    inp = tfk.Input((9, 9, 3))
+    x = tfk.layers.ZeroPadding2D(((1, 2), (0, 1)))(inp)
+    x = tfk.layers.Conv2D(8, 3, activation="relu")(x)
+    se = tfk.layers.Dense(8, activation="relu")(tfk.layers.GlobalAveragePooling2D(keepdims=True)(x))
+    x = tfk.layers.Multiply()([x, se])
+    x = tfk.layers.Concatenate()([x, tfk.layers.Conv2D(4, 1)(x)])
+    out = tfk.layers.Dense(5, activation="softmax")(tfk.layers.GlobalAveragePooling2D()(x))
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(32, 9, 9, 3)).astype(np.float32))
+    tfl = read_tflite(data)
+    assert {"PAD", "MEAN", "MUL", "CONCATENATION"} <= set(tfl.op_counts) and tfl.op_counts["MEAN"] == 2
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "more", "more", probe_inputs(tfl, 200), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
+    assert len(np.unique(micro.run(data, probe_inputs(tfl, 200)))) > 10  # the outputs vary
+    assert {"PAD", "MEAN", "MUL", "CONCATENATION"} <= set(gen.kernels)
+
+
+@needs_gcc
+def test_conv2d_transpose_decoder_bit_exact(tfk, tmp_path):
+    """A Conv2DTranspose decoder: TRANSPOSE_CONV at stride 2 with SAME padding (its padding computed over the
+    output's size, as TFLite-Micro does) and a standalone RELU, on the host and under QEMU."""
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(3)
+    inp = tfk.Input((16,))
+    x = tfk.layers.Reshape((4, 4, 8))(tfk.layers.Dense(4 * 4 * 8, activation="relu")(inp))
+    x = tfk.layers.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu")(x)
+    out = tfk.layers.Conv2DTranspose(1, 3, strides=2, padding="same")(x)
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(32, 16)).astype(np.float32))
+    tfl = read_tflite(data)
+    assert tfl.op_counts["TRANSPOSE_CONV"] == 2 and "RELU" in tfl.op_counts
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "dec", "dec", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
+    assert section["host"]["values"] == 100 * 16 * 16
+    assert {"TRANSPOSE_CONV", "REQUANTIZE"} <= set(gen.kernels)

@@ -164,7 +164,7 @@ class TFLiteModel:
 
 def _options(op, schema) -> dict:
     """The builtin options edgec reads: strides, padding, filters and fused activations of the
-    conv/pool/fully-connected/elementwise ops, softmax's beta."""
+    conv/pool/fully-connected/elementwise ops, softmax's beta, concatenation's axis, a reduction's keep_dims."""
     t = op.BuiltinOptionsType()
     table = op.BuiltinOptions()
     if table is None:
@@ -206,6 +206,19 @@ def _options(op, schema) -> dict:
         o = schema.SoftmaxOptions()
         o.Init(table.Bytes, table.Pos)
         return {"beta": float(o.Beta())}
+    if t == kinds.TransposeConvOptions:
+        o = schema.TransposeConvOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
+                "activation": o.FusedActivationFunction()}
+    if t == kinds.ConcatenationOptions:
+        o = schema.ConcatenationOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"axis": o.Axis(), "activation": o.FusedActivationFunction()}
+    if t == kinds.ReducerOptions:
+        o = schema.ReducerOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"keep_dims": bool(o.KeepDims())}
     return {}
 
 

@@ -1,7 +1,7 @@
 """Interpreter-free C for an int8 TFLite model.
 
 ``generate`` writes portable C99: one ``<name>_infer(const int8_t *in, int8_t
-*out)``, the weights as ``const`` arrays, one static activation buffer planned
+*out)`` (``in0, in1, ..., out0, ...`` for several inputs and outputs), the weights as ``const`` arrays, one static activation buffer planned
 by :mod:`edgec.emit.codegen.plan`, and kernels (``c/*.c``) only for the ops the model
 uses, each following TFLite's integer arithmetic so that outputs are bit-exact
 with TFLite-Micro (checked by :mod:`edgec.emit.codegen.crosscheck`).
@@ -31,8 +31,8 @@ class Generated:
     name: str
     files: dict[str, str]
     arena_bytes: int
-    input_bytes: int
-    output_bytes: int
+    input_bytes: int     # every input, packed
+    output_bytes: int    # every output, packed
     kernels: list[str]
     scratch: dict[int, int] = dataclasses.field(default_factory=dict)   # op index -> scratch bytes in the arena
     in_place: dict[int, int] = dataclasses.field(default_factory=dict)  # op index -> bytes its output starts
@@ -56,7 +56,7 @@ class _Emitter:
         self.name, self.data, self.tfl = name, data, tfl
         self.storage, self.offsets, self.scratch_offsets = layout.storage, layout.offsets, layout.scratch
         self.arrays: list[str] = []
-        self.reads_input = False
+        self.reads_input: set[int] = set()
 
     def constant(self, index: int):
         return constant_values(self.data, self.tfl, index)
@@ -73,6 +73,11 @@ class _Emitter:
     def initializer(fields: dict) -> str:
         """A C99 designated initializer, ``{ .k = 16, .rows = 8, ... }``."""
         return "{ " + ", ".join(f".{key} = {value}" for key, value in fields.items()) + " }"
+
+    @staticmethod
+    def initializer_list(values) -> str:
+        """``{1, 2, 3}``: an array member's initializer."""
+        return "{" + ", ".join(str(int(v)) for v in values) + "}"
 
     def struct(self, ident: str, ctype: str, fields: dict) -> str:
         """A ``static const struct <ctype>`` of a kernel's parameters, by field name."""
@@ -95,11 +100,32 @@ class _Emitter:
     def ptr(self, index: int) -> str:
         root = self.storage.get(index, index)
         if root in self.tfl.inputs:
-            self.reads_input = True
-            return "in"
+            self.reads_input.add(self.tfl.inputs.index(root))
+            return _argument("in", self.tfl.inputs.index(root), len(self.tfl.inputs))
         if index in self.tfl.outputs:
-            return "out"
+            return _argument("out", self.tfl.outputs.index(index), len(self.tfl.outputs))
         return f"({self.name}_arena + {self.offsets[root]})"
+
+
+def _comment_safe(text: str) -> str:
+    """A tensor name inside a C comment: printable ASCII, no comment delimiters."""
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text).replace("*/", "*?").replace("/*", "?*")[:80]
+
+
+def _argument(kind: str, k: int, count: int) -> str:
+    """The entry point's parameter for input or output ``k``: ``in``/``out`` when there is one."""
+    return kind if count == 1 else f"{kind}{k}"
+
+
+def _io_macros(up: str, kind: str, tensors: list) -> list[str]:
+    """``<UP>_INFER_INPUT_SIZE`` ... for one tensor, ``<UP>_INFER_INPUT0_SIZE`` ... for several."""
+    lines = []
+    for k, t in enumerate(tensors):
+        tag = kind if len(tensors) == 1 else f"{kind}{k}"
+        lines += [f"#define {up}_INFER_{tag}_SIZE {t.elements}  /* tensor '{_comment_safe(t.name)}', shape {list(t.shape)} */",
+                  f"#define {up}_INFER_{tag}_SCALE {float(np.float32(t.scale))!r}f",
+                  f"#define {up}_INFER_{tag}_ZERO_POINT ({t.zero_point})"]
+    return lines
 
 
 def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") -> Generated:
@@ -107,13 +133,13 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
 
     Raises:
         UnsupportedOpError: an op has no C kernel, or its types/options are not generated.
-        ConfigError: the model has more than one input or output.
+        ConfigError: an output is also an input, or a tensor is an output twice.
     """
     name = c_identifier(name).lower()
     up = name.upper()
-    if len(tfl.inputs) != 1 or len(tfl.outputs) != 1:
-        raise ConfigError(f"{source} has {len(tfl.inputs)} inputs and {len(tfl.outputs)} outputs; "
-                          "C code is generated for models with one input and one output")
+    if set(tfl.inputs) & set(tfl.outputs) or len(set(tfl.outputs)) != len(tfl.outputs):
+        raise ConfigError(f"{source} passes an input straight to an output (or names one output twice); "
+                          "C code is generated for outputs that an op computes")
     for op in tfl.ops:
         if op.name not in op_registry.OPS:
             raise op_registry.unsupported(op, "it has no C kernel (there are kernels for "
@@ -147,9 +173,20 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
             raise op_registry.unsupported(op, str(exc)) from None
         shapes = " -> ".join("x".join(map(str, tfl.tensors[i].shape)) for i in (op.inputs[0], op.outputs[0]))
         calls.append(f"    /* op {op.index}: {op.name} {shapes} */\n    {call}\n    {up}_OP_DONE({op.index});")
-        if call.startswith("ec_"):
+        if not call.startswith("/*"):  # a comment: the op needs no code (an alias)
             kernels += [f for f in files if f not in kernels]
-    i, o = tfl.input, tfl.output
+    ins = [tfl.tensors[k] for k in tfl.inputs]
+    outs = [tfl.tensors[k] for k in tfl.outputs]
+    params = ", ".join([f"const int8_t *{_argument('in', k, len(ins))}" for k in range(len(ins))]
+                       + [f"int8_t *{_argument('out', k, len(outs))}" for k in range(len(outs))])
+    packed_in = np.cumsum([0] + [t.nbytes for t in ins]).tolist()
+    packed_out = np.cumsum([0] + [t.nbytes for t in outs]).tolist()
+    packed_args = ", ".join([f"(in) + {packed_in[k]}" for k in range(len(ins))]
+                            + [f"(out) + {packed_out[k]}" for k in range(len(outs))])
+    described = "; ".join([f"`{_argument('in', k, len(ins))}` holds {up}_INFER_{_argument('INPUT', k, len(ins))}_SIZE "
+                           "int8 values" for k in range(len(ins))]
+                          + [f"`{_argument('out', k, len(outs))}` receives "
+                             f"{up}_INFER_{_argument('OUTPUT', k, len(outs))}_SIZE" for k in range(len(outs))])
     digest = hashlib.sha256(data).hexdigest()[:16]
     guard = f"{up}_INFER_H"
     header = f"""/* Generated by edgec from {source} (sha256 {digest}...). Do not edit.
@@ -165,19 +202,17 @@ extern "C" {{
 
 /* {up}_INFER_*: named apart from {name}_model_settings.h's macros, so that a firmware can include
  * both (to compare this code with the interpreter). */
-#define {up}_INFER_INPUT_SIZE {i.elements}
-#define {up}_INFER_OUTPUT_SIZE {o.elements}
-#define {up}_INFER_INPUT_SCALE {float(np.float32(i.scale))!r}f
-#define {up}_INFER_INPUT_ZERO_POINT ({i.zero_point})
-#define {up}_INFER_OUTPUT_SCALE {float(np.float32(o.scale))!r}f
-#define {up}_INFER_OUTPUT_ZERO_POINT ({o.zero_point})
+{chr(10).join(_io_macros(up, "INPUT", ins) + _io_macros(up, "OUTPUT", outs))}
 /* bytes of the static activation buffer inside {name}.c */
 #define {up}_INFER_ARENA_SIZE {layout.arena_bytes}
 
-/* Runs one inference: `in` holds {up}_INFER_INPUT_SIZE int8 values (shape {list(i.shape)}),
- * `out` receives {up}_INFER_OUTPUT_SIZE (shape {list(o.shape)}). Not reentrant: it uses
- * one static buffer. */
-void {name}_infer(const int8_t *in, int8_t *out);
+/* Runs one inference: {described}. Not reentrant: it uses one static buffer. */
+void {name}_infer({params});
+
+/* The same with every input packed one after another in `in` and every output in `out`. */
+#define {up}_INFER_PACKED_INPUT_SIZE {packed_in[-1]}
+#define {up}_INFER_PACKED_OUTPUT_SIZE {packed_out[-1]}
+#define {up}_INFER_PACKED(in, out) {name}_infer({packed_args})
 
 #ifdef __cplusplus
 }}
@@ -185,10 +220,11 @@ void {name}_infer(const int8_t *in, int8_t *out);
 
 #endif /* {guard} */
 """
-    arena = (f"static int8_t {name}_arena[{layout.arena_bytes}];\n" if layout.arena_bytes
-             else "")
+    # words, so that a kernel may keep int32 sums in its scratch
+    arena = (f"static int32_t {name}_arena_words[{(layout.arena_bytes + 3) // 4}];\n"
+             f"#define {name}_arena ((int8_t *){name}_arena_words)\n" if layout.arena_bytes else "")
     body = "\n".join(calls)
-    unused = "" if em.reads_input else "    (void)in;\n"
+    unused = "".join(f"    (void){_argument('in', k, len(ins))};\n" for k in range(len(ins)) if k not in em.reads_input)
     source_text = f"""/* Generated by edgec from {source} (sha256 {digest}...). Do not edit.
  * Kernels follow TFLite's integer reference kernels: per-channel requantization
  * with fixed-point multipliers and shifts, zero points, fused activations. */
@@ -205,11 +241,11 @@ void {name}_infer(const int8_t *in, int8_t *out);
 {"".join(_kernel(k) + chr(10) for k in kernels)}
 {"".join(em.arrays)}
 {arena}
-void {name}_infer(const int8_t *in, int8_t *out)
+void {name}_infer({params})
 {{
 {unused}{body}
 }}
 """
     return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
-                     i.nbytes, o.nbytes, [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
+                     packed_in[-1], packed_out[-1], [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
                      {k: v for k, v in scratch.items() if v}, dict(layout.in_place))

@@ -21,12 +21,22 @@ MCU_SAMPLES = 3
 
 def probe_inputs(tfl: TFLiteModel, samples: int = 100, seed: int = 0) -> np.ndarray:
     """int8 inputs that exercise the kernels without a data set: the extremes, the zero
-    point, and random values spread over the whole int8 range."""
-    n = tfl.input.elements
+    point, and random values spread over the whole int8 range; one row per sample, every
+    input of the model packed one after another (as ``<NAME>_INFER_PACKED`` takes them)."""
+    ins = [tfl.tensors[k] for k in tfl.inputs]
+    n = sum(t.elements for t in ins)
     rng = np.random.default_rng(seed)
-    fixed = [np.full(n, -128), np.full(n, 127), np.full(n, tfl.input.zero_point or 0)]
+    zero = np.concatenate([np.full(t.elements, t.zero_point or 0) for t in ins])
+    fixed = [np.full(n, -128), np.full(n, 127), zero]
     spread = rng.integers(-128, 128, size=(max(samples - len(fixed), 0), n))
     return np.concatenate([np.stack(fixed), spread]).astype(np.int8)[:samples]
+
+
+def tflm_outputs(data: bytes, tfl: TFLiteModel, packed: np.ndarray) -> np.ndarray:
+    """TFLite-Micro's outputs for packed inputs (rows of :func:`probe_inputs`), packed the same way."""
+    bounds = np.cumsum([0] + [tfl.tensors[k].elements for k in tfl.inputs])
+    parts = [packed[:, bounds[k]:bounds[k + 1]] for k in range(len(tfl.inputs))]
+    return np.concatenate(micro.run_many(data, parts), axis=1)
 
 
 def _compare(ours: np.ndarray, reference: np.ndarray, what: str, source: str) -> dict:
@@ -54,7 +64,7 @@ def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, input
     section: dict = gen.to_dict()
     with tempfile.TemporaryDirectory(prefix="edgec-c-") as tmp:
         work = Path(workdir or tmp)
-        reference = micro.run(data, inputs_q)
+        reference = tflm_outputs(data, tfl, inputs_q)
         exe = toolchain.build_host(gen, work / "host")
         section["host"] = {"compiler": "gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2",
                            **_compare(toolchain.run_host(exe, inputs_q, gen.output_bytes), reference,

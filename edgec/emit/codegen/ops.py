@@ -239,14 +239,6 @@ def pool_overlap(tfl, op) -> tuple[int, int]:
     return op.inputs[0], _window_overlap(tfl, op, tuple(op.options["filter"]), 1, True)
 
 
-def add_overlap(tfl, op) -> tuple[int, int] | None:
-    """ADD reads each input element just before it writes the same output element: an input of the
-    output's shape may be overwritten in place (the first one that dies here, the planner checks)."""
-    out = tfl.tensors[op.outputs[0]]
-    same = [i for i in op.inputs[:2] if tfl.tensors[i].shape == out.shape]
-    return (same[0], 0) if same else None
-
-
 def _fc_geometry(tfl, op) -> tuple[int, int, int]:
     """FULLY_CONNECTED: (batches, depth, units)."""
     units, depth = tfl.tensors[op.inputs[1]].shape
@@ -348,6 +340,174 @@ def softmax(em, op) -> str:
             f"{mult}, {left_shift}, {diff_min});")
 
 
+def _same_quantization(em, a: int, b: int) -> None:
+    ta, tb = em.tfl.tensors[a], em.tfl.tensors[b]
+    if (np.float32(ta.scale), ta.zero_point) != (np.float32(tb.scale), tb.zero_point):
+        raise Unsupported(f"tensors '{ta.name}' and '{tb.name}' are quantized differently")
+
+
+def _dims4(shape) -> list[int]:
+    if len(shape) > 4:
+        raise Unsupported(f"it has {len(shape)} dimensions (at most 4 are generated)")
+    return [1] * (4 - len(shape)) + [int(d) for d in shape]
+
+
+def concatenation(em, op) -> str:
+    _int8(em, *op.inputs, op.outputs[0])
+    if op.options.get("activation", 0):
+        raise Unsupported("it has a fused activation")
+    out = em.tfl.tensors[op.outputs[0]]
+    axis = op.options.get("axis", 0) % len(out.shape)
+    for i in op.inputs:
+        _same_quantization(em, i, op.outputs[0])
+    blocks = int(np.prod(out.shape[:axis], dtype=np.int64))
+    slices = [em.tfl.tensors[i].elements // blocks for i in op.inputs]
+    sizes = em.array(f"op{op.index}_slices", "int", np.array(slices))
+    pointers = ", ".join(em.ptr(i) for i in op.inputs)
+    return (f"{{ const int8_t *const in_{op.index}[{len(op.inputs)}] = {{{pointers}}};\n"
+            f"      ec_concatenation(in_{op.index}, {sizes}, {len(op.inputs)}, {blocks}, {em.ptr(op.outputs[0])}); }}")
+
+
+def _mean_geometry(em, op) -> tuple[int, int, int]:
+    """MEAN over contiguous axes: (outer, reduced, inner) elements."""
+    shape = em.tfl.tensors[op.inputs[0]].shape
+    given = em.constant(op.inputs[1])
+    if given is None:
+        raise Unsupported("its axes are not a constant")
+    axes = sorted({int(a) % len(shape) for a in np.asarray(given).reshape(-1)})
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        raise Unsupported(f"it reduces the non-adjacent axes {axes}")
+    outer = int(np.prod(shape[:axes[0]], dtype=np.int64))
+    reduced = int(np.prod(shape[axes[0]:axes[-1] + 1], dtype=np.int64))
+    return outer, reduced, int(np.prod(shape[axes[-1] + 1:], dtype=np.int64))
+
+
+def mean_scratch(tfl, op) -> int:
+    """The int32 sums of one row of outputs: at most one per output value."""
+    return 4 * tfl.tensors[op.outputs[0]].elements
+
+
+def mean(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    outer, reduced, inner = _mean_geometry(em, op)
+    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
+    m, shift = quant.quantize_multiplier(float(np.float32(i.scale)) / float(np.float32(o.scale)))
+    # QuantizedMeanOrSum folds 1 / count into the multiplier
+    fold = min(reduced.bit_length() - 1, 32, 31 + shift)
+    m, shift = (m << fold) // reduced, shift - fold
+    params = em.struct(f"op{op.index}", "ec_mean", {
+        "outer": outer, "reduced": reduced, "inner": inner, "in_zero_point": _zp(em, op.inputs[0]),
+        "mult": m, "shift": shift, "out_zero_point": _zp(em, op.outputs[0])})
+    return f"ec_mean(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
+
+
+def pad(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    _same_quantization(em, op.inputs[0], op.outputs[0])
+    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
+    paddings = em.constant(op.inputs[1])
+    if paddings is None:
+        raise Unsupported("its paddings are not a constant")
+    paddings = np.asarray(paddings).reshape(-1, 2)
+    before = [0] * (4 - len(paddings)) + [int(b) for b in paddings[:, 0]]
+    value = _zp(em, op.outputs[0])
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        given = em.constant(op.inputs[2])
+        if given is None:
+            raise Unsupported("its padding value is not a constant")
+        value = int(np.asarray(given).reshape(-1)[0])
+    fields = {"in_dims": em.initializer_list(_dims4(i.shape)), "out_dims": em.initializer_list(_dims4(o.shape)),
+              "before": em.initializer_list(before), "value": value}
+    params = em.struct(f"op{op.index}", "ec_pad", fields)
+    return f"ec_pad(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+
+
+def mul(em, op) -> str:
+    _int8(em, *op.inputs, op.outputs[0])
+    a, b, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
+    m, shift = quant.quantize_multiplier(float(np.float32(a.scale)) * float(np.float32(b.scale))
+                                         / float(np.float32(o.scale)))
+    lo, hi = _act(em, op)
+    fields = {"dims": em.initializer_list(_dims4(o.shape)),
+              "a_strides": em.initializer_list(_strides(_dims4(a.shape))),
+              "b_strides": em.initializer_list(_strides(_dims4(b.shape))),
+              "a_offset": -_zp(em, op.inputs[0]), "b_offset": -_zp(em, op.inputs[1]),
+              "out_offset": _zp(em, op.outputs[0]), "mult": m, "shift": shift, "act_min": lo, "act_max": hi}
+    params = em.struct(f"op{op.index}", "ec_mul", fields)
+    return f"ec_mul(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.inputs[1])}, {em.ptr(op.outputs[0])});"
+
+
+def _requantize8(em, op, real: float, lo: int, hi: int) -> str:
+    o = em.tfl.tensors[op.outputs[0]]
+    m, shift = quant.quantize_multiplier(real)
+    return (f"ec_requantize8({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {o.elements}, {_zp(em, op.inputs[0])}, "
+            f"{m}, {shift}, {_zp(em, op.outputs[0])}, {lo}, {hi});")
+
+
+def quantize(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
+    return _requantize8(em, op, float(np.float32(i.scale)) / float(np.float32(o.scale)), -128, 127)
+
+
+def relu(em, op) -> str:
+    """RELU: TFLite-Micro's ReluQuantized, its multiplier from the float32 ratio of the scales."""
+    _int8(em, op.inputs[0], op.outputs[0])
+    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
+    return _requantize8(em, op, float(np.float32(i.scale) / np.float32(o.scale)),
+                        max(-128, _zp(em, op.outputs[0])), 127)
+
+
+def _transpose_padding(out_size: int, stride: int, kernel: int, padding: int) -> int:
+    """TFLite-Micro's TRANSPOSE_CONV padding: ComputePaddingHeightWidth over the output's size."""
+    windows = (out_size + stride - 1) // stride if padding == 0 else (out_size + stride - kernel) // stride
+    return quant.padding(out_size, windows, stride, kernel)
+
+
+def transpose_conv_scratch(tfl, op) -> int:
+    return 4 * tfl.tensors[op.outputs[0]].elements
+
+
+def transpose_conv(em, op) -> str:
+    x, out = op.inputs[2], op.outputs[0]
+    _int8(em, x, out)
+    ih, iw, ic = _nhwc(em, x)
+    oh, ow, oc = _nhwc(em, out)
+    w = em.constant(op.inputs[1])
+    t = em.tfl.tensors[op.inputs[1]]
+    if w is None or t.dtype != "int8" or len(t.shape) != 4 or t.shape[0] != oc or t.shape[3] != ic:
+        raise Unsupported("its weights are not a constant int8 [out, h, w, in] tensor")
+    _, kh, kw, _ = t.shape
+    sh, sw = op.options["stride"]
+    scales = list(t.scales) if len(t.scales) == oc else list(t.scales[:1]) * oc
+    mult, shift = quant.per_channel_multipliers(em.tfl.tensors[x].scale, scales, em.tfl.tensors[out].scale)
+    bias = None
+    if len(op.inputs) > 3 and op.inputs[3] >= 0:
+        bias = em.constant(op.inputs[3])
+        if bias is None or bias.dtype != np.int32 or bias.size != oc:
+            raise Unsupported("its bias is not a constant int32 vector of one value per output channel")
+    lo, hi = quant.activation_range(op.options.get("activation", 0), em.tfl.tensors[out].scale, _zp(em, out))
+    fields = {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "k_h": kh, "k_w": kw,
+              "stride_h": sh, "stride_w": sw,
+              "pad_h": _transpose_padding(oh, sh, kh, op.options["padding"]),
+              "pad_w": _transpose_padding(ow, sw, kw, op.options["padding"]),
+              "in_offset": -_zp(em, x), "out_offset": _zp(em, out), "act_min": lo, "act_max": hi,
+              "weights": em.array(f"op{op.index}_weights", "int8_t", w),
+              "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(oc, np.int64) if bias is None else bias),
+              "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
+              "shift": em.array(f"op{op.index}_shift", "int8_t", np.array(shift, np.int64))}
+    params = em.struct(f"op{op.index}", "ec_transpose_conv", fields)
+    return f"ec_transpose_conv(&{params}, {em.ptr(x)}, {em.ptr(out)}, {em.scratch(op)});"
+
+
+def elementwise_overlap(tfl, op) -> tuple[int, int] | None:
+    """An op that reads each input element just before it writes the same output element (ADD, MUL,
+    QUANTIZE): an input of the output's shape may be overwritten in place (the planner checks it dies)."""
+    out = tfl.tensors[op.outputs[0]]
+    same = [i for i in op.inputs[:2] if i >= 0 and tfl.tensors[i].shape == out.shape and not tfl.tensors[i].is_constant]
+    return (same[0], 0) if same else None
+
+
 # op name -> (kernel files in c/, the kernel's own file last; emitter; scratch bytes it needs, given
 # (model, op), or None). The scratch buffer lives in the planned arena only while its op runs.
 SHARED_KERNELS = ("fixedpoint.c", "clamp.c", "simd.c")  # helpers several kernels use
@@ -371,7 +531,15 @@ OPS: dict[str, Op] = {
     "FULLY_CONNECTED": Op((*_PRODUCT, "fully_connected.c"), fully_connected, fc_scratch),
     "AVERAGE_POOL_2D": Op(("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d"), None, pool_overlap),
     "MAX_POOL_2D": Op(("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d"), None, pool_overlap),
-    "ADD": Op(("fixedpoint.c", "clamp.c", "add.c"), add, None, add_overlap),
+    "ADD": Op(("fixedpoint.c", "clamp.c", "add.c"), add, None, elementwise_overlap),
+    "MUL": Op(("fixedpoint.c", "clamp.c", "mul.c"), mul, None, elementwise_overlap),
+    "QUANTIZE": Op(("fixedpoint.c", "clamp.c", "requantize.c"), quantize, None, elementwise_overlap),
+    "RELU": Op(("fixedpoint.c", "clamp.c", "requantize.c"), relu, None, elementwise_overlap),
+    "TRANSPOSE_CONV": Op(("fixedpoint.c", "clamp.c", "transpose_conv.c"), transpose_conv, transpose_conv_scratch),
+    "CONCATENATION": Op((*SHARED_KERNELS, "concatenation.c"), concatenation),
+    "MEAN": Op(("fixedpoint.c", "clamp.c", "mean.c"), mean, mean_scratch),
+    "PAD": Op((*SHARED_KERNELS, "pad.c"), pad),
+    "PADV2": Op((*SHARED_KERNELS, "pad.c"), pad),
     "RESHAPE": Op(("reshape.c",), reshape),
     "SOFTMAX": Op(("fixedpoint.c", "clamp.c", "softmax.c"), softmax),
 }
@@ -380,5 +548,9 @@ OPS: dict[str, Op] = {
 ALIAS_OPS = ("RESHAPE",)
 
 
+WAY_OUT = ("deploy it with TFLite-Micro instead: `edgec build` or `edgec check` with a target that runs it "
+           "(cortex-m4, not cortex-m4-c), without --emit c")
+
+
 def unsupported(op, reason: str) -> UnsupportedOpError:
-    return UnsupportedOpError(RUNTIME, op.name, op.index, reason)
+    return UnsupportedOpError(RUNTIME, op.name, op.index, reason, way_out=WAY_OUT)

@@ -105,9 +105,9 @@ def _pack(tfl, aliases, scratch: dict[int, int], overlaps: dict[int, tuple[int, 
         members[gx] = {t: o - low for t, o in members[gx].items()}
         used[index] = distance
     blocks: dict[tuple[str, int], tuple[int, int, int]] = {}
-    for g, rel in members.items():
-        size = max(o + _align(tfl.tensors[t].nbytes) for t, o in rel.items())
-        blocks[("tensor", g)] = (size, min(spans[t][0] for t in rel), max(spans[t][1] for t in rel))
+    for g, within in members.items():
+        size = max(o + _align(tfl.tensors[t].nbytes) for t, o in within.items())
+        blocks[("tensor", g)] = (size, min(spans[t][0] for t in within), max(spans[t][1] for t in within))
     blocks.update({("scratch", op): (n, op, op) for op, n in scratch.items() if n})
     order = sorted(blocks, key=lambda key: (-blocks[key][0], key))
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
@@ -124,6 +124,6 @@ def _pack(tfl, aliases, scratch: dict[int, int], overlaps: dict[int, tuple[int, 
         offsets[key] = offset
         placed.append((offset, size, first, last))
     arena = max((o + s for o, s, _, _ in placed), default=0)
-    tensors = {t: offsets[("tensor", g)] + o for g, rel in members.items() for t, o in rel.items()}
+    tensors = {t: offsets[("tensor", g)] + o for g, within in members.items() for t, o in within.items()}
     storage = {i: _root(aliases, i) for i in tfl.lifetimes()}
     return Plan(tensors, arena, storage, {op: o for (kind, op), o in offsets.items() if kind == "scratch"}, used)

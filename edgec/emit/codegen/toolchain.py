@@ -51,8 +51,8 @@ def _run(cmd: list[str], what: str, timeout: float, **kw) -> subprocess.Complete
 
 def _defines(gen) -> list[str]:
     up = gen.name.upper()
-    return [f'-DMODEL_HEADER="{gen.name}_infer.h"', f"-DINPUT_SIZE={up}_INFER_INPUT_SIZE",
-            f"-DOUTPUT_SIZE={up}_INFER_OUTPUT_SIZE", f"-DINFER={gen.name}_infer"]
+    return [f'-DMODEL_HEADER="{gen.name}_infer.h"', f"-DINPUT_SIZE={up}_INFER_PACKED_INPUT_SIZE",
+            f"-DOUTPUT_SIZE={up}_INFER_PACKED_OUTPUT_SIZE", f"-DINFER={up}_INFER_PACKED"]
 
 
 def write_sources(gen, workdir: Path) -> Path:
@@ -111,7 +111,7 @@ def _inputs_c(gen, inputs_q: np.ndarray) -> str:
         rows.append("    {" + ", ".join(str(int(v)) for v in x.reshape(-1)) + "}")
     up = gen.name.upper()
     return (f'#include <stdint.h>\n#include "{gen.name}_infer.h"\n'
-            f"const int8_t h_inputs[{len(rows)}][{up}_INFER_INPUT_SIZE] = {{\n" + ",\n".join(rows) + "\n};\n"
+            f"const int8_t h_inputs[{len(rows)}][{up}_INFER_PACKED_INPUT_SIZE] = {{\n" + ",\n".join(rows) + "\n};\n"
             f"const int h_count = {len(rows)};\n")
 
 
