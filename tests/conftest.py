@@ -100,6 +100,13 @@ def tfk():
 
 
 @pytest.fixture(scope="session")
+def k3():
+    from edgec import frameworks
+
+    return frameworks.keras3()
+
+
+@pytest.fixture(scope="session")
 def tiny_cnn(tfk):
     """A seeded tf_keras CNN with Conv2D, BatchNorm, DepthwiseConv2D, Add, pooling and Dense."""
     tfk.utils.set_random_seed(1)

@@ -134,12 +134,12 @@ def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
 
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
-    out = tfk.layers.Activation("sigmoid", name="gate")(x)  # becomes LOGISTIC
+    out = tfk.layers.Activation("softsign", name="soft")(x)  # x / (1 + |x|): DIV
     data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 4, 4, 2)).astype(np.float32))
-    path = tmp_path / "gate.tflite"
+    path = tmp_path / "soft.tflite"
     path.write_bytes(data)
     proc = run_cli("emit-c", str(path), "--out", str(tmp_path / "c"), "--no-mcu")
-    assert_one_line_error(proc, 2, "LOGISTIC", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
+    assert_one_line_error(proc, 2, "DIV", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
     assert not (tmp_path / "c").exists()
 
 
@@ -447,3 +447,36 @@ def test_conv2d_transpose_decoder_bit_exact(tfk, tmp_path):
     assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
     assert section["host"]["values"] == 100 * 16 * 16
     assert {"TRANSPOSE_CONV", "REQUANTIZE"} <= set(gen.kernels)
+
+
+@needs_gcc
+def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
+    """The ops added for issue 23's coverage, in one Keras 3 model, on the host and under QEMU: tables from
+    TFLite-Micro's own kernels (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU), moves traced on it (TRANSPOSE,
+    BROADCAST_TO, RESIZE_NEAREST_NEIGHBOR, STRIDED_SLICE), dilated CONV_2D and DEPTHWISE_CONV_2D, SUB, MINIMUM,
+    PRELU and RESIZE_BILINEAR."""
+    from edgec.convert.int8 import convert_int8
+
+    L = k3.layers
+    k3.utils.set_random_seed(8)
+    inp = k3.Input((10, 10, 4))
+    a = L.Conv2D(8, 3, padding="same", dilation_rate=2, activation="sigmoid")(inp)
+    b = L.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="tanh")(L.Conv2D(8, 1)(inp))
+    x = L.Subtract()([a, b])
+    x = L.Minimum()([x, L.LeakyReLU(negative_slope=0.2)(b)])
+    x = L.PReLU()(L.Conv2D(8, 1, activation="hard_silu")(x))
+    x = L.Permute((2, 1, 3))(x)
+    x = L.UpSampling2D(2)(L.Cropping2D(((1, 0), (0, 1)))(x))
+    x = L.Resizing(7, 5, interpolation="bilinear")(x)
+    x = L.Resizing(9, 9, interpolation="nearest")(x)
+    out = L.Dense(4, activation="softmax")(L.GlobalAveragePooling2D()(x))
+    data = convert_int8(k3.Model(inp, out), np.random.default_rng(8).normal(size=(32, 10, 10, 4)).astype(np.float32))
+    tfl = read_tflite(data)
+    wanted = {"LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "TRANSPOSE", "BROADCAST_TO", "STRIDED_SLICE",
+              "SUB", "MINIMUM", "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}
+    assert wanted <= set(tfl.op_counts), set(tfl.op_counts)
+    assert any(op.options.get("dilation") == (2, 2) for op in tfl.ops if op.name == "DEPTHWISE_CONV_2D")
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "cover", "cover", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
+    assert {"LOOKUP", "GATHER", "PRELU", "RESIZE_BILINEAR", "MAXIMUM"} <= set(gen.kernels)

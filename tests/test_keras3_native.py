@@ -9,15 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, have, run_cli
 from edgec import frameworks
 
 SHAPE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "FILL"}
-
-
-@pytest.fixture(scope="module")
-def k3():
-    return frameworks.keras3()
 
 
 def _alive(model, x, steps=3):
@@ -227,6 +222,33 @@ def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
     assert not {"SHAPE", "PACK", "FILL"} & set(report["tflite"]["ops"])  # STRIDED_SLICE: Cropping2D's own
     assert report["tflite"]["ops"] == _plain_batch1_ops(model, x[:8])
     assert report["verification"]["output_error_steps_max"] <= 40, report["verification"]
+
+
+# softsign (DIV) and log_softmax (LOG_SOFTMAX) have no C kernel yet
+C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a not in ("softsign", "log_softmax")]
+
+
+@pytest.mark.skipif(not have("gcc"), reason="gcc is not installed (make test installs it)")
+def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
+    """Issue 23: the zoo's ops in generated C (PAD, STRIDED_SLICE, PRELU, MUL, MEAN, CONCATENATION, MAXIMUM,
+    BROADCAST_TO, RESIZE_BILINEAR, REDUCE_MAX, QUANTIZE and the activations' LOGISTIC, TANH, HARD_SWISH,
+    LEAKY_RELU...), bit-exact with TFLite-Micro on probe inputs and validation samples (and under QEMU where
+    the ARM tools are installed)."""
+    k3.utils.set_random_seed(4)
+    x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
+    model = _alive(_zoo_model(k3, C_ACTIVATIONS), x)
+    model.save(tmp_path / "zoo.keras")
+    np.savez(tmp_path / "d.npz", x=x)
+    proc = run_cli("build", str(tmp_path / "zoo.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
+                   "-o", str(tmp_path / "out"), "--emit", "c", "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    ops = set(report["tflite"]["ops"])
+    assert {"PRELU", "STRIDED_SLICE", "RESIZE_BILINEAR", "REDUCE_MAX", "HARD_SWISH", "LOGISTIC", "TANH",
+            "LEAKY_RELU", "MEAN", "CONCATENATION", "MUL", "MAXIMUM", "PAD"} <= ops
+    c = report["measurements"]["c"]
+    assert c["host"]["bit_exact"] and c["host"]["samples"] > 3
+    assert "skipped" in c["mcu"] or c["mcu"]["bit_exact"]
 
 
 def test_an_activation_tflite_micro_cannot_run_is_one_line_naming_its_layer(k3, tmp_path):

@@ -211,6 +211,10 @@ def _options(op, schema) -> dict:
         o.Init(table.Bytes, table.Pos)
         return {"stride": (o.StrideH(), o.StrideW()), "padding": o.Padding(),
                 "activation": o.FusedActivationFunction()}
+    if t == kinds.ResizeBilinearOptions:
+        o = schema.ResizeBilinearOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
     if t == kinds.ConcatenationOptions:
         o = schema.ConcatenationOptions()
         o.Init(table.Bytes, table.Pos)
@@ -384,6 +388,38 @@ def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), [-1] * len(tfl.outputs) + [i for i, _ in extra]
+
+
+def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> bytes:
+    """A model of op ``op_index`` of ``data`` alone (same types and quantization, same options; its
+    constant inputs kept), its first input and its output resized to ``[1, elements]`` when ``elements`` is
+    given: to evaluate an op on chosen values, for example an elementwise one on all 256 int8 values."""
+    import copy
+
+    import flatbuffers
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    op = graph.operators[op_index]
+    tensors: list = []
+    remap: dict[int, int] = {}
+    for role, index in [("io", op.inputs[0]), ("io", op.outputs[0]), *(("const", i) for i in op.inputs[1:] if i >= 0)]:
+        t = copy.copy(graph.tensors[index])
+        if role == "io":
+            t.shapeSignature, t.buffer = None, 0
+            if elements is not None:
+                t.shape = [1, elements]
+        remap[index] = len(tensors)
+        tensors.append(t)
+    op.inputs = [remap.get(i, -1) if i >= 0 else -1 for i in op.inputs]
+    op.outputs = [remap[op.outputs[0]]]
+    op.intermediates = []
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
+    model.subgraphs, model.signatureDefs = [graph], []
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def read_tflite_file(path: str | Path) -> tuple[bytes, TFLiteModel]:

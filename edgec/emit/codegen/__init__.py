@@ -1,7 +1,8 @@
 """Interpreter-free C for an int8 TFLite model.
 
 ``generate`` writes portable C99: one ``<name>_infer(const int8_t *in, int8_t
-*out)`` (``in0, in1, ..., out0, ...`` for several inputs and outputs), the weights as ``const`` arrays, one static activation buffer planned
+*out)`` (``in0, in1, ..., out0, ...`` for several inputs and outputs), the
+weights as ``const`` arrays, one static activation buffer planned
 by :mod:`edgec.emit.codegen.plan`, and kernels (``c/*.c``) only for the ops the model
 uses, each following TFLite's integer arithmetic so that outputs are bit-exact
 with TFLite-Micro (checked by :mod:`edgec.emit.codegen.crosscheck`).
@@ -104,6 +105,9 @@ class _Emitter:
             return _argument("in", self.tfl.inputs.index(root), len(self.tfl.inputs))
         if index in self.tfl.outputs:
             return _argument("out", self.tfl.outputs.index(index), len(self.tfl.outputs))
+        if root not in self.offsets:
+            raise op_registry.Unsupported(f"tensor '{self.tfl.tensors[index].name}' is a constant where the kernel "
+                                          "takes an activation")
         return f"({self.name}_arena + {self.offsets[root]})"
 
 
@@ -122,7 +126,8 @@ def _io_macros(up: str, kind: str, tensors: list) -> list[str]:
     lines = []
     for k, t in enumerate(tensors):
         tag = kind if len(tensors) == 1 else f"{kind}{k}"
-        lines += [f"#define {up}_INFER_{tag}_SIZE {t.elements}  /* tensor '{_comment_safe(t.name)}', shape {list(t.shape)} */",
+        where = f"tensor '{_comment_safe(t.name)}', shape {list(t.shape)}"
+        lines += [f"#define {up}_INFER_{tag}_SIZE {t.elements}  /* {where} */",
                   f"#define {up}_INFER_{tag}_SCALE {float(np.float32(t.scale))!r}f",
                   f"#define {up}_INFER_{tag}_ZERO_POINT ({t.zero_point})"]
     return lines
@@ -247,5 +252,6 @@ void {name}_infer({params})
 }}
 """
     return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
-                     packed_in[-1], packed_out[-1], [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
+                     packed_in[-1], packed_out[-1],
+                     [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
                      {k: v for k, v in scratch.items() if v}, dict(layout.in_place))

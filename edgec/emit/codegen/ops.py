@@ -58,13 +58,6 @@ def _act(em, op) -> tuple[int, int]:
     return quant.activation_range(op.options.get("activation", 0), o.scale, _zp(em, op.outputs[0]))
 
 
-def _no_dilation(op) -> None:
-    # The converter lowers Keras' dilated convolutions to SPACE_TO_BATCH_ND + CONV_2D +
-    # BATCH_TO_SPACE_ND, so a dilated CONV_2D never reached a test: refused, not guessed.
-    if tuple(op.options.get("dilation", (1, 1))) != (1, 1):
-        raise Unsupported(f"its dilation {tuple(op.options['dilation'])} is not generated (only 1x1)")
-
-
 def _filter_depth(shape, ic: int, oc: int) -> int:
     """CONV_2D: the filter's input depth (less than ``ic`` for a grouped convolution)."""
     fc = shape[3]
@@ -131,9 +124,11 @@ def _conv_geometry(tfl, op) -> dict:
     oh, ow, oc = _shape_nhwc(tfl, op.outputs[0])
     oc_w, kh, kw, fc = tfl.tensors[op.inputs[1]].shape
     sh, sw = op.options["stride"]
+    dh, dw = op.options.get("dilation", (1, 1))
     g = {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "k_h": kh, "k_w": kw,
-         "stride_h": sh, "stride_w": sw, "pad_h": quant.padding(ih, oh, sh, kh),
-         "pad_w": quant.padding(iw, ow, sw, kw), "group_c": fc}
+         "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+         "pad_h": quant.padding(ih, oh, sh, (kh - 1) * dh + 1),
+         "pad_w": quant.padding(iw, ow, sw, (kw - 1) * dw + 1), "group_c": fc}
     g["in_place"] = int(kh == kw == 1 and g["pad_h"] == g["pad_w"] == 0 and fc % 4 == 0)
     g["k"] = _ceil4(kh * kw * fc)
     return g
@@ -151,7 +146,6 @@ def conv_scratch(tfl, op) -> int:
 
 def conv_2d(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
-    _no_dilation(op)
     _nhwc(em, op.inputs[0])
     _nhwc(em, op.outputs[0])
     w = _weights(em, op, 4)
@@ -171,7 +165,7 @@ def conv_2d(em, op) -> str:
                           tag=f"_g{k}" if groups > 1 else ""))
     rows_name = em.struct_array(f"op{op.index}_rows", "ec_rows", rows)
     fields = {key: g[key] for key in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
-                                      "stride_h", "stride_w", "pad_h", "pad_w")}
+                                      "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")}
     fields.update(in_zero_point=_zp(em, op.inputs[0]), in_place=g["in_place"], groups=groups, group_c=fc,
                   rows=rows_name)
     params = em.struct(f"op{op.index}", "ec_conv_2d", fields)
@@ -181,20 +175,21 @@ def conv_2d(em, op) -> str:
 
 def depthwise_conv_2d(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
-    _no_dilation(op)
     ih, iw, ic = _nhwc(em, op.inputs[0])
     oh, ow, oc = _nhwc(em, op.outputs[0])
     w = _weights(em, op, 4)
     _, kh, kw, _ = w.shape
     multiplier = _depth_multiplier(w.shape, ic, oc)
     sh, sw = op.options["stride"]
+    dh, dw = op.options.get("dilation", (1, 1))
     mult, shift = quant.per_channel_multipliers(em.tfl.tensors[op.inputs[0]].scale, _channel_scales(em, op, oc),
                                                 em.tfl.tensors[op.outputs[0]].scale)
     bias = _bias_values(em, op, oc)
     lo, hi = _act(em, op)
     fields = {"in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow, "out_c": oc, "k_h": kh, "k_w": kw,
-              "multiplier": multiplier, "stride_h": sh, "stride_w": sw,
-              "pad_h": quant.padding(ih, oh, sh, kh), "pad_w": quant.padding(iw, ow, sw, kw),
+              "multiplier": multiplier, "stride_h": sh, "stride_w": sw, "dilation_h": dh, "dilation_w": dw,
+              "pad_h": quant.padding(ih, oh, sh, (kh - 1) * dh + 1),
+              "pad_w": quant.padding(iw, ow, sw, (kw - 1) * dw + 1),
               "in_offset": -_zp(em, op.inputs[0]), "out_offset": _zp(em, op.outputs[0]),
               "act_min": lo, "act_max": hi,
               "weights": em.array(f"op{op.index}_weights", "int8_t", w),
@@ -225,14 +220,20 @@ def _window_overlap(tfl, op, kernel: tuple[int, int], group: int, reads_while_wr
     return distance
 
 
+def _effective(kh: int, kw: int, op) -> tuple[int, int]:
+    """The kernel's extent with its dilation."""
+    dh, dw = op.options.get("dilation", (1, 1))
+    return (kh - 1) * dh + 1, (kw - 1) * dw + 1
+
+
 def conv_overlap(tfl, op) -> tuple[int, int]:
     g = _conv_geometry(tfl, op)
-    return op.inputs[0], _window_overlap(tfl, op, (g["k_h"], g["k_w"]), 2, bool(g["in_place"]))
+    return op.inputs[0], _window_overlap(tfl, op, _effective(g["k_h"], g["k_w"], op), 2, bool(g["in_place"]))
 
 
 def depthwise_overlap(tfl, op) -> tuple[int, int]:
     _, kh, kw, _ = tfl.tensors[op.inputs[1]].shape
-    return op.inputs[0], _window_overlap(tfl, op, (kh, kw), 1, True)
+    return op.inputs[0], _window_overlap(tfl, op, _effective(kh, kw, op), 1, True)
 
 
 def pool_overlap(tfl, op) -> tuple[int, int]:
@@ -301,21 +302,56 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
     return strides
 
 
-def add(em, op) -> str:
-    _int8(em, *op.inputs, op.outputs[0])
+def _binary_shapes(em, op) -> dict:
     a, b, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
     if len(o.shape) > 4:
         raise Unsupported(f"its output has {len(o.shape)} dimensions (at most 4 are generated)")
-    out = (1,) * (4 - len(o.shape)) + tuple(o.shape)
-    p = quant.add_params(a.scale, b.scale, o.scale)
+    return {"dims": em.initializer_list(_dims4(o.shape)), "a_strides": em.initializer_list(_strides(a.shape)),
+            "b_strides": em.initializer_list(_strides(b.shape))}
+
+
+def _binary_operand(em, op, k: int) -> str:
+    """A binary op's input ``k``: an activation, or a constant (written as an array)."""
+    i = op.inputs[k]
+    if em.tfl.tensors[i].is_constant:
+        values = em.constant(i)
+        if values is None:
+            raise Unsupported(f"its input {k} is a constant edgec cannot read")
+        return em.array(f"op{op.index}_in{k}", "int8_t", values)
+    return em.ptr(i)
+
+
+def add(em, op) -> str:
+    """ADD (double-precision parameters, as TFLite-Micro's add_common) and SUB (its parameters from float32
+    arithmetic, as sub_common computes them)."""
+    _int8(em, *op.inputs, op.outputs[0])
+    a, b, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
+    if op.name == "SUB":
+        fa, fb, fo = (np.float32(t.scale) for t in (a, b, o))
+        twice = np.float32(2) * max(fa, fb)
+        p = {"left_shift": 20, **dict(zip(("a_mult", "a_shift"), quant.quantize_multiplier(float(fa / twice)))),
+             **dict(zip(("b_mult", "b_shift"), quant.quantize_multiplier(float(fb / twice)))),
+             **dict(zip(("out_mult", "out_shift"),
+                        quant.quantize_multiplier(float(twice / (np.float32(1 << 20) * fo)))))}
+    else:
+        p = quant.add_params(a.scale, b.scale, o.scale)
     lo, hi = _act(em, op)
-    dims = em.array(f"op{op.index}_dims", "int", np.array(out))
-    sa = em.array(f"op{op.index}_a_strides", "int", np.array(_strides(a.shape)))
-    sb = em.array(f"op{op.index}_b_strides", "int", np.array(_strides(b.shape)))
-    return (f"ec_add({em.ptr(op.inputs[0])}, {em.ptr(op.inputs[1])}, {em.ptr(op.outputs[0])}, {dims}, "
-            f"{sa}, {sb}, {-_zp(em, op.inputs[0])}, {p['a_mult']}, {p['a_shift']}, "
-            f"{-_zp(em, op.inputs[1])}, {p['b_mult']}, {p['b_shift']}, {p['left_shift']}, "
-            f"{p['out_mult']}, {p['out_shift']}, {_zp(em, op.outputs[0])}, {lo}, {hi});")
+    fields = {**_binary_shapes(em, op), "a_offset": -_zp(em, op.inputs[0]), "a_mult": p["a_mult"],
+              "a_shift": p["a_shift"], "b_offset": -_zp(em, op.inputs[1]), "b_mult": p["b_mult"],
+              "b_shift": p["b_shift"], "left_shift": p["left_shift"], "subtract": int(op.name == "SUB"),
+              "out_mult": p["out_mult"], "out_shift": p["out_shift"], "out_offset": _zp(em, op.outputs[0]),
+              "act_min": lo, "act_max": hi}
+    params = em.struct(f"op{op.index}", "ec_add", fields)
+    return (f"ec_add(&{params}, {_binary_operand(em, op, 0)}, {_binary_operand(em, op, 1)}, "
+            f"{em.ptr(op.outputs[0])});")
+
+
+def maximum(em, op) -> str:
+    _int8(em, *op.inputs, op.outputs[0])
+    params = em.struct(f"op{op.index}", "ec_maximum", {**_binary_shapes(em, op),
+                                                       "minimum": int(op.name == "MINIMUM")})
+    return (f"ec_maximum(&{params}, {_binary_operand(em, op, 0)}, {_binary_operand(em, op, 1)}, "
+            f"{em.ptr(op.outputs[0])});")
 
 
 def reshape(em, op) -> str:
@@ -401,6 +437,15 @@ def mean(em, op) -> str:
     return f"ec_mean(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
 
 
+def reduce_max(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    _same_quantization(em, op.inputs[0], op.outputs[0])
+    outer, reduced, inner = _mean_geometry(em, op)
+    params = em.struct(f"op{op.index}", "ec_reduce_max", {"outer": outer, "reduced": reduced, "inner": inner,
+                                                          "minimum": int(op.name == "REDUCE_MIN")})
+    return f"ec_reduce_max(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+
+
 def pad(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
     _same_quantization(em, op.inputs[0], op.outputs[0])
@@ -429,12 +474,13 @@ def mul(em, op) -> str:
                                          / float(np.float32(o.scale)))
     lo, hi = _act(em, op)
     fields = {"dims": em.initializer_list(_dims4(o.shape)),
-              "a_strides": em.initializer_list(_strides(_dims4(a.shape))),
-              "b_strides": em.initializer_list(_strides(_dims4(b.shape))),
+              "a_strides": em.initializer_list(_strides(a.shape)),
+              "b_strides": em.initializer_list(_strides(b.shape)),
               "a_offset": -_zp(em, op.inputs[0]), "b_offset": -_zp(em, op.inputs[1]),
               "out_offset": _zp(em, op.outputs[0]), "mult": m, "shift": shift, "act_min": lo, "act_max": hi}
     params = em.struct(f"op{op.index}", "ec_mul", fields)
-    return f"ec_mul(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.inputs[1])}, {em.ptr(op.outputs[0])});"
+    return (f"ec_mul(&{params}, {_binary_operand(em, op, 0)}, {_binary_operand(em, op, 1)}, "
+            f"{em.ptr(op.outputs[0])});")
 
 
 def _requantize8(em, op, real: float, lo: int, hi: int) -> str:
@@ -442,6 +488,26 @@ def _requantize8(em, op, real: float, lo: int, hi: int) -> str:
     m, shift = quant.quantize_multiplier(real)
     return (f"ec_requantize8({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {o.elements}, {_zp(em, op.inputs[0])}, "
             f"{m}, {shift}, {_zp(em, op.outputs[0])}, {lo}, {hi});")
+
+
+def prelu(em, op) -> str:
+    _int8(em, *op.inputs[:2], op.outputs[0])
+    x, a, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
+    alpha = em.constant(op.inputs[1])
+    if alpha is None:
+        raise Unsupported("its alpha is not a constant")
+    pos = quant.quantize_multiplier(float(np.float32(x.scale)) / float(np.float32(o.scale)))
+    neg = quant.quantize_multiplier(float(np.float32(x.scale)) * float(np.float32(a.scale))
+                                    / float(np.float32(o.scale)))
+    fields = {"dims": em.initializer_list(_dims4(o.shape)),
+              "x_strides": em.initializer_list(_strides(x.shape)),
+              "alpha_strides": em.initializer_list(_strides(a.shape)),
+              "x_offset": -_zp(em, op.inputs[0]), "alpha_offset": -_zp(em, op.inputs[1]),
+              "out_offset": _zp(em, op.outputs[0]), "mult_pos": pos[0], "shift_pos": pos[1],
+              "mult_neg": neg[0], "shift_neg": neg[1]}
+    params = em.struct(f"op{op.index}", "ec_prelu", fields)
+    values = em.array(f"op{op.index}_alpha", "int8_t", alpha)
+    return f"ec_prelu(&{params}, {em.ptr(op.inputs[0])}, {values}, {em.ptr(op.outputs[0])});"
 
 
 def quantize(em, op) -> str:
@@ -456,6 +522,120 @@ def relu(em, op) -> str:
     i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
     return _requantize8(em, op, float(np.float32(i.scale) / np.float32(o.scale)),
                         max(-128, _zp(em, op.outputs[0])), 127)
+
+
+def lookup(em, op) -> str:
+    """A unary int8 op as a 256-entry table: TFLite-Micro runs op ``op`` alone on every int8 value (in the
+    table's order: 0..127, then -128..-1, as ``(uint8_t)x`` indexes it), so the table is its kernel's own
+    function for this op's quantization and options."""
+    from edgec.errors import RuntimeCheckError
+    from edgec.load.tflite_file import single_op_model
+    from edgec.runtime import micro
+
+    _int8(em, op.inputs[0], op.outputs[0])
+    variable = [i for i in op.inputs if i >= 0 and not em.tfl.tensors[i].is_constant]
+    if variable != [op.inputs[0]] or em.tfl.tensors[op.inputs[0]].elements != em.tfl.tensors[op.outputs[0]].elements:
+        raise Unsupported("it is not an elementwise function of one int8 input")
+    values = np.arange(256, dtype=np.uint8).astype(np.int8).reshape(1, 256)
+    try:
+        table = micro.run(single_op_model(em.data, op.index, 256), values, litert_verify=False).reshape(-1)
+    except RuntimeCheckError as exc:
+        raise Unsupported(f"TFLite-Micro did not run it alone to tabulate it ({exc})") from None
+    name = em.array(f"op{op.index}_table", "int8_t", table)
+    n = em.tfl.tensors[op.outputs[0]].elements
+    return f"ec_lookup({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {n}, {name});"
+
+
+def _source_positions(em, op) -> np.ndarray:
+    """For each output element of a data-moving op, the flat index of the input element it copies: TFLite-Micro
+    runs the op alone on inputs whose values are the base-256 digits of each element's index, one run per
+    digit. Raises Unsupported if an output is not a copy of one input element."""
+    from edgec.errors import RuntimeCheckError
+    from edgec.load.tflite_file import single_op_model
+    from edgec.runtime import micro
+
+    n = em.tfl.tensors[op.inputs[0]].elements
+    alone = single_op_model(em.data, op.index)
+    index = np.arange(n, dtype=np.int64)
+    source = None
+    digits = max(1, int(np.ceil(np.log(max(n, 2)) / np.log(256))))
+    try:
+        for k in range(digits):
+            values = ((index >> (8 * k)) & 0xFF).astype(np.uint8).astype(np.int8).reshape(1, n)
+            got = micro.run(alone, values, litert_verify=False).reshape(-1).astype(np.uint8).astype(np.int64)
+            source = got << (8 * k) if source is None else source | (got << (8 * k))
+    except RuntimeCheckError as exc:
+        raise Unsupported(f"TFLite-Micro did not run it alone to trace it ({exc})") from None
+    if source is None or source.max(initial=0) >= n:
+        raise Unsupported("its outputs are not copies of its input's elements")
+    return source
+
+
+def gather(em, op) -> str:
+    """An op that only moves values, as per-dimension offset tables (``c/gather.c``), traced on TFLite-Micro."""
+    _int8(em, op.inputs[0], op.outputs[0])
+    variable = [i for i in op.inputs if i >= 0 and not em.tfl.tensors[i].is_constant]
+    if variable != [op.inputs[0]]:
+        raise Unsupported("it has more than one input that is not a constant")
+    _same_quantization(em, op.inputs[0], op.outputs[0])
+    shape = [int(d) for d in em.tfl.tensors[op.outputs[0]].shape] or [1]
+    shape = [1] * (4 - len(shape)) + shape
+    source = _source_positions(em, op).reshape(shape)
+    rank = len(shape)
+    base = int(source.reshape(-1)[0])
+    axis = [source[tuple(slice(None) if d == k else 0 for d in range(rank))].reshape(-1) - base for k in range(rank)]
+    rebuilt = base + sum(o.reshape([-1 if d == k else 1 for d in range(rank)]) for k, o in enumerate(axis))
+    if not np.array_equal(rebuilt, source):
+        raise Unsupported("its outputs do not follow one offset per output coordinate")
+    # more than four dimensions: the leading ones become one, its offsets their sums
+    lead = rank - 3
+    merged = sum(o.reshape([-1 if d == k else 1 for d in range(lead)]) for k, o in enumerate(axis[:lead]))
+    offsets = [np.asarray(merged).reshape(-1), *axis[lead:]]
+    dims = [len(o) for o in offsets]
+    tables = [em.array(f"op{op.index}_offsets{k}", "int32_t", o) for k, o in enumerate(offsets)]
+    fields = {"dims": em.initializer_list(dims), "base": base, "offset": "{" + ", ".join(tables) + "}",
+              "contiguous": int(np.array_equal(offsets[3], np.arange(dims[3])))}
+    params = em.struct(f"op{op.index}", "ec_gather", fields)
+    return f"ec_gather(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """C's integer division (toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def _bilinear_axis(out_size: int, in_size: int, align: bool, half: bool) -> tuple[list, list, list]:
+    """ResizeBilinearInteger's source indices and 10-bit fractions along one axis."""
+    scale = _trunc_div((1 << 10) * in_size + out_size // 2, out_size)
+    if align and out_size > 1:
+        scale = _trunc_div((1 << 10) * (in_size - 1) + (out_size - 1) // 2, out_size - 1)
+    lo, hi, frac = [], [], []
+    for v in range(out_size):
+        scaled = v * scale + _trunc_div(scale, 2) - (1 << 9) if half else v * scale
+        low = max(_trunc_div(scaled, 1 << 10), 0)
+        lo.append(low)
+        hi.append(min(_trunc_div(scaled + (1 << 10) - 1, 1 << 10), in_size - 1))
+        frac.append(scaled - (1 << 10) * low)
+    return lo, hi, frac
+
+
+def resize_bilinear(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    ih, iw, c = _nhwc(em, op.inputs[0])
+    oh, ow, _ = _nhwc(em, op.outputs[0])
+    align, half = op.options.get("align_corners", False), op.options.get("half_pixel_centers", False)
+    ys, xs = _bilinear_axis(oh, ih, align, half), _bilinear_axis(ow, iw, align, half)
+    weight = max(abs(1024 - f) for f in ys[2] + xs[2]) if ys[2] + xs[2] else 1024
+    if 4 * 128 * max(weight, 1024) ** 2 >= 2 ** 31:
+        raise Unsupported("its interpolation weights would overflow the int32 sums")
+    fields = {"in_w": iw, "channels": c, "out_h": oh, "out_w": ow}
+    for axis, (lo, hi, frac) in (("y", ys), ("x", xs)):
+        fields[f"{axis}0"] = em.array(f"op{op.index}_{axis}0", "int16_t", np.array(lo))
+        fields[f"{axis}1"] = em.array(f"op{op.index}_{axis}1", "int16_t", np.array(hi))
+        fields[f"f{axis}"] = em.array(f"op{op.index}_f{axis}", "int16_t", np.array(frac))
+    params = em.struct(f"op{op.index}", "ec_resize_bilinear", fields)
+    return f"ec_resize_bilinear(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 
 
 def _transpose_padding(out_size: int, stride: int, kernel: int, padding: int) -> int:
@@ -508,6 +688,14 @@ def elementwise_overlap(tfl, op) -> tuple[int, int] | None:
     return (same[0], 0) if same else None
 
 
+# Elementwise int8 ops computed from a table of TFLite-Micro's own outputs (``lookup``).
+LOOKUP_OPS = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ABS", "RELU6", "RELU_N1_TO_1", "ELU", "NEG",
+              "GELU", "RSQRT", "SQRT", "LOG", "EXP", "SQUARE")
+
+# Ops that only move values, traced on TFLite-Micro into per-dimension offsets (``gather``).
+GATHER_OPS = ("STRIDED_SLICE", "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", "BROADCAST_TO", "TILE",
+              "REVERSE_V2", "GATHER", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "MIRROR_PAD", "SQUEEZE", "EXPAND_DIMS")
+
 # op name -> (kernel files in c/, the kernel's own file last; emitter; scratch bytes it needs, given
 # (model, op), or None). The scratch buffer lives in the planned arena only while its op runs.
 SHARED_KERNELS = ("fixedpoint.c", "clamp.c", "simd.c")  # helpers several kernels use
@@ -531,13 +719,22 @@ OPS: dict[str, Op] = {
     "FULLY_CONNECTED": Op((*_PRODUCT, "fully_connected.c"), fully_connected, fc_scratch),
     "AVERAGE_POOL_2D": Op(("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d"), None, pool_overlap),
     "MAX_POOL_2D": Op(("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d"), None, pool_overlap),
-    "ADD": Op(("fixedpoint.c", "clamp.c", "add.c"), add, None, elementwise_overlap),
+    "ADD": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
+    "SUB": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
+    "MAXIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
+    "MINIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
     "MUL": Op(("fixedpoint.c", "clamp.c", "mul.c"), mul, None, elementwise_overlap),
+    "PRELU": Op(("fixedpoint.c", "clamp.c", "prelu.c"), prelu, None, elementwise_overlap),
     "QUANTIZE": Op(("fixedpoint.c", "clamp.c", "requantize.c"), quantize, None, elementwise_overlap),
     "RELU": Op(("fixedpoint.c", "clamp.c", "requantize.c"), relu, None, elementwise_overlap),
+    **{kind: Op(("lookup.c",), lookup, None, elementwise_overlap) for kind in LOOKUP_OPS},
+    **{kind: Op((*SHARED_KERNELS, "gather.c"), gather) for kind in GATHER_OPS},
     "TRANSPOSE_CONV": Op(("fixedpoint.c", "clamp.c", "transpose_conv.c"), transpose_conv, transpose_conv_scratch),
     "CONCATENATION": Op((*SHARED_KERNELS, "concatenation.c"), concatenation),
+    "RESIZE_BILINEAR": Op(("resize_bilinear.c",), resize_bilinear),
     "MEAN": Op(("fixedpoint.c", "clamp.c", "mean.c"), mean, mean_scratch),
+    "REDUCE_MAX": Op(("reduce_max.c",), reduce_max),
+    "REDUCE_MIN": Op(("reduce_max.c",), reduce_max),
     "PAD": Op((*SHARED_KERNELS, "pad.c"), pad),
     "PADV2": Op((*SHARED_KERNELS, "pad.c"), pad),
     "RESHAPE": Op(("reshape.c",), reshape),

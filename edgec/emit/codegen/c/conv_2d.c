@@ -1,4 +1,5 @@
-/* CONV_2D, int8 (TFLite's reference_integer_ops::ConvPerChannel, batch 1) as an
+/* CONV_2D, int8 (TFLite's reference_integer_ops::ConvPerChannel, batch 1, any
+ * dilation) as an
  * im2col matrix product, two output pixels at a time, one product per group of
  * a grouped convolution. A 1x1 convolution without padding over a multiple of 4
  * channels per group reads its input in place; otherwise each pixel's patch is
@@ -11,6 +12,7 @@ struct ec_conv_2d {
     int out_h, out_w, out_c;
     int k_h, k_w;
     int stride_h, stride_w;
+    int dilation_h, dilation_w;
     int pad_h, pad_w;
     int8_t in_zero_point;
     int in_place;                 /* 1x1, no padding, group_c a multiple of 4: no patches */
@@ -33,14 +35,14 @@ EC_SPECIALIZED const int8_t *ec_conv_patch(const struct ec_conv_2d *p, const int
         return in + (y0 * p->in_w + x0) * p->in_c;
     }
     for (ky = 0; ky < p->k_h; ++ky, dst += row_bytes) {
-        const int y = y0 + ky;
+        const int y = y0 + ky * p->dilation_h;
         if (y < 0 || y >= p->in_h) {
             ec_fill_bytes(dst, p->in_zero_point, row_bytes);
-        } else if (x0 >= 0 && x0 + p->k_w <= p->in_w && gc == p->in_c) {
+        } else if (x0 >= 0 && x0 + p->k_w <= p->in_w && gc == p->in_c && p->dilation_w == 1) {
             ec_copy_bytes(dst, in + (y * p->in_w + x0) * p->in_c, row_bytes);
         } else {
             for (kx = 0; kx < p->k_w; ++kx) {
-                const int x = x0 + kx;
+                const int x = x0 + kx * p->dilation_w;
                 if (x < 0 || x >= p->in_w) {
                     ec_fill_bytes(dst + kx * gc, p->in_zero_point, gc);
                 } else {

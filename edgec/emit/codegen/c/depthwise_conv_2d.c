@@ -1,5 +1,6 @@
 /* DEPTHWISE_CONV_2D, int8, per-channel (TFLite's
- * reference_integer_ops::DepthwiseConvPerChannel, batch 1; filter 1HWO). With a
+ * reference_integer_ops::DepthwiseConvPerChannel, batch 1, any dilation;
+ * filter 1HWO). With a
  * depth multiplier of 1 and a multiple of 4 channels, four channels at a time:
  * per kernel tap one load of inputs and one of weights, the input offset added to
  * both int16 halves (SADD16), and one SMLABB or SMLATT per channel. */
@@ -9,6 +10,7 @@ struct ec_depthwise_conv_2d {
     int k_h, k_w;
     int multiplier;           /* output channels per input channel */
     int stride_h, stride_w;
+    int dilation_h, dilation_w;
     int pad_h, pad_w;
     int32_t in_offset;
     int32_t out_offset;
@@ -32,12 +34,14 @@ EC_SPECIALIZED void ec_depthwise_conv_2d(const struct ec_depthwise_conv_2d *p, c
     int oy, ox, c, m, ky, kx;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int y0 = oy * p->stride_h - p->pad_h;
-        const int ky_lo = y0 < 0 ? -y0 : 0;
-        const int ky_hi = y0 + p->k_h > p->in_h ? p->in_h - y0 : p->k_h;
+        /* the kernel rows and columns inside the input */
+        const int dh = p->dilation_h, dw = p->dilation_w;
+        const int ky_lo = y0 < 0 ? (-y0 + dh - 1) / dh : 0;
+        const int ky_hi = (p->in_h - y0 + dh - 1) / dh < p->k_h ? (p->in_h - y0 + dh - 1) / dh : p->k_h;
         for (ox = 0; ox < p->out_w; ++ox) {
             const int x0 = ox * p->stride_w - p->pad_w;
-            const int kx_lo = x0 < 0 ? -x0 : 0;
-            const int kx_hi = x0 + p->k_w > p->in_w ? p->in_w - x0 : p->k_w;
+            const int kx_lo = x0 < 0 ? (-x0 + dw - 1) / dw : 0;
+            const int kx_hi = (p->in_w - x0 + dw - 1) / dw < p->k_w ? (p->in_w - x0 + dw - 1) / dw : p->k_w;
             int8_t *o = out + (oy * p->out_w + ox) * p->out_c;
             if (simd) {
                 for (c = 0; c < p->in_c; c += 4) {
@@ -46,7 +50,7 @@ EC_SPECIALIZED void ec_depthwise_conv_2d(const struct ec_depthwise_conv_2d *p, c
                     int32_t acc2 = p->bias[c + 2];
                     int32_t acc3 = p->bias[c + 3];
                     for (ky = ky_lo; ky < ky_hi; ++ky) {
-                        const int8_t *src = in + ((y0 + ky) * p->in_w + x0 + kx_lo) * p->in_c + c;
+                        const int8_t *src = in + ((y0 + ky * dh) * p->in_w + x0 + kx_lo * dw) * p->in_c + c;
                         const int8_t *w = p->weights + (ky * p->k_w + kx_lo) * p->out_c + c;
                         for (kx = kx_lo; kx < kx_hi; ++kx) {
                             const uint32_t x = ec_load4(src);
@@ -59,7 +63,7 @@ EC_SPECIALIZED void ec_depthwise_conv_2d(const struct ec_depthwise_conv_2d *p, c
                             acc2 = ec_smlatt(x02, w02, acc2);
                             acc1 = ec_smlabb(x13, w13, acc1);
                             acc3 = ec_smlatt(x13, w13, acc3);
-                            src += p->in_c;
+                            src += dw * p->in_c;
                             w += p->out_c;
                         }
                     }
@@ -77,7 +81,7 @@ EC_SPECIALIZED void ec_depthwise_conv_2d(const struct ec_depthwise_conv_2d *p, c
                     for (ky = ky_lo; ky < ky_hi; ++ky) {
                         for (kx = kx_lo; kx < kx_hi; ++kx) {
                             acc += (int32_t)p->weights[(ky * p->k_w + kx) * p->out_c + oc] *
-                                   ((int32_t)in[((y0 + ky) * p->in_w + x0 + kx) * p->in_c + c] + p->in_offset);
+                                   ((int32_t)in[((y0 + ky * dh) * p->in_w + x0 + kx * dw) * p->in_c + c] + p->in_offset);
                         }
                     }
                     o[oc] = ec_dw_output(p, acc, oc);
