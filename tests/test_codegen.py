@@ -132,14 +132,16 @@ def test_a_one_step_rounding_error_is_caught(variants, tmp_path):
 def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
     from edgec.convert.int8 import convert_int8
 
+    import tensorflow as tf
+
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
-    out = tfk.layers.Activation("softsign", name="soft")(x)  # x / (1 + |x|): DIV
+    out = tfk.layers.Lambda(tf.nn.log_softmax, name="log_probs")(x)  # LOG_SOFTMAX
     data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 4, 4, 2)).astype(np.float32))
-    path = tmp_path / "soft.tflite"
+    path = tmp_path / "log.tflite"
     path.write_bytes(data)
     proc = run_cli("emit-c", str(path), "--out", str(tmp_path / "c"), "--no-mcu")
-    assert_one_line_error(proc, 2, "DIV", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
+    assert_one_line_error(proc, 2, "LOG_SOFTMAX", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
     assert not (tmp_path / "c").exists()
 
 
@@ -454,7 +456,7 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     """The ops added for issue 23's coverage, in one Keras 3 model, on the host and under QEMU: tables from
     TFLite-Micro's own kernels (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU), moves traced on it (TRANSPOSE,
     BROADCAST_TO, RESIZE_NEAREST_NEIGHBOR, STRIDED_SLICE), dilated CONV_2D and DEPTHWISE_CONV_2D, SUB, MINIMUM,
-    PRELU and RESIZE_BILINEAR."""
+    PRELU, DIV (softsign) and RESIZE_BILINEAR."""
     from edgec.convert.int8 import convert_int8
 
     L = k3.layers
@@ -462,7 +464,7 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     inp = k3.Input((10, 10, 4))
     a = L.Conv2D(8, 3, padding="same", dilation_rate=2, activation="sigmoid")(inp)
     b = L.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="tanh")(L.Conv2D(8, 1)(inp))
-    x = L.Subtract()([a, b])
+    x = L.Subtract()([a, L.Activation("softsign")(b)])  # softsign: ABS, ADD, DIV
     x = L.Minimum()([x, L.LeakyReLU(negative_slope=0.2)(b)])
     x = L.PReLU()(L.Conv2D(8, 1, activation="hard_silu")(x))
     x = L.Permute((2, 1, 3))(x)
@@ -473,7 +475,7 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     data = convert_int8(k3.Model(inp, out), np.random.default_rng(8).normal(size=(32, 10, 10, 4)).astype(np.float32))
     tfl = read_tflite(data)
     wanted = {"LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "TRANSPOSE", "BROADCAST_TO", "STRIDED_SLICE",
-              "SUB", "MINIMUM", "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}
+              "SUB", "MINIMUM", "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "DIV", "ABS"}
     assert wanted <= set(tfl.op_counts), set(tfl.op_counts)
     assert any(op.options.get("dilation") == (2, 2) for op in tfl.ops if op.name == "DEPTHWISE_CONV_2D")
     mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"

@@ -224,15 +224,15 @@ def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
     assert report["verification"]["output_error_steps_max"] <= 40, report["verification"]
 
 
-# softsign (DIV) and log_softmax (LOG_SOFTMAX) have no C kernel yet
-C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a not in ("softsign", "log_softmax")]
+# log_softmax (LOG_SOFTMAX) has no C kernel yet
+C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a != "log_softmax"]
 
 
 @pytest.mark.skipif(not have("gcc"), reason="gcc is not installed (make test installs it)")
 def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     """Issue 23: the zoo's ops in generated C (PAD, STRIDED_SLICE, PRELU, MUL, MEAN, CONCATENATION, MAXIMUM,
     BROADCAST_TO, RESIZE_BILINEAR, REDUCE_MAX, QUANTIZE and the activations' LOGISTIC, TANH, HARD_SWISH,
-    LEAKY_RELU...), bit-exact with TFLite-Micro on probe inputs and validation samples (and under QEMU where
+    LEAKY_RELU, ABS and DIV (softsign)...), bit-exact with TFLite-Micro on probe inputs and validation samples (and under QEMU where
     the ARM tools are installed)."""
     k3.utils.set_random_seed(4)
     x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
@@ -245,7 +245,7 @@ def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     report = json.loads(proc.stdout)
     ops = set(report["tflite"]["ops"])
     assert {"PRELU", "STRIDED_SLICE", "RESIZE_BILINEAR", "REDUCE_MAX", "HARD_SWISH", "LOGISTIC", "TANH",
-            "LEAKY_RELU", "MEAN", "CONCATENATION", "MUL", "MAXIMUM", "PAD"} <= ops
+            "LEAKY_RELU", "MEAN", "CONCATENATION", "MUL", "MAXIMUM", "PAD", "DIV", "ABS"} <= ops
     c = report["measurements"]["c"]
     assert c["host"]["bit_exact"] and c["host"]["samples"] > 3
     assert "skipped" in c["mcu"] or c["mcu"]["bit_exact"]

@@ -193,9 +193,9 @@ def _options(op, schema) -> dict:
         o = schema.FullyConnectedOptions()
         o.Init(table.Bytes, table.Pos)
         return {"activation": o.FusedActivationFunction(), "weights_format": o.WeightsFormat()}
-    if t in (kinds.AddOptions, kinds.SubOptions, kinds.MulOptions):
+    if t in (kinds.AddOptions, kinds.SubOptions, kinds.MulOptions, kinds.DivOptions):
         o = {kinds.AddOptions: schema.AddOptions, kinds.SubOptions: schema.SubOptions,
-             kinds.MulOptions: schema.MulOptions}[t]()
+             kinds.MulOptions: schema.MulOptions, kinds.DivOptions: schema.DivOptions}[t]()
         o.Init(table.Bytes, table.Pos)
         return {"activation": o.FusedActivationFunction()}
     if t == kinds.UnidirectionalSequenceLSTMOptions:

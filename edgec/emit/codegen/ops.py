@@ -346,6 +346,19 @@ def add(em, op) -> str:
             f"{em.ptr(op.outputs[0])});")
 
 
+def div(em, op) -> str:
+    """DIV: the multiplier from float32 arithmetic, as TFLite-Micro's div.cc computes it."""
+    _int8(em, *op.inputs, op.outputs[0])
+    a, b, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
+    m, shift = quant.quantize_multiplier(float(np.float32(a.scale) / (np.float32(b.scale) * np.float32(o.scale))))
+    lo, hi = _act(em, op)
+    fields = {**_binary_shapes(em, op), "a_offset": -_zp(em, op.inputs[0]), "b_offset": -_zp(em, op.inputs[1]),
+              "out_offset": _zp(em, op.outputs[0]), "mult": m, "shift": shift, "act_min": lo, "act_max": hi}
+    params = em.struct(f"op{op.index}", "ec_div", fields)
+    return (f"ec_div(&{params}, {_binary_operand(em, op, 0)}, {_binary_operand(em, op, 1)}, "
+            f"{em.ptr(op.outputs[0])});")
+
+
 def maximum(em, op) -> str:
     _int8(em, *op.inputs, op.outputs[0])
     params = em.struct(f"op{op.index}", "ec_maximum", {**_binary_shapes(em, op),
@@ -721,6 +734,7 @@ OPS: dict[str, Op] = {
     "MAX_POOL_2D": Op(("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d"), None, pool_overlap),
     "ADD": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
     "SUB": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
+    "DIV": Op(("fixedpoint.c", "clamp.c", "div.c"), div, None, elementwise_overlap),
     "MAXIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
     "MINIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
     "MUL": Op(("fixedpoint.c", "clamp.c", "mul.c"), mul, None, elementwise_overlap),

@@ -37,3 +37,51 @@ static inline int32_t ec_requantize(int32_t x, int32_t multiplier, int32_t shift
     mask = (int32_t)((1u << -shift) - 1u);
     return (high >> -shift) + ((high & mask) > (mask >> 1) + (high < 0));
 }
+
+static inline int32_t ec_sat_shl(int32_t x, int exponent)
+{
+    const int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1u);
+    if (x > threshold) {
+        return INT32_MAX;
+    }
+    if (x < -threshold) {
+        return INT32_MIN;
+    }
+    return x * (1 << exponent);
+}
+
+
+static inline int32_t ec_one_over_one_plus_x(int32_t a)
+{
+    /* 1 / (1 + a) for a in [0, 1), Q0.31 in and out; Newton-Raphson in Q2.29 */
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 + ec_high_mul(half_denominator, -1010580540);
+    int i;
+    for (i = 0; i < 3; ++i) {
+        const int32_t one_minus = (1 << 29) - ec_high_mul(half_denominator, x);
+        x = x + ec_sat_shl(ec_high_mul(x, one_minus), 2);
+    }
+    return ec_sat_shl(x, 1);
+}
+
+
+static inline int ec_leading_zeros(uint32_t x)
+{
+    int n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while (!(x & 0x80000000u)) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+}
+
+
+/* TFLite's CountLeadingSignBits for int32 (31 for 0 and -1) */
+static inline int ec_leading_sign_bits(int32_t x)
+{
+    return ec_leading_zeros((uint32_t)(x ^ (x >> 31))) - 1;
+}

@@ -1,18 +1,6 @@
 /* SOFTMAX, int8 in and out (output scale 1/256, zero point -128): TFLite's
  * reference_ops::Softmax with gemmlowp's fixed-point exp and reciprocal.
  * Q formats: inputs to exp have 5 integer bits, the sum of exps 12. */
-static int32_t ec_sat_shl(int32_t x, int exponent)
-{
-    const int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1u);
-    if (x > threshold) {
-        return INT32_MAX;
-    }
-    if (x < -threshold) {
-        return INT32_MIN;
-    }
-    return x * (1 << exponent);
-}
-
 static int32_t ec_exp_quarter(int32_t a)
 {
     /* exp(a) for a in [-1/4, 0), Q0.31; Taylor series around -1/8 */
@@ -43,33 +31,6 @@ static int32_t ec_exp_negative(int32_t a)
         }
     }
     return a == 0 ? INT32_MAX : result;
-}
-
-static int32_t ec_one_over_one_plus_x(int32_t a)
-{
-    /* 1 / (1 + a) for a in [0, 1), Q0.31 in and out; Newton-Raphson in Q2.29 */
-    const int64_t sum = (int64_t)a + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
-    int32_t x = 1515870810 + ec_high_mul(half_denominator, -1010580540);
-    int i;
-    for (i = 0; i < 3; ++i) {
-        const int32_t one_minus = (1 << 29) - ec_high_mul(half_denominator, x);
-        x = x + ec_sat_shl(ec_high_mul(x, one_minus), 2);
-    }
-    return ec_sat_shl(x, 1);
-}
-
-static int ec_leading_zeros(uint32_t x)
-{
-    int n = 0;
-    if (x == 0) {
-        return 32;
-    }
-    while (!(x & 0x80000000u)) {
-        x <<= 1;
-        ++n;
-    }
-    return n;
 }
 
 static void ec_softmax(const int8_t *in, int8_t *out, int rows, int depth,
