@@ -16,6 +16,7 @@ from conftest import assert_one_line_error, have, run_cli, shared_model
 from edgec.check import targets
 from edgec.emit.codegen import generate, quant, toolchain
 from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+from edgec.errors import RuntimeCheckError
 from edgec.load.tflite_file import read_tflite, read_tflite_file
 from edgec.runtime import micro
 
@@ -482,3 +483,18 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     gen, section = emit_and_verify(data, tfl, "cover", "cover", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
     assert section["host"]["bit_exact"] and (mcu == "off" or section["mcu"]["bit_exact"])
     assert {"LOOKUP", "GATHER", "PRELU", "RESIZE_BILINEAR", "MAXIMUM"} <= set(gen.kernels)
+
+
+@needs_gcc
+@needs_arm
+def test_a_model_too_large_for_the_emulated_board_is_checked_on_the_host(variants, monkeypatch, tmp_path):
+    """A model whose code and weights overflow the emulated board's flash (here a 4 KiB one, in place of
+    mps2-an386's 4 MiB) is verified on the host and the QEMU run is reported as skipped, with the reason;
+    where the QEMU measurement is required (a runtime "c" target) it is an error saying so."""
+    data, tfl = variants[True]
+    real = toolchain._harness
+    monkeypatch.setattr(toolchain, "_harness", lambda f: real(f).replace("LENGTH = 4M\n    RAM", "LENGTH = 4K\n    RAM"))
+    _, section = emit_and_verify(data, tfl, "big", "big", probe_inputs(tfl, 5), mcu="auto", workdir=tmp_path / "a")
+    assert section["host"]["bit_exact"] and "does not fit mps2-an386" in section["mcu"]["skipped"]
+    with pytest.raises(RuntimeCheckError, match="does not fit mps2-an386"):
+        emit_and_verify(data, tfl, "big", "big", probe_inputs(tfl, 5), mcu="require", workdir=tmp_path / "r")

@@ -21,6 +21,7 @@ from edgec.errors import RuntimeCheckError
 C_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]
 QEMU_MACHINE = "mps2-an386"
+BOARD_MEMORY = "4 MiB of code memory and 4 MiB of data memory"  # harness/mps2_an386.ld
 TIMER_HZ = 25_000_000  # mps2-an386's APB timers run on the 25 MHz system clock
 ICOUNT_SHIFT = 0        # -icount shift=0: one guest instruction per virtual nanosecond
 
@@ -138,10 +139,18 @@ def build_mcu(gen, inputs_q: np.ndarray, workdir: Path, opt: str = "-O2",
     elf = workdir / f"{gen.name}.elf"
     # the harness holds startup code (a vector table of function pointers): no -pedantic
     per_op = [f"-DPER_OP={ops}", "-DEC_PROFILE"] if ops else []
-    _run([cc, "-std=c99", "-Wall", "-Wextra", *flags, *_defines(gen), *per_op, "-nostartfiles", "--specs=nano.specs",
-          "-T", str(workdir / "mps2_an386.ld"), "-Wl,--gc-sections", str(obj),
-          str(workdir / "mcu_main.c"), str(workdir / "inputs.c"), "-o", str(elf)],
-         "linking the Cortex-M4 image (libnewlib-arm-none-eabi)", 600)
+    link = [cc, "-std=c99", "-Wall", "-Wextra", *flags, *_defines(gen), *per_op, "-nostartfiles", "--specs=nano.specs",
+            "-T", str(workdir / "mps2_an386.ld"), "-Wl,--gc-sections", str(obj),
+            str(workdir / "mcu_main.c"), str(workdir / "inputs.c"), "-o", str(elf)]
+    try:
+        proc = subprocess.run(link, capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise RuntimeCheckError("linking the Cortex-M4 image did not finish within 600 s") from None
+    if proc.returncode != 0 and b"overflowed by" in proc.stderr:
+        raise RuntimeCheckError(f"the generated C for {gen.name} does not fit {QEMU_MACHINE}'s {BOARD_MEMORY} "
+                                "(its code and weights, or its buffers), so it runs on the host only")
+    if proc.returncode != 0:
+        _run(link, "linking the Cortex-M4 image (libnewlib-arm-none-eabi)", 600)
     return elf, obj
 
 
