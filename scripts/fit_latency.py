@@ -24,7 +24,7 @@ from scipy.optimize import nnls
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgec.check.latency import LIBRARIES, TERMS, op_terms  # noqa: E402
+from edgec.check.latency import LIBRARIES, TERMS, conv_kind, op_terms  # noqa: E402
 
 MEASURED = ROOT.parent / "shared" / "mcu" / "tflm_cortex_m4.json"
 PUBLISHED = MEASURED.parent / "published.md"
@@ -50,15 +50,18 @@ def measured_rows() -> dict[str, list[dict]]:
     for model, entry in data["models"].items():
         for key, lib in _LIB_KEYS.items():
             for op in entry["libs"][key]["ops"]:
-                rows[lib].append({**op, "model": model, "instructions": op["instructions"] - 24.0})
+                kind = conv_kind(op["op"], op.get("kernel") or [0, 0], op.get("stride_hint") or [0, 0],
+                                 op.get("in_c") or 0, padded=False)
+                rows[lib].append({**op, "op": kind, "model": model, "instructions": op["instructions"] - 24.0})
     return rows
 
 
 def features(op: dict) -> dict[str, float]:
     """The terms of one measured op, from the fields the measurement recorded."""
     kernel = op.get("kernel") or [1, 1]
+    out_c = op.get("out_c") or 1
     return op_terms(macs=op["macs"], outputs=op["output_elements"], inputs=op["input_elements"],
-                    taps=op["output_elements"] * kernel[0] * kernel[1])
+                    taps=op["output_elements"] * kernel[0] * kernel[1], patch=op["macs"] / out_c)
 
 
 def fit(rows: list[dict]) -> dict[str, dict]:

@@ -37,21 +37,30 @@ def test_bad_budget_specs(spec, words):
 
 @pytest.mark.parametrize("kernels", ["tflm-reference", "tflm-cmsis-nn"])
 def test_latency_is_the_instruction_model_times_cycles_per_instruction_over_clock(tiny_tflite, kernels):
-    """Oracle: each op's terms (fixed, per MAC, per output value, per kernel tap, per input value) times the
-    profile's fitted coefficients for its kind, summed by hand, times cycles per instruction, over the clock."""
+    """Oracle: each op's terms (fixed, per MAC, per output value, per kernel tap, per patch value, per input
+    value) times the profile's fitted coefficients for its kind (a 1x1 stride-1 convolution over a multiple of
+    4 channels has its own), summed by hand, times cycles per instruction, over the clock."""
     t = targets.get("cortex-m4").with_kernels(kernels)
     tfl = read_tflite(tiny_tflite)
     m = measure(tiny_tflite, tfl, t, Arena(1000, 600, 400, 1000), host_latency=False)
     tab = t.instructions[kernels]
     want = 0.0
+    kinds = set()
     for op in tfl.ops:
         out = sum(tfl.tensors[i].elements for i in op.outputs)
-        c = tab[op.name]
+        kind = op.name
+        if op.name == "CONV_2D":
+            o, kh, kw, i = tfl.tensors[op.inputs[1]].shape
+            if (kh, kw) == (1, 1) and tuple(op.options["stride"]) == (1, 1) and i % 4 == 0:
+                kind = "CONV_2D_1X1"
+        kinds.add(kind)
+        c = tab[kind]
         want += c.get("fixed", 0) + c.get("per_output", 0) * out + c.get("per_mac", 0) * op.macs
         if op.name == "CONV_2D":
-            want += c.get("per_tap", 0) * op.macs / tfl.tensors[op.inputs[1]].shape[-1]
+            want += c.get("per_tap", 0) * op.macs / i + c.get("per_patch", 0) * op.macs / o
         if op.name.endswith("POOL_2D"):
             want += c.get("per_input", 0) * tfl.tensors[op.inputs[0]].elements
+    assert "CONV_2D" in kinds  # the model has a convolution costed by the general table
     assert m["instructions"] == pytest.approx(want, abs=len(tfl.ops))  # per-op rounding
     assert m["cycles"] == pytest.approx(want * t.cycles_per_instruction[kernels], rel=1e-3)
     assert m["latency_ms"] == pytest.approx(1000 * m["cycles"] / t.clock_hz)
@@ -185,3 +194,15 @@ def test_an_op_kind_without_measurements_is_costed_as_a_similar_one_and_named():
     assert tanh["costed_as"] == "ADD" and tanh["instructions"] == round(16 * per_value)
     assert m["latency_not_measured"] == ["TANH (as ADD)"]
     assert "TANH (as ADD)" in latency_warnings(m)[0]
+
+
+def test_pointwise_convolutions_are_costed_by_their_own_kernel_path():
+    """CMSIS-NN runs a 1x1 stride-1 convolution over a multiple of 4 channels as a plain matrix product:
+    KWS's four pointwise layers are costed by the CONV_2D_1X1 table, its first (10x4) layer by CONV_2D."""
+    from edgec.check import latency
+    from edgec.load.tflite_file import read_tflite_file
+
+    _, tfl = read_tflite_file(shared_model("kws_ref_model.tflite"))
+    rows = latency.op_table(tfl, targets.get("cortex-m4"))
+    kinds = [r["costed_as"] for r in rows if r["op"] == "CONV_2D"]
+    assert kinds == ["CONV_2D"] + ["CONV_2D_1X1"] * 4

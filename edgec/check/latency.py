@@ -24,7 +24,12 @@ LIBRARIES = ("tflm-reference", "tflm-cmsis-nn", "c")  # TFLite-Micro's kernels, 
 RENAMED = {"reference": "tflm-reference", "optimized": "tflm-cmsis-nn"}  # the names before the libraries were named
 # The terms each op kind's instructions are fitted on and estimated from.
 TERMS: dict[str, tuple[str, ...]] = {
-    "CONV_2D": ("fixed", "per_output", "per_tap", "per_mac"),
+    # per_patch: the values an im2col copies (output pixels x kernel positions x input channels), which
+    # CMSIS-NN's general convolution widens to int16 before its matrix product
+    "CONV_2D": ("fixed", "per_output", "per_tap", "per_patch", "per_mac"),
+    # a 1x1 convolution at stride 1 without padding over a multiple of 4 channels: a plain matrix product
+    # (CMSIS-NN's arm_convolve_1x1_s8_fast), no im2col
+    "CONV_2D_1X1": ("per_mac",),
     # every measured depthwise kernel is 3x3, so per output and per MAC cannot be told apart: per MAC, which
     # scales with the kernel size
     "DEPTHWISE_CONV_2D": ("fixed", "per_mac"),
@@ -34,28 +39,46 @@ TERMS: dict[str, tuple[str, ...]] = {
     "default": ("fixed", "per_output"),  # elementwise ops, softmax, reshape
 }
 # Op kinds without measurements of their own, costed as the measured kind with the same inner loop.
-STAND_IN = {"TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
+STAND_IN = {"CONV_2D_1X1": "CONV_2D", "TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
             "UNIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED",
             "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE"}
 _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 
 
-def op_terms(macs: float, outputs: float, inputs: float, taps: float) -> dict[str, float]:
+def op_terms(macs: float, outputs: float, inputs: float, taps: float, patch: float = 0.0) -> dict[str, float]:
     """The values of every term for one op (``taps``: output values x kernel positions, a convolution's
-    MACs over its input channels)."""
+    MACs over its input channels; ``patch``: its MACs over its output channels)."""
     return {"fixed": 1.0, "per_mac": float(macs), "per_output": float(outputs), "per_input": float(inputs),
-            "per_tap": float(taps)}
+            "per_tap": float(taps), "per_patch": float(patch)}
+
+
+def conv_kind(name: str, kernel, stride, in_c: int, padded: bool) -> str:
+    """``CONV_2D_1X1`` for the convolutions that are a plain matrix product, else ``name``."""
+    if name == "CONV_2D" and list(kernel) == [1, 1] and list(stride) == [1, 1] and not padded and in_c % 4 == 0:
+        return "CONV_2D_1X1"
+    return name
+
+
+def kind_of(tfl: TFLiteModel, op: Op) -> str:
+    """The op kind whose table costs ``op``: its name, or a kernel path of it (``conv_kind``)."""
+    if op.name != "CONV_2D" or len(op.inputs) < 2:
+        return op.name
+    shape = tfl.tensors[op.inputs[1]].shape
+    kernel = list(shape[1:3]) if len(shape) == 4 else [0, 0]
+    return conv_kind(op.name, kernel, op.options.get("stride", (1, 1)), int(shape[-1]) if shape else 0,
+                     padded=False)  # a 1x1 kernel pads nothing
 
 
 def _terms_of(tfl: TFLiteModel, op: Op) -> dict[str, float]:
     outputs = sum(tfl.tensors[i].elements for i in op.outputs)
     inputs = tfl.tensors[op.inputs[0]].elements if op.inputs and op.inputs[0] >= 0 else 0
-    taps = 0.0
+    taps = patch = 0.0
     if op.name in _CONV_LIKE and len(op.inputs) > 1:
-        in_c = tfl.tensors[op.inputs[1]].shape[-1] if tfl.tensors[op.inputs[1]].shape else 1
-        taps = op.macs / max(in_c, 1)
-    return op_terms(op.macs, outputs, inputs, taps)
+        shape = tfl.tensors[op.inputs[1]].shape
+        taps = op.macs / max(shape[-1] if shape else 1, 1)
+        patch = op.macs / max(shape[0] if shape else 1, 1)
+    return op_terms(op.macs, outputs, inputs, taps, patch)
 
 
 def model_of(target: Target, op_name: str) -> tuple[str, dict[str, float]] | None:
@@ -76,7 +99,7 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict[str, Any]]:
     live = tfl.live_tensors()
     for op in tfl.ops:
         terms = _terms_of(tfl, op)
-        model = model_of(target, op.name)
+        model = model_of(target, kind_of(tfl, op))
         instructions, error, costed_as = 0.0, 0.0, None
         if model is not None:
             costed_as, table = model

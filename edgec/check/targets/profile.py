@@ -23,7 +23,7 @@ from edgec.errors import ConfigError, TargetError
 from edgec.load import limits
 from edgec.units import BUDGET_NAMES, parse_quantity
 
-TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "error")
+TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
 
