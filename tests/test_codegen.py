@@ -131,9 +131,9 @@ def test_a_one_step_rounding_error_is_caught(variants, tmp_path):
 
 
 def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
-    from edgec.convert.int8 import convert_int8
-
     import tensorflow as tf
+
+    from edgec.convert.int8 import convert_int8
 
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
@@ -493,7 +493,8 @@ def test_a_model_too_large_for_the_emulated_board_is_checked_on_the_host(variant
     where the QEMU measurement is required (a runtime "c" target) it is an error saying so."""
     data, tfl = variants[True]
     real = toolchain._harness
-    monkeypatch.setattr(toolchain, "_harness", lambda f: real(f).replace("LENGTH = 4M\n    RAM", "LENGTH = 4K\n    RAM"))
+    small = "LENGTH = 4K\n    RAM"
+    monkeypatch.setattr(toolchain, "_harness", lambda f: real(f).replace("LENGTH = 4M\n    RAM", small))
     _, section = emit_and_verify(data, tfl, "big", "big", probe_inputs(tfl, 5), mcu="auto", workdir=tmp_path / "a")
     assert section["host"]["bit_exact"] and "does not fit mps2-an386" in section["mcu"]["skipped"]
     with pytest.raises(RuntimeCheckError, match="does not fit mps2-an386"):

@@ -232,8 +232,8 @@ C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a != "log_softmax"]
 def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     """Issue 23: the zoo's ops in generated C (PAD, STRIDED_SLICE, PRELU, MUL, MEAN, CONCATENATION, MAXIMUM,
     BROADCAST_TO, RESIZE_BILINEAR, REDUCE_MAX, QUANTIZE and the activations' LOGISTIC, TANH, HARD_SWISH,
-    LEAKY_RELU, ABS and DIV (softsign)...), bit-exact with TFLite-Micro on probe inputs and validation samples (and under QEMU where
-    the ARM tools are installed)."""
+    LEAKY_RELU, ABS and DIV (softsign)...), bit-exact with TFLite-Micro on probe inputs and validation samples
+    (and under QEMU where the ARM tools are installed)."""
     k3.utils.set_random_seed(4)
     x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
     model = _alive(_zoo_model(k3, C_ACTIVATIONS), x)

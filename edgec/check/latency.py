@@ -14,6 +14,7 @@ grounded. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the profile module imports this one through the runtimes
@@ -53,7 +54,7 @@ def op_terms(macs: float, outputs: float, inputs: float, taps: float, patch: flo
             "per_tap": float(taps), "per_patch": float(patch)}
 
 
-def conv_kind(name: str, kernel, stride, in_c: int, padded: bool) -> str:
+def conv_kind(name: str, kernel: Sequence[int], stride: Sequence[int], in_c: int, padded: bool) -> str:
     """``CONV_2D_1X1`` for the convolutions that are a plain matrix product, else ``name``."""
     if name == "CONV_2D" and list(kernel) == [1, 1] and list(stride) == [1, 1] and not padded and in_c % 4 == 0:
         return "CONV_2D_1X1"

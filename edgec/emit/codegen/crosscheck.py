@@ -54,8 +54,9 @@ def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, input
                     mcu: str = "auto", target=None, workdir: Path | None = None) -> tuple[Generated, dict]:
     """Generate, compile on the host, compare with TFLite-Micro; then, unless ``mcu`` is
     ``"off"``, build for the Cortex-M4 and run under QEMU (``"require"``: missing tools, or a model
-    too large for the emulated board, are an error; ``"auto"``: they are reported as skipped). ``target`` (a profile) turns the
-    instruction count into milliseconds with its clock and ``cycles_per_instruction``.
+    too large for the emulated board, are an error; ``"auto"``: they are reported as skipped).
+    ``target`` (a profile) turns the instruction count into milliseconds with its clock and
+    ``cycles_per_instruction``.
 
     Returns:
         The generated sources and the report's ``c`` section.
