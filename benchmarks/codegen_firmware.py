@@ -12,7 +12,8 @@ differ by the metadata).
   against the firmware's data + bss + measured stack, with its arena at the smallest size that
   allocates on the M4 (the firmware was linked with edgec's larger 64-bit figure);
 - flash: C's code and constants in the ELF (with the C library functions it calls) against the
-  firmware's flash less its embedded test inputs (TFLM + CMSIS-NN + the model + a ~1.3 KB harness).
+  firmware's flash, which the shared file records without its embedded test inputs (TFLM + CMSIS-NN + the
+  model + a ~1.3 KB harness).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def run(sample: Path) -> list[dict]:
             theirs = cmsis["ops"][k]["instructions"] - cmsis["profiler_calibration"]["in_event_instructions"]
             ops.append({"op": op.name, "c": int(per_op[k]), "tflm_cmsis_nn": int(theirs),
                         "ratio": round(float(per_op[k]) / theirs, 3)})
-        flash_tflm = cmsis["flash"] - cmsis["inputs_bytes"]
+        flash_tflm = cmsis["flash"]  # text + rodata + data, its test inputs already left out
         ram_tflm = cmsis["ram"] - cmsis["arena_in_image"] + cmsis["min_arena"]  # its stack is in "ram"
         rows.append({
             "model": label, "bit_exact_host": c["host"]["samples"], "bit_exact_qemu": mcu["samples"],
@@ -94,7 +95,7 @@ def markdown(rows: list[dict]) -> list[str]:
     lines += ["", "TFLite-Micro's side is `../shared/mcu/tflm_cortex_m4.json` (measured once on the real firmware, "
               "generic kernel registration); the C side is measured in this run. TFLM RAM = the firmware's data + "
               "bss + its measured stack, with the arena at the smallest size that allocates on the M4; "
-              "TFLM flash = its flash less the embedded test inputs. With the int8-only registration edgec's "
+              "TFLM flash = its flash without the embedded test inputs. With the int8-only registration edgec's "
               "headers now emit, that firmware's runtime is 28-36 KB smaller (the shared README's range), so "
               "the flash ratio against such a firmware is higher than shown.", ""]
     return lines

@@ -44,6 +44,9 @@ def render(r: dict) -> list[str]:
         out.append("- **Latency estimate** / published MLPerf Tiny latency with a matching stack: " +
                    ", ".join(f"{x['model']} on {x['board']} ({x['software']}) **{x['ratio']}x**"
                              for x in lat["published"]) + ".")
+        if lat.get("flash"):
+            out.append("- **Firmware flash from parts** / measured TFLite-Micro firmware (Cortex-M4F): " +
+                       ", ".join(f"{x['model']} {x['kernels']} **{x['ratio']}x**" for x in lat["flash"]) + ".")
     if rows := r.get("codegen"):
         out.append("- **Generated C** / TFLite-Micro, bit-exact on host and QEMU (RAM: Cortex-M4 C vs arena; flash: "
                    "x86-64 C vs .tflite + the TFLite-Micro runtime code a linker keeps): " +

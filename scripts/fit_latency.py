@@ -1,4 +1,5 @@
-"""Fit the MCU latency model's instruction tables on ../shared/mcu and write them into the target profiles.
+"""Fit the MCU latency model's instruction tables and the runtime's flash by parts on ../shared/mcu, and write
+them into the target profiles.
 
 For each kernel library (TFLite-Micro's reference kernels, CMSIS-NN) and op kind, the instructions an op
 executes are fitted as a non-negative sum of terms (a fixed cost, per MAC, per output value, per kernel
@@ -186,6 +187,68 @@ def toml_block(fitted: dict[str, dict[str, dict]], cpi: dict) -> str:
     return "\n".join(lines) + "\n" + END
 
 
+# Profiles whose core runs the Thumb-2 code the firmware in ../shared/mcu was built to: its code sizes carry over.
+FLASH_PROFILES = ("cortex-m4", "cortex-m33", "cortex-m7")
+FLASH_BEGIN, FLASH_END = "# runtime flash: fitted by scripts/fit_latency.py, do not edit\n", "# runtime flash: end\n"
+_SAVING = re.compile(r"(\d+)-(\d+) KB runtime flash instead of (\d+)-(\d+) KB")
+
+
+def fit_flash() -> dict[str, dict]:
+    """Library -> {"framework", op: bytes, ..., "error"}: TFLite-Micro's runtime flash as parts. Each part's
+    size is measured in the x86-64 TFLite-Micro library the tflite-micro wheel ships (benchmarks/tflm_runtime.py:
+    the framework a firmware reaches, and what each op's kernel adds to it), and scaled to Cortex-M4 Thumb-2
+    by factors fitted on the real firmware in ../shared/mcu (least relative error of its flash, model
+    included): one for the reference build, one for CMSIS-NN's kernels beside the same framework; error = the
+    relative RMS error of the runtime's flash over its models."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import tflm_runtime
+
+    library = tflm_runtime.Binary(tflm_runtime.runtime_library())
+    framework = tflm_runtime.tflm_footprint([], library)[0].flash
+    kernels = {op: tflm_runtime.tflm_footprint([op], library)[0].flash - framework for op in tflm_runtime.PARSERS}
+    data = json.loads(MEASURED.read_text())["models"]
+    out: dict[str, dict] = {}
+    for key, lib in _LIB_KEYS.items():  # the reference kernels first: the framework is the same code for both
+        fw, ks, measured, models = [], [], [], []
+        for entry in data.values():
+            kinds = {o["op"] for o in entry["libs"][key]["ops"]}
+            fw.append(framework)
+            ks.append(sum(kernels[k] for k in kinds))
+            measured.append(entry["libs"][key]["runtime_flash"])
+            models.append(entry["model_bytes"])
+        y, model_bytes = np.array(measured, float), np.array(models, float)
+        if lib == "tflm-reference":
+            x, base = np.array(fw, float) + np.array(ks, float), np.zeros(len(y))
+        else:  # CMSIS-NN's kernels scaled on their own, beside the reference fit's framework
+            x, base = np.array(ks, float), np.full(len(y), out["tflm-reference"]["framework"], float)
+        # least relative error of the firmware's flash (the model + the runtime ~ base + scale * x), which is
+        # what a flash budget judges
+        total = y + model_bytes
+        scale = float(np.sum(x * (y - base) / total ** 2) / np.sum((x / total) ** 2))
+        fitted_fw = round(scale * framework) if lib == "tflm-reference" else out["tflm-reference"]["framework"]
+        table = {"framework": fitted_fw, **{k: round(scale * v) for k, v in sorted(kernels.items())}}
+        table["error"] = float(f"{np.sqrt(np.mean(((base + scale * x) / y - 1) ** 2)):.3g}")  # of the runtime
+        out[lib] = table
+    if m := _SAVING.search((MEASURED.parent / "README.md").read_text()):
+        low, high, gen_low, gen_high = (int(g) * 1000 for g in m.groups())
+        out["tflm-cmsis-nn"]["int8_saving_min"] = gen_low - low
+        out["tflm-cmsis-nn"]["int8_saving_max"] = gen_high - high
+    return out
+
+
+def flash_block(tables: dict[str, dict]) -> str:
+    lines = [FLASH_BEGIN.rstrip("\n"),
+             "# TFLite-Micro's runtime flash (its framework + the kernels a model registers, with libc/libgcc and a",
+             "# ~1.3 KB harness), per kernel library: each part measured in the wheel's x86-64 library and scaled to",
+             f"# Thumb-2 by one factor fitted on {MEASURED.name}'s firmware (error: relative RMS over its models).",
+             "# CMSIS-NN's figures are for the generic registration that firmware used; int8_saving_min/max: what",
+             "# registering the int8 kernels (as edgec's headers do) saved there, from its README."]
+    for lib, table in tables.items():
+        lines.append(f"[runtime_flash.{lib}]")
+        lines += [f"{k} = {v!r}" for k, v in table.items()]
+    return "\n".join(lines) + "\n" + FLASH_END
+
+
 def main() -> int:
     rows = measured_rows()
     fitted = {lib: fit(r) for lib, r in rows.items()}
@@ -209,6 +272,21 @@ def main() -> int:
                 text = text.rstrip("\n") + "\n\n" + block
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
+    flash = fit_flash()
+    for lib, table in flash.items():
+        print(f"{lib} runtime flash: " + ", ".join(f"{k}={v}" for k, v in table.items()))
+    if "--write" in sys.argv:
+        block = flash_block(flash)
+        for name in FLASH_PROFILES:
+            path = ROOT / "edgec" / "check" / "targets" / f"{name}.toml"
+            text = path.read_text()
+            if FLASH_BEGIN in text:
+                head, rest = text.split(FLASH_BEGIN, 1)
+                text = head + block + rest.split(FLASH_END, 1)[1]
+            else:
+                text = text.rstrip("\n") + "\n\n" + block
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)} (runtime flash)")
     return 0
 
 

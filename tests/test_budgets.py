@@ -66,7 +66,11 @@ def test_latency_is_the_instruction_model_times_cycles_per_instruction_over_cloc
     assert m["latency_ms"] == pytest.approx(1000 * m["cycles"] / t.clock_hz)
     lo, hi = m["latency_ms_range"]
     assert lo < m["latency_ms"] < hi and m["latency_model"]["kernels"] == kernels
-    assert m["flash_bytes"] == tfl.nbytes + t.flash_reserved_bytes
+    # flash: the model, TFLite-Micro's framework and each of the model's kernels (the profile's table), the reserve
+    parts = t.runtime_flash[kernels]
+    runtime = parts["framework"] + sum(parts[k] for k in set(op.name for op in tfl.ops))
+    assert m["flash_bytes"] == tfl.nbytes + runtime + t.flash_reserved_bytes
+    assert m["runtime_flash"]["bytes"] == runtime and m["runtime_flash"]["not_measured"] == []
     assert m["ram_bytes"] == 1000 + t.ram_reserved_bytes
     assert sum(r["latency_share"] for r in m["ops"]) == pytest.approx(1.0)
 

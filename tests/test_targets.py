@@ -97,3 +97,24 @@ def test_a_runtime_is_one_registry_entry_that_profiles_name_and_measurements_fol
     m = measure(tiny_tflite, read_tflite(tiny_tflite), target, None, host_latency=False)
     assert (m["flash_bytes"], m["ram_bytes"], m["latency_ms"]) == (1, 2, 3.0)
     assert runtimes.get("tflite-micro").tflm_ops and runtimes.get("litert").kinds == ("mobile",)
+
+
+def test_runtime_flash_by_parts(tmp_path):
+    """The runtime's flash is its framework plus each registered kernel; a kind without a measured size counts
+    as the largest kernel and is named; a malformed table is one error naming it."""
+    from edgec.errors import TargetError
+
+    t = targets.get("cortex-m4").with_kernels("tflm-reference")
+    table = t.runtime_flash["tflm-reference"]
+    parts = t.runtime_flash_parts(["CONV_2D", "SOFTMAX", "CONV_2D"])
+    assert parts["bytes"] == table["framework"] + table["CONV_2D"] + table["SOFTMAX"]
+    largest = max(v for k, v in table.items() if k.isupper())
+    assert t.runtime_flash_parts(["LSTM_LIKE"])["bytes"] == table["framework"] + largest
+    assert t.runtime_flash_parts(["LSTM_LIKE"])["not_measured"] == ["LSTM_LIKE"]
+    cmsis = targets.get("cortex-m4").runtime_flash_parts(["CONV_2D"])  # the default library: CMSIS-NN
+    assert cmsis["int8_registration_saving"][0] > 0
+    assert targets.get("cortex-m0plus").runtime_flash_parts(["CONV_2D"]) is None  # not measured on that core
+    bad = tmp_path / "bad.toml"
+    bad.write_text('extends = "cortex-m4"\nname = "bad"\n[runtime_flash.tflm-reference]\nframework = 1\nconv = 2\n')
+    with pytest.raises(TargetError, match="'conv' is neither an op kind"):
+        targets.get(str(bad))

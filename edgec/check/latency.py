@@ -107,7 +107,7 @@ def op_table(tfl: TFLiteModel, target: Target) -> list[dict[str, Any]]:
             instructions = sum(table.get(name, 0.0) * value for name, value in terms.items())
             error = table.get("error", 0.0)
         out = tfl.tensors[op.outputs[0]] if op.outputs else None
-        rows.append({"index": op.index, "op": op.name, "tensor": out.name if out else "",
+        rows.append({"index": op.index, "op": op.name, "kind": kind_of(tfl, op), "tensor": out.name if out else "",
                      "macs": op.macs, "elementwise": 0 if op.macs or out is None else int(terms["per_output"]),
                      "params": op.params, "output_shape": list(out.shape) if out else [],
                      "live_bytes": sum(tfl.tensors[i].nbytes for i in live[op.index]),
@@ -124,7 +124,7 @@ def not_measured(rows: list[dict[str, Any]]) -> list[str]:
     """The op kinds of ``rows`` costed by another kind's measurements (or not at all), as ``OP (as KIND)``."""
     seen: dict[str, str | None] = {}
     for r in rows:
-        if r["costed_as"] != r["op"]:
+        if r["costed_as"] != r.get("kind", r["op"]):
             seen.setdefault(r["op"], r["costed_as"])
     return [f"{op} (as {kind})" if kind else f"{op} (no cost)" for op, kind in seen.items()]
 

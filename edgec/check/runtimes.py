@@ -63,12 +63,17 @@ def names() -> list[str]:
 
 
 def _tflm(m: Measured) -> dict[str, Any]:
-    """Flash: the flatbuffer plus the profile's reserve; RAM: the measured arena plus the reserve;
-    latency: the per-op instruction model for the profile's kernel library."""
+    """Flash: the flatbuffer, TFLite-Micro's runtime by parts (its framework and the model's kernels, where the
+    profile has the fitted table) and the profile's reserve for the application; RAM: the measured arena plus
+    the reserve; latency: the per-op instruction model for the profile's kernel library."""
     t = m.target
     assert m.arena is not None  # a TFLite-Micro target refuses a model TFLite-Micro cannot run
     est = estimate(m.ops, t)
-    return {"flash_bytes": m.tfl.nbytes + t.flash_reserved_bytes, "ram_bytes": m.arena.bytes + t.ram_reserved_bytes,
+    parts = t.runtime_flash_parts(list(m.tfl.op_counts))
+    runtime = parts["bytes"] if parts else 0
+    extra = {"runtime_flash": parts} if parts else {}
+    return {"flash_bytes": m.tfl.nbytes + runtime + t.flash_reserved_bytes, **extra,
+            "ram_bytes": m.arena.bytes + t.ram_reserved_bytes,
             **est, "latency_model": _model(t, "sum over ops of the instructions fitted for the op kind and kernel "
                                               "library (measured TFLite-Micro firmware under QEMU) x cycles per "
                                               "instruction / clock"),

@@ -29,6 +29,13 @@ def render(r: dict, color: bool = False) -> str:
         if a.get("arena_bytes_32bit"):
             lines.append(f"            about {a['arena_bytes_32bit']:,} bytes on a 32-bit MCU (estimated from the "
                          "allocation record; the headers keep the measured figure)")
+    if rf := meas.get("runtime_flash"):
+        saving = rf.get("int8_registration_saving")
+        note = (f"; registering the int8 kernels, as edgec's headers do, saved {kib(saving[0])}-{kib(saving[1])} "
+                "on the measured firmware" if saving else "")
+        lines.append(f"  runtime   {rf['bytes']:,} bytes of TFLite-Micro flash = framework {rf['framework']:,} + "
+                     + " + ".join(f"{k} {v:,}" for k, v in rf["kernels"].items())
+                     + f" (fitted on a real firmware, ±{rf['error']:.0%}){note}")
     if meas.get("c"):
         lines += codegen_lines(meas["c"])
     if meas.get("npu"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -23,6 +24,7 @@ from edgec.errors import ConfigError, TargetError
 from edgec.load import limits
 from edgec.units import BUDGET_NAMES, parse_quantity
 
+FLASH_KEYS = ("framework", "error", "int8_saving_min", "int8_saving_max")
 TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
@@ -47,6 +49,9 @@ class Target:
     phone_macs_per_second: float | None = None
     cycles_per_instruction: dict[str, float] = dataclasses.field(default_factory=dict)  # library -> cycles/instr.
     cycles_per_instruction_error: dict[str, float] = dataclasses.field(default_factory=dict)  # relative, by library
+    # library -> {"framework": bytes, <op kind>: bytes, "error": relative, "int8_saving_min"/"_max": bytes}: the
+    # TFLite-Micro runtime's flash by parts (written by scripts/fit_latency.py)
+    runtime_flash: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     npu: dict[str, str] = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
     budgets: dict[str, float] = dataclasses.field(default_factory=dict)
     source: str = ""
@@ -72,7 +77,8 @@ class Target:
             raise TargetError(f"target profile {source}: runtime '{runs_on.name}' needs kind = "
                               f"{' or '.join(repr(k) for k in runs_on.kinds)}")
         _library(data.get("kernels", LIBRARIES[0]), f"target profile {source}: kernels")
-        for key in ("budgets", "npu", "instructions", "cycles_per_instruction", "cycles_per_instruction_error"):
+        for key in ("budgets", "npu", "instructions", "cycles_per_instruction", "cycles_per_instruction_error",
+                    "runtime_flash"):
             if not isinstance(data.get(key, {}), dict):
                 raise TargetError(f"target profile {source}: {key} must be a table ([{key}]), got {data[key]!r}")
         for key in ("name", "description", "kind", "runtime", "kernels"):
@@ -94,6 +100,17 @@ class Target:
                 for key, value in table.items():
                     if not _finite(value) or value < 0:
                         raise TargetError(f"{where}: {key} must be a number >= 0, got {value!r}")
+        for lib, table in data.get("runtime_flash", {}).items():
+            _library(lib, f"target profile {source}: [runtime_flash.{lib}]")
+            where = f"target profile {source} [runtime_flash.{lib}]"
+            if not isinstance(table, dict) or "framework" not in table:
+                raise TargetError(f"{where} must be a table with framework = bytes and one entry per op kind")
+            for key, value in table.items():
+                if not (key in FLASH_KEYS or re.fullmatch(r"[A-Z][A-Z0-9_]*", key)):
+                    raise TargetError(f"{where}: '{key}' is neither an op kind (CONV_2D) nor one of "
+                                      f"{', '.join(FLASH_KEYS)}")
+                if not _finite(value) or value < 0:
+                    raise TargetError(f"{where}: {key} must be a number >= 0, got {value!r}")
         macs = data.get("phone_macs_per_second")
         if macs is not None and (not _finite(macs) or macs <= 0):
             raise TargetError(f"target profile {source}: phone_macs_per_second must be a number > 0, got {macs!r} "
@@ -153,6 +170,24 @@ class Target:
         if tables is None and self.kernels == "c":
             tables = self.instructions.get("tflm-reference")
         return tables or {}
+
+    def runtime_flash_parts(self, kinds: list[str]) -> dict[str, Any] | None:
+        """TFLite-Micro's flash for a model registering ``kinds`` with the profile's kernel library: the
+        framework plus each kernel, as the profile's fitted table has them (a kind without a size of its own
+        counts as the largest measured kernel, and is named); None without a table."""
+        table = self.runtime_flash.get(self.kernels)
+        if not table:
+            return None
+        sizes = {k: v for k, v in table.items() if k not in FLASH_KEYS}
+        largest = max(sizes.values(), default=0.0)
+        kernels = {k: int(sizes.get(k, largest)) for k in sorted(set(kinds))}
+        parts: dict[str, Any] = {"bytes": int(table["framework"]) + sum(kernels.values()),
+                                 "framework": int(table["framework"]), "kernels": kernels,
+                                 "error": table.get("error", 0.0),
+                                 "not_measured": sorted(k for k in kernels if k not in sizes)}
+        if "int8_saving_min" in table:
+            parts["int8_registration_saving"] = [int(table["int8_saving_min"]), int(table.get("int8_saving_max", 0))]
+        return parts
 
     def cpi(self) -> float:
         """Cycles per counted instruction for the profile's kernel library."""
