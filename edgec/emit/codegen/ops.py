@@ -303,11 +303,13 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
 
 
 def _binary_shapes(em, op) -> dict:
+    """The ``.shape`` field (``struct ec_broadcast``, c/broadcast.c) of a binary op's parameters."""
     a, b, o = (em.tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
     if len(o.shape) > 4:
         raise Unsupported(f"its output has {len(o.shape)} dimensions (at most 4 are generated)")
-    return {"dims": em.initializer_list(_dims4(o.shape)), "a_strides": em.initializer_list(_strides(a.shape)),
-            "b_strides": em.initializer_list(_strides(b.shape))}
+    return {"shape": em.initializer({"dims": em.initializer_list(_dims4(o.shape)),
+                                     "a_strides": em.initializer_list(_strides(a.shape)),
+                                     "b_strides": em.initializer_list(_strides(b.shape))})}
 
 
 def _binary_operand(em, op, k: int) -> str:
@@ -486,9 +488,7 @@ def mul(em, op) -> str:
     m, shift = quant.quantize_multiplier(float(np.float32(a.scale)) * float(np.float32(b.scale))
                                          / float(np.float32(o.scale)))
     lo, hi = _act(em, op)
-    fields = {"dims": em.initializer_list(_dims4(o.shape)),
-              "a_strides": em.initializer_list(_strides(a.shape)),
-              "b_strides": em.initializer_list(_strides(b.shape)),
+    fields = {**_binary_shapes(em, op),
               "a_offset": -_zp(em, op.inputs[0]), "b_offset": -_zp(em, op.inputs[1]),
               "out_offset": _zp(em, op.outputs[0]), "mult": m, "shift": shift, "act_min": lo, "act_max": hi}
     params = em.struct(f"op{op.index}", "ec_mul", fields)
@@ -512,9 +512,7 @@ def prelu(em, op) -> str:
     pos = quant.quantize_multiplier(float(np.float32(x.scale)) / float(np.float32(o.scale)))
     neg = quant.quantize_multiplier(float(np.float32(x.scale)) * float(np.float32(a.scale))
                                     / float(np.float32(o.scale)))
-    fields = {"dims": em.initializer_list(_dims4(o.shape)),
-              "x_strides": em.initializer_list(_strides(x.shape)),
-              "alpha_strides": em.initializer_list(_strides(a.shape)),
+    fields = {**_binary_shapes(em, op),
               "x_offset": -_zp(em, op.inputs[0]), "alpha_offset": -_zp(em, op.inputs[1]),
               "out_offset": _zp(em, op.outputs[0]), "mult_pos": pos[0], "shift_pos": pos[1],
               "mult_neg": neg[0], "shift_neg": neg[1]}
@@ -713,7 +711,8 @@ GATHER_OPS = ("STRIDED_SLICE", "SLICE", "TRANSPOSE", "RESIZE_NEAREST_NEIGHBOR", 
 # (model, op), or None). The scratch buffer lives in the planned arena only while its op runs.
 SHARED_KERNELS = ("fixedpoint.c", "clamp.c", "simd.c")  # helpers several kernels use
 _PRODUCT = (*SHARED_KERNELS, "mat_mult.c")
-HELPER_KERNELS = (*_PRODUCT,)  # not an op's own kernel
+_BINARY = (*SHARED_KERNELS, "broadcast.c")
+HELPER_KERNELS = (*_PRODUCT, "broadcast.c")  # not an op's own kernel
 
 
 class Op(NamedTuple):
@@ -732,13 +731,13 @@ OPS: dict[str, Op] = {
     "FULLY_CONNECTED": Op((*_PRODUCT, "fully_connected.c"), fully_connected, fc_scratch),
     "AVERAGE_POOL_2D": Op(("clamp.c", "average_pool_2d.c"), _pool("ec_average_pool_2d"), None, pool_overlap),
     "MAX_POOL_2D": Op(("clamp.c", "max_pool_2d.c"), _pool("ec_max_pool_2d"), None, pool_overlap),
-    "ADD": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
-    "SUB": Op((*SHARED_KERNELS, "add.c"), add, None, elementwise_overlap),
-    "DIV": Op(("fixedpoint.c", "clamp.c", "div.c"), div, None, elementwise_overlap),
-    "MAXIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
-    "MINIMUM": Op(("maximum.c",), maximum, None, elementwise_overlap),
-    "MUL": Op(("fixedpoint.c", "clamp.c", "mul.c"), mul, None, elementwise_overlap),
-    "PRELU": Op(("fixedpoint.c", "clamp.c", "prelu.c"), prelu, None, elementwise_overlap),
+    "ADD": Op((*_BINARY, "add.c"), add, None, elementwise_overlap),
+    "SUB": Op((*_BINARY, "add.c"), add, None, elementwise_overlap),
+    "DIV": Op((*_BINARY, "div.c"), div, None, elementwise_overlap),
+    "MAXIMUM": Op(("broadcast.c", "maximum.c"), maximum, None, elementwise_overlap),
+    "MINIMUM": Op(("broadcast.c", "maximum.c"), maximum, None, elementwise_overlap),
+    "MUL": Op((*_BINARY, "mul.c"), mul, None, elementwise_overlap),
+    "PRELU": Op((*_BINARY, "prelu.c"), prelu, None, elementwise_overlap),
     "QUANTIZE": Op(("fixedpoint.c", "clamp.c", "requantize.c"), quantize, None, elementwise_overlap),
     "RELU": Op(("fixedpoint.c", "clamp.c", "requantize.c"), relu, None, elementwise_overlap),
     **{kind: Op(("lookup.c",), lookup, None, elementwise_overlap) for kind in LOOKUP_OPS},

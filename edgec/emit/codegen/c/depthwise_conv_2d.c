@@ -22,6 +22,20 @@ struct ec_depthwise_conv_2d {
     const int8_t *shift;      /* -31 .. 31 */
 };
 
+/* the kernel positions [lo, hi) of a window starting at `start` that fall inside [0, size), with dilation d */
+static inline int ec_taps_lo(int start, int d)
+{
+    return start >= 0 ? 0 : (d == 1 ? -start : (-start + d - 1) / d);
+}
+
+static inline int ec_taps_hi(int start, int size, int k, int d)
+{
+    if (d == 1) {
+        return start + k > size ? size - start : k;
+    }
+    return (size - start + d - 1) / d < k ? (size - start + d - 1) / d : k;
+}
+
 static inline int8_t ec_dw_output(const struct ec_depthwise_conv_2d *p, int32_t acc, int c)
 {
     return ec_clamp8(ec_requantize(acc, p->mult[c], p->shift[c]) + p->out_offset, p->act_min, p->act_max);
@@ -36,12 +50,12 @@ EC_SPECIALIZED void ec_depthwise_conv_2d(const struct ec_depthwise_conv_2d *p, c
         const int y0 = oy * p->stride_h - p->pad_h;
         /* the kernel rows and columns inside the input */
         const int dh = p->dilation_h, dw = p->dilation_w;
-        const int ky_lo = y0 < 0 ? (-y0 + dh - 1) / dh : 0;
-        const int ky_hi = (p->in_h - y0 + dh - 1) / dh < p->k_h ? (p->in_h - y0 + dh - 1) / dh : p->k_h;
+        const int ky_lo = ec_taps_lo(y0, dh);
+        const int ky_hi = ec_taps_hi(y0, p->in_h, p->k_h, dh);
         for (ox = 0; ox < p->out_w; ++ox) {
             const int x0 = ox * p->stride_w - p->pad_w;
-            const int kx_lo = x0 < 0 ? (-x0 + dw - 1) / dw : 0;
-            const int kx_hi = (p->in_w - x0 + dw - 1) / dw < p->k_w ? (p->in_w - x0 + dw - 1) / dw : p->k_w;
+            const int kx_lo = ec_taps_lo(x0, dw);
+            const int kx_hi = ec_taps_hi(x0, p->in_w, p->k_w, dw);
             int8_t *o = out + (oy * p->out_w + ox) * p->out_c;
             if (simd) {
                 for (c = 0; c < p->in_c; c += 4) {
