@@ -249,6 +249,14 @@ def flash_block(tables: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n" + FLASH_END
 
 
+def replace_block(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with the block between ``begin`` and ``end`` replaced by ``block`` (appended if absent)."""
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        return head + block + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block
+
+
 def main() -> int:
     rows = measured_rows()
     fitted = {lib: fit(r) for lib, r in rows.items()}
@@ -265,12 +273,7 @@ def main() -> int:
             calibrated = '["tflm-cmsis-nn"]' if cpis[name]["calibrated"] else "[]"
             text = re.sub(r"^calibrated = .*$", f"calibrated = {calibrated}  # written by scripts/fit_latency.py",
                           text, count=1, flags=re.M)
-            if BEGIN in text:
-                head, rest = text.split(BEGIN, 1)
-                text = head + block + rest.split(END, 1)[1]
-            else:
-                text = text.rstrip("\n") + "\n\n" + block
-            path.write_text(text)
+            path.write_text(replace_block(text, BEGIN, END, block))
             print(f"wrote {path.relative_to(ROOT)}")
     flash = fit_flash()
     for lib, table in flash.items():
@@ -279,13 +282,7 @@ def main() -> int:
         block = flash_block(flash)
         for name in FLASH_PROFILES:
             path = ROOT / "edgec" / "check" / "targets" / f"{name}.toml"
-            text = path.read_text()
-            if FLASH_BEGIN in text:
-                head, rest = text.split(FLASH_BEGIN, 1)
-                text = head + block + rest.split(FLASH_END, 1)[1]
-            else:
-                text = text.rstrip("\n") + "\n\n" + block
-            path.write_text(text)
+            path.write_text(replace_block(path.read_text(), FLASH_BEGIN, FLASH_END, block))
             print(f"wrote {path.relative_to(ROOT)} (runtime flash)")
     return 0
 

@@ -192,10 +192,7 @@ def depthwise_conv_2d(em, op) -> str:
               "pad_w": quant.padding(iw, ow, sw, (kw - 1) * dw + 1),
               "in_offset": -_zp(em, op.inputs[0]), "out_offset": _zp(em, op.outputs[0]),
               "act_min": lo, "act_max": hi,
-              "weights": em.array(f"op{op.index}_weights", "int8_t", w),
-              "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(oc, np.int64) if bias is None else bias),
-              "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
-              "shift": em.array(f"op{op.index}_shift", "int8_t", np.array(shift, np.int64))}
+              **_channel_arrays(em, op, w, bias, mult, shift)}
     params = em.struct(f"op{op.index}", "ec_depthwise_conv_2d", fields)
     return f"ec_depthwise_conv_2d(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 
@@ -649,6 +646,15 @@ def resize_bilinear(em, op) -> str:
     return f"ec_resize_bilinear(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 
 
+def _channel_arrays(em, op, w, bias, mult, shift) -> dict[str, str]:
+    """The weights, bias (zeros if none), multipliers and shifts arrays of a per-channel kernel's struct."""
+    n = len(mult)
+    return {"weights": em.array(f"op{op.index}_weights", "int8_t", w),
+            "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(n, np.int64) if bias is None else bias),
+            "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
+            "shift": em.array(f"op{op.index}_shift", "int8_t", np.array(shift, np.int64))}
+
+
 def _transpose_padding(out_size: int, stride: int, kernel: int, padding: int) -> int:
     """TFLite-Micro's TRANSPOSE_CONV padding: ComputePaddingHeightWidth over the output's size."""
     windows = (out_size + stride - 1) // stride if padding == 0 else (out_size + stride - kernel) // stride
@@ -683,10 +689,7 @@ def transpose_conv(em, op) -> str:
               "pad_h": _transpose_padding(oh, sh, kh, op.options["padding"]),
               "pad_w": _transpose_padding(ow, sw, kw, op.options["padding"]),
               "in_offset": -_zp(em, x), "out_offset": _zp(em, out), "act_min": lo, "act_max": hi,
-              "weights": em.array(f"op{op.index}_weights", "int8_t", w),
-              "bias": em.array(f"op{op.index}_bias", "int32_t", np.zeros(oc, np.int64) if bias is None else bias),
-              "mult": em.array(f"op{op.index}_mult", "int32_t", np.array(mult, np.int64)),
-              "shift": em.array(f"op{op.index}_shift", "int8_t", np.array(shift, np.int64))}
+              **_channel_arrays(em, op, w, bias, mult, shift)}
     params = em.struct(f"op{op.index}", "ec_transpose_conv", fields)
     return f"ec_transpose_conv(&{params}, {em.ptr(x)}, {em.ptr(out)}, {em.scratch(op)});"
 
