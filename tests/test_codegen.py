@@ -485,6 +485,7 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     assert {"LOOKUP", "GATHER", "PRELU", "RESIZE_BILINEAR", "MAXIMUM"} <= set(gen.kernels)
 
 
+@pytest.mark.slow  # two QEMU builds of the variants model
 @needs_gcc
 @needs_arm
 def test_a_model_too_large_for_the_emulated_board_is_checked_on_the_host(variants, monkeypatch, tmp_path):

@@ -228,6 +228,7 @@ def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
 C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a != "log_softmax"]
 
 
+@pytest.mark.slow  # 25 s; the default suite covers these kernels in test_codegen.py
 @pytest.mark.skipif(not have("gcc"), reason="gcc is not installed (make test installs it)")
 def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     """Issue 23: the zoo's ops in generated C (PAD, STRIDED_SLICE, PRELU, MUL, MEAN, CONCATENATION, MAXIMUM,
