@@ -472,11 +472,12 @@ def test_tabulated_traced_and_arithmetic_ops_bit_exact(k3, tmp_path):
     x = L.UpSampling2D(2)(L.Cropping2D(((1, 0), (0, 1)))(x))
     x = L.Resizing(7, 5, interpolation="bilinear")(x)
     x = L.Resizing(9, 9, interpolation="nearest")(x)
-    out = L.Dense(4, activation="softmax")(L.GlobalAveragePooling2D()(x))
+    pooled = L.Concatenate()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])  # MEAN, REDUCE_MAX
+    out = L.Dense(4, activation="softmax")(pooled)
     data = convert_int8(k3.Model(inp, out), np.random.default_rng(8).normal(size=(32, 10, 10, 4)).astype(np.float32))
     tfl = read_tflite(data)
     wanted = {"LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "TRANSPOSE", "BROADCAST_TO", "STRIDED_SLICE",
-              "SUB", "MINIMUM", "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "DIV", "ABS"}
+              "SUB", "MINIMUM", "PRELU", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "DIV", "ABS", "REDUCE_MAX"}
     assert wanted <= set(tfl.op_counts), set(tfl.op_counts)
     assert any(op.options.get("dilation") == (2, 2) for op in tfl.ops if op.name == "DEPTHWISE_CONV_2D")
     mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
