@@ -28,7 +28,9 @@ def _build_twice(tmp_path, *stage_args):
     return runs
 
 
-@pytest.mark.parametrize("stages", [(), ("--stage", "qat:epochs=1")], ids=["post-training", "qat"])
+@pytest.mark.parametrize("stages", [pytest.param((), id="post-training"),
+                                    pytest.param(("--stage", "qat:epochs=1"), id="qat",
+                                                 marks=pytest.mark.slow)])  # 50 s: two QAT builds
 def test_same_inputs_same_bytes(tmp_path, stages):
     first, second = _build_twice(tmp_path, *stages)
     assert sorted(first) == sorted(second)
