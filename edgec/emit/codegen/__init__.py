@@ -71,9 +71,9 @@ class _Emitter:
         return full
 
     @staticmethod
-    def initializer(fields: dict) -> str:
+    def initializer(fields: dict, separator: str = ", ") -> str:
         """A C99 designated initializer, ``{ .k = 16, .rows = 8, ... }``."""
-        return "{ " + ", ".join(f".{key} = {value}" for key, value in fields.items()) + " }"
+        return "{ " + separator.join(f".{key} = {value}" for key, value in fields.items()) + " }"
 
     @staticmethod
     def initializer_list(values) -> str:
@@ -83,8 +83,8 @@ class _Emitter:
     def struct(self, ident: str, ctype: str, fields: dict) -> str:
         """A ``static const struct <ctype>`` of a kernel's parameters, by field name."""
         full = f"{self.name}_{ident}"
-        body = ",\n    ".join(f".{key} = {value}" for key, value in fields.items())
-        self.arrays.append(f"static const struct {ctype} {full} = {{\n    {body}\n}};\n")
+        body = self.initializer(fields, separator=",\n    ")
+        self.arrays.append(f"static const struct {ctype} {full} = {body};\n")
         return full
 
     def struct_array(self, ident: str, ctype: str, initializers: list[str]) -> str:
@@ -125,7 +125,7 @@ def _io_macros(up: str, kind: str, tensors: list) -> list[str]:
     """``<UP>_INFER_INPUT_SIZE`` ... for one tensor, ``<UP>_INFER_INPUT0_SIZE`` ... for several."""
     lines = []
     for k, t in enumerate(tensors):
-        tag = kind if len(tensors) == 1 else f"{kind}{k}"
+        tag = _argument(kind, k, len(tensors))
         where = f"tensor '{_comment_safe(t.name)}', shape {list(t.shape)}"
         lines += [f"#define {up}_INFER_{tag}_SIZE {t.elements}  /* {where} */",
                   f"#define {up}_INFER_{tag}_SCALE {float(np.float32(t.scale))!r}f",
@@ -153,21 +153,17 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
     for op in tfl.ops:
         if op.name in op_registry.ALIAS_OPS and op.outputs[0] not in tfl.outputs:
             aliases[op.outputs[0]] = op.inputs[0]
-    scratch = {}
-    for op in tfl.ops:
-        need = op_registry.OPS[op.name].scratch
+    def ask(op, what: str, otherwise):
+        """An op's registry answer (its scratch bytes, how it may overlap its input), or ``otherwise`` where
+        it has none or its shapes are wrong (its emitter then says what is wrong)."""
+        entry = getattr(op_registry.OPS[op.name], what)
         try:
-            scratch[op.index] = need(tfl, op) if need else 0
-        except (op_registry.Unsupported, ValueError):
-            scratch[op.index] = 0  # its emitter says what is wrong
-    def overlap(op):
-        entry = op_registry.OPS[op.name].overlap
-        try:
-            return entry(tfl, op) if entry else None
+            return entry(tfl, op) if entry else otherwise
         except (op_registry.Unsupported, ValueError, KeyError):
-            return None
+            return otherwise
 
-    layout = plan(tfl, aliases, scratch, overlap)
+    scratch = {op.index: ask(op, "scratch", 0) for op in tfl.ops}
+    layout = plan(tfl, aliases, scratch, lambda op: ask(op, "overlap", None))
     em = _Emitter(name, data, tfl, layout)
     calls, kernels = [], []
     for op in tfl.ops:

@@ -532,23 +532,34 @@ def relu(em, op) -> str:
                         max(-128, _zp(em, op.outputs[0])), 127)
 
 
+def _one_variable_input(em, op) -> bool:
+    """The op's first input is its only one that is not a constant."""
+    return [i for i in op.inputs if i >= 0 and not em.tfl.tensors[i].is_constant] == [op.inputs[0]]
+
+
+def _run_alone(alone: bytes, values: np.ndarray, purpose: str) -> np.ndarray:
+    """TFLite-Micro's output (flattened) for an op alone (``single_op_model``) on ``values``."""
+    from edgec.errors import RuntimeCheckError
+    from edgec.runtime import micro
+
+    try:
+        return micro.run(alone, values, litert_verify=False).reshape(-1)
+    except RuntimeCheckError as exc:
+        raise Unsupported(f"TFLite-Micro did not run it alone to {purpose} it ({exc})") from None
+
+
 def lookup(em, op) -> str:
     """A unary int8 op as a 256-entry table: TFLite-Micro runs op ``op`` alone on every int8 value (in the
     table's order: 0..127, then -128..-1, as ``(uint8_t)x`` indexes it), so the table is its kernel's own
     function for this op's quantization and options."""
-    from edgec.errors import RuntimeCheckError
     from edgec.load.tflite_file import single_op_model
-    from edgec.runtime import micro
 
     _int8(em, op.inputs[0], op.outputs[0])
-    variable = [i for i in op.inputs if i >= 0 and not em.tfl.tensors[i].is_constant]
-    if variable != [op.inputs[0]] or em.tfl.tensors[op.inputs[0]].elements != em.tfl.tensors[op.outputs[0]].elements:
+    if not _one_variable_input(em, op) or \
+            em.tfl.tensors[op.inputs[0]].elements != em.tfl.tensors[op.outputs[0]].elements:
         raise Unsupported("it is not an elementwise function of one int8 input")
     values = np.arange(256, dtype=np.uint8).astype(np.int8).reshape(1, 256)
-    try:
-        table = micro.run(single_op_model(em.data, op.index, 256), values, litert_verify=False).reshape(-1)
-    except RuntimeCheckError as exc:
-        raise Unsupported(f"TFLite-Micro did not run it alone to tabulate it ({exc})") from None
+    table = _run_alone(single_op_model(em.data, op.index, 256), values, "tabulate")
     name = em.array(f"op{op.index}_table", "int8_t", table)
     n = em.tfl.tensors[op.outputs[0]].elements
     return f"ec_lookup({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {n}, {name});"
@@ -558,22 +569,17 @@ def _source_positions(em, op) -> np.ndarray:
     """For each output element of a data-moving op, the flat index of the input element it copies: TFLite-Micro
     runs the op alone on inputs whose values are the base-256 digits of each element's index, one run per
     digit. Raises Unsupported if an output is not a copy of one input element."""
-    from edgec.errors import RuntimeCheckError
     from edgec.load.tflite_file import single_op_model
-    from edgec.runtime import micro
 
     n = em.tfl.tensors[op.inputs[0]].elements
     alone = single_op_model(em.data, op.index)
     index = np.arange(n, dtype=np.int64)
     source = None
     digits = max(1, int(np.ceil(np.log(max(n, 2)) / np.log(256))))
-    try:
-        for k in range(digits):
-            values = ((index >> (8 * k)) & 0xFF).astype(np.uint8).astype(np.int8).reshape(1, n)
-            got = micro.run(alone, values, litert_verify=False).reshape(-1).astype(np.uint8).astype(np.int64)
-            source = got << (8 * k) if source is None else source | (got << (8 * k))
-    except RuntimeCheckError as exc:
-        raise Unsupported(f"TFLite-Micro did not run it alone to trace it ({exc})") from None
+    for k in range(digits):
+        values = ((index >> (8 * k)) & 0xFF).astype(np.uint8).astype(np.int8).reshape(1, n)
+        got = _run_alone(alone, values, "trace").astype(np.uint8).astype(np.int64)
+        source = got << (8 * k) if source is None else source | (got << (8 * k))
     if source is None or source.max(initial=0) >= n:
         raise Unsupported("its outputs are not copies of its input's elements")
     return source
@@ -582,8 +588,7 @@ def _source_positions(em, op) -> np.ndarray:
 def gather(em, op) -> str:
     """An op that only moves values, as per-dimension offset tables (``c/gather.c``), traced on TFLite-Micro."""
     _int8(em, op.inputs[0], op.outputs[0])
-    variable = [i for i in op.inputs if i >= 0 and not em.tfl.tensors[i].is_constant]
-    if variable != [op.inputs[0]]:
+    if not _one_variable_input(em, op):
         raise Unsupported("it has more than one input that is not a constant")
     _same_quantization(em, op.inputs[0], op.outputs[0])
     shape = [int(d) for d in em.tfl.tensors[op.outputs[0]].shape] or [1]
