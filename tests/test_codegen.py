@@ -501,3 +501,31 @@ def test_a_model_too_large_for_the_emulated_board_is_checked_on_the_host(variant
     assert section["host"]["bit_exact"] and "does not fit mps2-an386" in section["mcu"]["skipped"]
     with pytest.raises(RuntimeCheckError, match="does not fit mps2-an386"):
         emit_and_verify(data, tfl, "big", "big", probe_inputs(tfl, 5), mcu="require", workdir=tmp_path / "r")
+
+
+@needs_gcc
+def test_stacked_lstm_sequences_bit_exact(tfk, tmp_path):
+    """UNIDIRECTIONAL_SEQUENCE_LSTM (int8, int16 cell): two stacked LSTMs whose every step is the output, so all
+    12 x 7 values of 100 probe inputs are compared; an input depth of 5 exercises the dot product's tail, and
+    the sigmoid table is the one solved from TFLite-Micro. The states are no tensors of the arena plan."""
+    from edgec.convert.int8 import convert_int8
+    from edgec.emit.codegen.plan import plan
+    from edgec.emit.codegen.tables import sigmoid_table
+
+    tfk.utils.set_random_seed(3)
+    inp = tfk.Input((12, 5))
+    x = tfk.layers.LSTM(10, return_sequences=True, name="first")(inp)
+    out = tfk.layers.LSTM(7, return_sequences=True, name="second")(x)
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(3).normal(size=(32, 12, 5)).astype(np.float32))
+    tfl = read_tflite(data)
+    assert tfl.op_counts.get("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2, tfl.op_counts
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "lstm", "lstm", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and section["host"]["values"] == 100 * 12 * 7
+    assert mcu == "off" or section["mcu"]["bit_exact"]
+    assert "LSTM" in gen.kernels and gen.scratch == {op.index: 11 * 10 if op.index == 0 else 11 * 7
+                                                     for op in tfl.ops if op.name.endswith("LSTM")}
+    states = {op.inputs[k] for op in tfl.ops if op.name.endswith("LSTM") for k in (18, 19)}
+    assert len(states) == 4 and not states & set(plan(tfl, {}).offsets)
+    table = sigmoid_table()
+    assert len(table) == 256 and table[0] == 32768 and list(table) == sorted(table)

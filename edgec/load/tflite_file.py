@@ -201,7 +201,8 @@ def _options(op, schema) -> dict:
     if t == kinds.UnidirectionalSequenceLSTMOptions:
         o = schema.UnidirectionalSequenceLSTMOptions()
         o.Init(table.Bytes, table.Pos)
-        return {"time_major": bool(o.TimeMajor()), "activation": o.FusedActivationFunction()}
+        return {"time_major": bool(o.TimeMajor()), "activation": o.FusedActivationFunction(),
+                "cell_clip": float(o.CellClip()), "proj_clip": float(o.ProjClip())}
     if t == kinds.SoftmaxOptions:
         o = schema.SoftmaxOptions()
         o.Init(table.Bytes, table.Pos)
@@ -418,6 +419,37 @@ def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> 
     graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
     model.subgraphs, model.signatureDefs = [graph], []
     builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def int16_activation_model(op_name: str, elements: int, input_scale: float) -> bytes:
+    """A model of one int16 elementwise op (``LOGISTIC``, ``TANH``): input ``[1, elements]`` with
+    ``input_scale``, output Q0.15 (the scale TFLite requires), both zero point 0."""
+    import flatbuffers
+
+    schema = _schema()
+    code = getattr(schema.BuiltinOperator, op_name)
+    model = schema.ModelT()
+    model.version = 3
+    model.operatorCodes = [schema.OperatorCodeT()]
+    model.operatorCodes[0].builtinCode = code
+    model.operatorCodes[0].deprecatedBuiltinCode = min(code, 127)
+    model.operatorCodes[0].version = 1
+    model.buffers = [schema.BufferT()]
+    tensors = []
+    for name, scale in (("x", input_scale), ("y", 1.0 / 32768)):
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, elements], schema.TensorType.INT16, 0, name
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        tensors.append(t)
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    graph = schema.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
+    model.subgraphs = [graph]
+    builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 

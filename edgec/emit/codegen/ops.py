@@ -7,6 +7,7 @@ emitter checks the op's types and options, computes TFLite's integer parameters
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -699,6 +700,100 @@ def transpose_conv(em, op) -> str:
     return f"ec_transpose_conv(&{params}, {em.ptr(x)}, {em.ptr(out)}, {em.scratch(op)});"
 
 
+# UNIDIRECTIONAL_SEQUENCE_LSTM's inputs (TFLite-Micro's lstm_shared.h): the input, then per gate in the
+# kernel's order (forget, input, cell, output) its input weights, recurrent weights and bias; the hidden
+# and cell state. The others (peepholes, projection, layer norms) are variants TFLite-Micro refuses too.
+_LSTM_GATES = {"forget": (2, 6, 13), "input": (1, 5, 12), "cell": (3, 7, 14), "output": (4, 8, 15)}
+_LSTM_HIDDEN, _LSTM_CELL = 18, 19
+_LSTM_VARIANTS = (9, 10, 11, 16, 17, 20, 21, 22, 23)
+
+
+def _lstm_sizes(tfl, op) -> tuple[int, int, int]:
+    """(time steps, input depth, units) of a batch-1 LSTM."""
+    shape = tfl.tensors[op.inputs[0]].shape
+    if len(shape) != 3 or (shape[1] if op.options.get("time_major") else shape[0]) != 1:
+        raise Unsupported(f"its input has shape {list(shape)}; only batch 1 [1, steps, features] is generated")
+    steps = shape[0] if op.options.get("time_major") else shape[1]
+    return steps, shape[2], tfl.tensors[op.inputs[_LSTM_GATES["forget"][0]]].shape[0]
+
+
+def lstm_scratch(tfl, op) -> int:
+    """Four int16 gate vectors, the int16 cell state and the int8 hidden state."""
+    _, _, units = _lstm_sizes(tfl, op)
+    return 5 * 2 * units + units
+
+
+def lstm(em, op) -> str:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell (TFLite-Micro's lstm_eval_common.cc for the
+    parameters): each gate's two FCs requantized to Q3.12, the products of Q0.15 gate outputs to the cell's
+    and the hidden state's scales."""
+    from edgec.emit.codegen.tables import sigmoid_table
+
+    t = em.tfl.tensors
+    ins = list(op.inputs) + [-1] * (24 - len(op.inputs))
+    if len(op.inputs) != 24 or any(ins[k] >= 0 for k in _LSTM_VARIANTS):
+        raise Unsupported("it uses peepholes, a projection or layer normalization (a variant TFLite-Micro does "
+                          "not run either)")
+    _int8(em, op.inputs[0], op.outputs[0], ins[_LSTM_HIDDEN])
+    hidden, cell = t[ins[_LSTM_HIDDEN]], t[ins[_LSTM_CELL]]
+    if cell.dtype != "int16" or hidden.is_constant or cell.is_constant:
+        raise Unsupported("its cell state is not an int16 variable (the int8 LSTM has one)")
+    if op.options.get("proj_clip", 0.0) > 0:
+        raise Unsupported("it clips a projection it does not have")
+    steps, depth, units = _lstm_sizes(em.tfl, op)
+    gate_scale = 2.0 ** -12     # the FC outputs: Q3.12, the nonlinearities' input
+    unit_scale = 2.0 ** -15     # the gates' outputs: Q0.15
+    x = t[op.inputs[0]]
+    gates = []
+    for gate, (w_in, w_rec, b) in _LSTM_GATES.items():
+        fields = {}
+        for part, w_index, source, bias in (("in", w_in, x, ins[b]), ("rec", w_rec, hidden, -1)):
+            w = em.constant(ins[w_index])
+            wt = t[ins[w_index]]
+            if w is None or wt.dtype != "int8" or len(wt.scales) != 1 or any(wt.zero_points):
+                raise Unsupported(f"its {gate} gate's weights are not constant int8, per tensor, zero point 0")
+            if w.shape != ((units, depth) if part == "in" else (units, units)):
+                raise Unsupported(f"its {gate} gate's weights have shape {list(w.shape)}")
+            values = np.zeros(units, np.int64)
+            if bias >= 0:
+                given = em.constant(bias)
+                if given is None or given.dtype != np.int32 or given.size != units:
+                    raise Unsupported(f"its {gate} gate's bias is not a constant int32 vector")
+                values = given.reshape(-1).astype(np.int64)
+            folded = values - int(source.zero_point or 0) * w.astype(np.int64).sum(axis=1)
+            if np.abs(folded).max(initial=0) >= 2 ** 31:
+                raise Unsupported("a bias plus the input offset times a row of weights overflows int32")
+            mult, shift = quant.per_tensor_fc_multiplier(source.scale, wt.scales[0], gate_scale)
+            fields.update({f"{part}_weights": em.array(f"op{op.index}_{gate}_{part}_weights", "int8_t", w),
+                           f"{part}_bias": em.array(f"op{op.index}_{gate}_{part}_bias", "int32_t", folded),
+                           f"{part}_mult": mult, f"{part}_shift": shift})
+        fields["tanh"] = int(gate == "cell")
+        gates.append(em.initializer(fields))
+    if op.options.get("activation") != 4:  # kTfLiteActTanh: the cell gate's nonlinearity
+        raise Unsupported(f"its cell gate's activation is {op.options.get('activation')}, not tanh")
+    cell_scale = float(np.float32(cell.scale))
+    forget = quant.quantize_multiplier(unit_scale * cell_scale / cell_scale)
+    product = quant.quantize_multiplier(unit_scale * unit_scale / cell_scale)
+    out_mult = quant.quantize_multiplier(unit_scale * unit_scale / float(np.float32(hidden.scale)))
+    # tanh(cell state): TFLite-Micro scales it by its power of two, 2^power = the cell's scale
+    left = 15 + round(math.log2(cell_scale)) - 3
+    tanh_mult, tanh_shift = (3, -left) if left < 0 else (3 << left, 0)
+    clip = op.options.get("cell_clip", 0.0)
+    quantized_clip = int(min(max(float(np.float32(clip)) / cell_scale, -32768.0), 32767.0)) if clip > 0 else 0
+    fields = {"steps": steps, "in_depth": depth, "units": units, "gates": "{" + ", ".join(gates) + "}",
+              "forget_mult": forget[0], "forget_shift": forget[1], "input_mult": product[0],
+              "input_shift": product[1], "hidden_mult": out_mult[0], "hidden_shift": out_mult[1],
+              "hidden_zero_point": _zp(em, ins[_LSTM_HIDDEN]), "cell_clip": quantized_clip,
+              "cell_tanh_mult": tanh_mult, "cell_tanh_shift": tanh_shift,
+              "sigmoid": em.array(f"op{op.index}_sigmoid", "uint16_t", np.array(sigmoid_table()))}
+    o = t[op.outputs[0]]
+    if (np.float32(o.scale), o.zero_point) != (np.float32(hidden.scale), hidden.zero_point) or \
+            o.elements != steps * units:
+        raise Unsupported("its output is not the hidden state at every step")
+    params = em.struct(f"op{op.index}", "ec_lstm", fields)
+    return f"ec_lstm(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
+
+
 def elementwise_overlap(tfl, op) -> tuple[int, int] | None:
     """An op that reads each input element just before it writes the same output element (ADD, MUL,
     QUANTIZE): an input of the output's shape may be overwritten in place (the planner checks it dies)."""
@@ -760,6 +855,7 @@ OPS: dict[str, Op] = {
     "PADV2": Op((*SHARED_KERNELS, "pad.c"), pad),
     "RESHAPE": Op(("reshape.c",), reshape),
     "SOFTMAX": Op(("fixedpoint.c", "clamp.c", "softmax.c"), softmax),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Op((*SHARED_KERNELS, "lstm.c"), lstm, lstm_scratch),
 }
 
 # Ops that only reinterpret bytes: their output may share their input's storage.

@@ -3,7 +3,8 @@
 The same greedy strategy as TFLite-Micro's GreedyMemoryPlanner: largest blocks
 first, each at the lowest 16-byte-aligned offset that overlaps no block alive at
 the same time. The model's input and output are the caller's buffers and take no
-space here; a RESHAPE's output shares its input's bytes. A kernel's scratch buffer
+space here, nor does a state no op produces (an LSTM's: its kernel keeps it in its
+scratch); a RESHAPE's output shares its input's bytes. A kernel's scratch buffer
 is one more block, alive only while its op runs.
 
 Unlike TFLite-Micro, an op whose input dies at that op may write its output over
@@ -62,10 +63,11 @@ def _root(aliases: dict[int, int], i: int) -> int:
 def _spans(tfl, aliases: dict[int, int]) -> dict[int, list[int]]:
     """Root tensor -> [first op, last op] over it and its aliases; the caller's buffers left out."""
     external = set(tfl.inputs) | set(tfl.outputs)
+    produced = {i for op in tfl.ops for i in op.outputs}
     spans: dict[int, list[int]] = {}
     for i, (first, last) in tfl.lifetimes().items():
         r = _root(aliases, i)
-        if r in external:
+        if r in external or r not in produced:  # the caller's buffers; a state its op keeps in its scratch
             continue
         lo, hi = spans.get(r, [first, last])
         spans[r] = [min(lo, first), max(hi, last)]

@@ -76,13 +76,16 @@ static inline int32_t ec_sadd16(int32_t a, int32_t b)
 
 /* EC_SPECIALIZED: a kernel compiled once per op that calls it; its parameters are a static
  * const struct, so the compiler folds them (loop bounds, strides) into each op's own copy.
- * EC_SHARED: one compiled copy, whichever ops call it (and no warning if none does). */
+ * EC_SHARED: one compiled copy, whichever ops call it (and no warning if none does).
+ * EC_HELPER: a helper the compiler inlines or not as it sees fit, unused by some kernels. */
 #if defined(__GNUC__)
 #define EC_SPECIALIZED static inline __attribute__((always_inline))
 #define EC_SHARED static __attribute__((unused, noinline))
+#define EC_HELPER static __attribute__((unused))
 #else
 #define EC_SPECIALIZED static inline
 #define EC_SHARED static
+#define EC_HELPER static
 #endif
 
 /* four bytes from any address (one unaligned LDR on Cortex-M3 and up) */
@@ -94,7 +97,7 @@ static inline uint32_t ec_load4(const int8_t *p)
 }
 
 /* n bytes, a word at a time (newlib-nano's memcpy goes byte by byte) */
-static void ec_copy_bytes(int8_t *dst, const int8_t *src, int n)
+EC_HELPER void ec_copy_bytes(int8_t *dst, const int8_t *src, int n)
 {
     for (; n >= 4; n -= 4, dst += 4, src += 4) {
         const uint32_t v = ec_load4(src);
@@ -105,7 +108,7 @@ static void ec_copy_bytes(int8_t *dst, const int8_t *src, int n)
     }
 }
 
-static void ec_fill_bytes(int8_t *dst, int8_t value, int n)
+EC_HELPER void ec_fill_bytes(int8_t *dst, int8_t value, int n)
 {
     for (; n > 0; --n) {
         *dst++ = value;
