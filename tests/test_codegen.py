@@ -529,3 +529,25 @@ def test_stacked_lstm_sequences_bit_exact(tfk, tmp_path):
     assert len(states) == 4 and not states & set(plan(tfl, {}).offsets)
     table = sigmoid_table()
     assert len(table) == 256 and table[0] == 32768 and list(table) == sorted(table)
+
+
+@needs_gcc
+def test_bidirectional_lstm_bit_exact(tfk, tmp_path):
+    """A Bidirectional LSTM (REVERSE_V2, two LSTM ops, CONCATENATION), every step of both directions compared: the
+    converter gives the forward op's output the concatenation's quantization, not its hidden state's, and
+    TFLite-Micro copies the state's bytes all the same."""
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(4)
+    inp = tfk.Input((8, 5))
+    out = tfk.layers.Bidirectional(tfk.layers.LSTM(6, return_sequences=True), name="bi")(inp)
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(4).normal(size=(32, 8, 5)).astype(np.float32))
+    tfl = read_tflite(data)
+    assert {"UNIDIRECTIONAL_SEQUENCE_LSTM", "REVERSE_V2", "CONCATENATION"} <= set(tfl.op_counts)
+    lstm = [op for op in tfl.ops if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert any(tfl.tensors[op.outputs[0]].scale != tfl.tensors[op.inputs[18]].scale for op in lstm)
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") else "off"
+    gen, section = emit_and_verify(data, tfl, "bi", "bi", probe_inputs(tfl, 100), mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and section["host"]["values"] == 100 * 8 * 12
+    assert mcu == "off" or section["mcu"]["bit_exact"]
+

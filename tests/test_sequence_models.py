@@ -67,9 +67,11 @@ def test_lstm_converts_to_the_fused_int8_op_and_runs_in_tflite_micro(k3, tfk, tm
 def test_gru_and_simple_rnn_are_unrolled_over_their_time_steps(k3, tmp_path, layer):
     """Kept as a loop, TF 2.21's int8 calibration crashes the process on them (SIGSEGV, measured)."""
     _sequence_model(k3, layer, tmp_path, seed=1)
-    report = _build(tmp_path, "cortex-m4")
+    report = _build(tmp_path, "cortex-m4", *(("--emit", "c") if layer == "GRU" else ()))
     ops = report["tflite"]["ops"]
     assert ops["FULLY_CONNECTED"] == 2 * STEPS and ops["TANH"] == STEPS and "WHILE" not in ops, ops
+    if layer == "GRU":  # unrolled into SPLIT, SPLIT_V and UNPACK among others: the generated C is bit-exact too
+        assert {"SPLIT", "SPLIT_V", "UNPACK"} <= set(ops) and report["measurements"]["c"]["host"]["bit_exact"]
     assert report["verification"]["micro_samples"] > 0 and report["verification"]["top1_agreement"] >= 0.8
     assert report["verification"]["micro_vs_litert_max_lsb"] <= 1
 
@@ -78,9 +80,11 @@ def test_gru_and_simple_rnn_are_unrolled_over_their_time_steps(k3, tmp_path, lay
 @pytest.mark.parametrize("layer", ["Bidirectional", "stacked"])
 def test_bidirectional_and_stacked_recurrent_layers_build_for_an_mcu(k3, tmp_path, layer):
     _sequence_model(k3, layer, tmp_path, seed=2)
-    report = _build(tmp_path, "cortex-m4")
+    report = _build(tmp_path, "cortex-m4", "--emit", "c")
     assert report["tflite"]["ops"]["UNIDIRECTIONAL_SEQUENCE_LSTM"] == (2 if layer == "Bidirectional" else 1)
     assert report["verification"]["micro_samples"] > 0
+    # the generated C too (the GRU unrolled: SPLIT, SPLIT_V, UNPACK), bit-exact with TFLite-Micro
+    assert report["measurements"]["c"]["host"]["bit_exact"]
 
 
 def test_inspect_counts_the_lstm_ops_macs_and_the_estimate_includes_them(tfk, tmp_path):

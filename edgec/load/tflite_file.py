@@ -216,6 +216,10 @@ def _options(op, schema) -> dict:
         o = schema.ResizeBilinearOptions()
         o.Init(table.Bytes, table.Pos)
         return {"align_corners": bool(o.AlignCorners()), "half_pixel_centers": bool(o.HalfPixelCenters())}
+    if t == kinds.UnpackOptions:
+        o = schema.UnpackOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"axis": o.Axis(), "num": o.Num()}
     if t == kinds.ConcatenationOptions:
         o = schema.ConcatenationOptions()
         o.Init(table.Bytes, table.Pos)

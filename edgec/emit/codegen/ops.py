@@ -417,6 +417,29 @@ def concatenation(em, op) -> str:
             f"      ec_concatenation(in_{op.index}, {sizes}, {len(op.inputs)}, {blocks}, {em.ptr(op.outputs[0])}); }}")
 
 
+def split(em, op) -> str:
+    """SPLIT (axis, then data), SPLIT_V (data, sizes, axis) and UNPACK (data; the axis an option)."""
+    data = op.inputs[1] if op.name == "SPLIT" else op.inputs[0]
+    _int8(em, data, *op.outputs)
+    shape = em.tfl.tensors[data].shape
+    if op.name == "UNPACK":
+        axis = op.options.get("axis", 0)
+    else:
+        given = em.constant(op.inputs[0] if op.name == "SPLIT" else op.inputs[2])
+        if given is None:
+            raise Unsupported("its axis is not a constant")
+        axis = int(np.asarray(given).reshape(-1)[0])
+    axis %= max(len(shape), 1)
+    blocks = int(np.prod(shape[:axis], dtype=np.int64))
+    slices = [em.tfl.tensors[i].elements // blocks for i in op.outputs]
+    if sum(slices) * blocks != em.tfl.tensors[data].elements:
+        raise Unsupported("its outputs do not add up to its input")
+    sizes = em.array(f"op{op.index}_slices", "int", np.array(slices))
+    pointers = ", ".join(em.ptr(i) for i in op.outputs)
+    return (f"{{ int8_t *const out_{op.index}[{len(op.outputs)}] = {{{pointers}}};\n"
+            f"      ec_split({em.ptr(data)}, out_{op.index}, {sizes}, {len(op.outputs)}, {blocks}); }}")
+
+
 def _mean_geometry(em, op) -> tuple[int, int, int]:
     """MEAN over contiguous axes: (outer, reduced, inner) elements."""
     shape = em.tfl.tensors[op.inputs[0]].shape
@@ -591,7 +614,8 @@ def gather(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
     if not _one_variable_input(em, op):
         raise Unsupported("it has more than one input that is not a constant")
-    _same_quantization(em, op.inputs[0], op.outputs[0])
+    # no check that input and output share their quantization: TFLite-Micro moves the bytes whatever it is
+    # (a Bidirectional LSTM's REVERSE_V2 has two, measured), and the trace would not be copies otherwise
     shape = [int(d) for d in em.tfl.tensors[op.outputs[0]].shape] or [1]
     shape = [1] * (4 - len(shape)) + shape
     source = _source_positions(em, op).reshape(shape)
@@ -786,9 +810,9 @@ def lstm(em, op) -> str:
               "hidden_zero_point": _zp(em, ins[_LSTM_HIDDEN]), "cell_clip": quantized_clip,
               "cell_tanh_mult": tanh_mult, "cell_tanh_shift": tanh_shift,
               "sigmoid": em.array(f"op{op.index}_sigmoid", "uint16_t", np.array(sigmoid_table()))}
-    o = t[op.outputs[0]]
-    if (np.float32(o.scale), o.zero_point) != (np.float32(hidden.scale), hidden.zero_point) or \
-            o.elements != steps * units:
+    # TFLite-Micro copies the hidden state's bytes to the output whatever the output's quantization (the
+    # converter gives a Bidirectional layer's forward output the concatenation's, not the state's: measured)
+    if t[op.outputs[0]].elements != steps * units:
         raise Unsupported("its output is not the hidden state at every step")
     params = em.struct(f"op{op.index}", "ec_lstm", fields)
     return f"ec_lstm(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
@@ -847,6 +871,7 @@ OPS: dict[str, Op] = {
     **{kind: Op((*SHARED_KERNELS, "gather.c"), gather) for kind in GATHER_OPS},
     "TRANSPOSE_CONV": Op(("fixedpoint.c", "clamp.c", "transpose_conv.c"), transpose_conv, transpose_conv_scratch),
     "CONCATENATION": Op((*SHARED_KERNELS, "concatenation.c"), concatenation),
+    **{kind: Op((*SHARED_KERNELS, "split.c"), split) for kind in ("SPLIT", "SPLIT_V", "UNPACK")},
     "RESIZE_BILINEAR": Op(("resize_bilinear.c",), resize_bilinear),
     "MEAN": Op(("fixedpoint.c", "clamp.c", "mean.c"), mean, mean_scratch),
     "REDUCE_MAX": Op(("reduce_max.c",), reduce_max),
