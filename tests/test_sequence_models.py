@@ -47,7 +47,8 @@ def _build(tmp_path, target, *extra):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+# tf_keras's LSTM also converts and runs in TFLite-Micro in test_codegen's LSTM tests (default suite)
+@pytest.mark.parametrize("flavour", ["keras3", pytest.param("tf_keras", marks=pytest.mark.slow)])
 def test_lstm_converts_to_the_fused_int8_op_and_runs_in_tflite_micro(k3, tfk, tmp_path, flavour):
     _sequence_model(k3 if flavour == "keras3" else tfk, "LSTM", tmp_path)
     report = _build(tmp_path, "cortex-m4")
