@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from edgec.emit.codegen import quant
+from edgec.emit.codegen import quant, tables
 from edgec.errors import UnsupportedOpError
 
 RUNTIME = "edgec's C code generator"
@@ -563,13 +563,10 @@ def _one_variable_input(em, op) -> bool:
 
 def _run_alone(alone: bytes, values: np.ndarray, purpose: str) -> np.ndarray:
     """TFLite-Micro's output (flattened) for an op alone (``single_op_model``) on ``values``."""
-    from edgec.errors import RuntimeCheckError
-    from edgec.runtime import micro
-
     try:
-        return micro.run(alone, values, litert_verify=False).reshape(-1)
-    except RuntimeCheckError as exc:
-        raise Unsupported(f"TFLite-Micro did not run it alone to {purpose} it ({exc})") from None
+        return tables.run_alone(alone, values, purpose)
+    except tables.TableError as exc:
+        raise Unsupported(str(exc)) from None
 
 
 def lookup(em, op) -> str:
@@ -741,6 +738,13 @@ def _lstm_sizes(tfl, op) -> tuple[int, int, int]:
     return steps, shape[2], tfl.tensors[op.inputs[_LSTM_GATES["forget"][0]]].shape[0]
 
 
+def _sigmoid_table() -> tuple[int, ...]:
+    try:
+        return tables.sigmoid_table()
+    except tables.TableError as exc:
+        raise Unsupported(str(exc)) from None
+
+
 def lstm_scratch(tfl, op) -> int:
     """Four int16 gate vectors, the int16 cell state and the int8 hidden state."""
     _, _, units = _lstm_sizes(tfl, op)
@@ -751,8 +755,6 @@ def lstm(em, op) -> str:
     """UNIDIRECTIONAL_SEQUENCE_LSTM, int8 x int8 -> int16 cell (TFLite-Micro's lstm_eval_common.cc for the
     parameters): each gate's two FCs requantized to Q3.12, the products of Q0.15 gate outputs to the cell's
     and the hidden state's scales."""
-    from edgec.emit.codegen.tables import sigmoid_table
-
     t = em.tfl.tensors
     ins = list(op.inputs) + [-1] * (24 - len(op.inputs))
     if len(op.inputs) != 24 or any(ins[k] >= 0 for k in _LSTM_VARIANTS):
@@ -809,7 +811,7 @@ def lstm(em, op) -> str:
               "input_shift": product[1], "hidden_mult": out_mult[0], "hidden_shift": out_mult[1],
               "hidden_zero_point": _zp(em, ins[_LSTM_HIDDEN]), "cell_clip": quantized_clip,
               "cell_tanh_mult": tanh_mult, "cell_tanh_shift": tanh_shift,
-              "sigmoid": em.array(f"op{op.index}_sigmoid", "uint16_t", np.array(sigmoid_table()))}
+              "sigmoid": em.array(f"op{op.index}_sigmoid", "uint16_t", np.array(_sigmoid_table()))}
     # TFLite-Micro copies the hidden state's bytes to the output whatever the output's quantization (the
     # converter gives a Bidirectional layer's forward output the concatenation's, not the state's: measured)
     if t[op.outputs[0]].elements != steps * units:

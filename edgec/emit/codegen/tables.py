@@ -19,6 +19,21 @@ import numpy as np
 _SEGMENTS = 255
 
 
+class TableError(Exception):
+    """TFLite-Micro did not run an op alone, or its outputs are not what the generator reads them as."""
+
+
+def run_alone(alone: bytes, values: np.ndarray, purpose: str) -> np.ndarray:
+    """TFLite-Micro's output (flattened) for an op alone (``single_op_model``) on ``values``."""
+    from edgec.errors import RuntimeCheckError
+    from edgec.runtime import micro
+
+    try:
+        return micro.run(alone, values, litert_verify=False).reshape(-1)
+    except RuntimeCheckError as exc:
+        raise TableError(f"TFLite-Micro did not run it alone to {purpose} it ({exc})") from None
+
+
 def sigmoid16(table: np.ndarray, v: np.ndarray) -> np.ndarray:
     """TFLite's int16 logistic on inputs already scaled to 3/4096 units (``v = 3x`` for Q3.12)."""
     a = np.abs(v)
@@ -44,14 +59,13 @@ def sigmoid_table() -> tuple[int, ...]:
     """TFLite-Micro's 256-entry sigmoid table, solved from its own int16 LOGISTIC and TANH outputs.
 
     Raises:
-        Unsupported: TFLite-Micro did not run the ops, or no single table explains its outputs.
+        TableError: TFLite-Micro did not run the ops, or no single table explains its outputs.
     """
-    from edgec.emit.codegen.ops import Unsupported, _run_alone
     from edgec.load.tflite_file import int16_activation_model
 
     x = np.arange(-32768, 32768, dtype=np.int64)
     # Q3.12 inputs: TFLite-Micro's power-of-two path, input multiplier 3 and no shift (as the LSTM's gates)
-    observed = {op: _run_alone(int16_activation_model(op, x.size, 2.0 ** -12), x.astype(np.int16).reshape(1, -1),
+    observed = {op: run_alone(int16_activation_model(op, x.size, 2.0 ** -12), x.astype(np.int16).reshape(1, -1),
                                "read the sigmoid table of").astype(np.int64) for op in ("LOGISTIC", "TANH")}
     v = 3 * x
     guess = np.array([min(65535, round(65536 / (1 + math.exp(-i / 24)))) for i in range(_SEGMENTS + 1)], np.int64)
@@ -74,10 +88,10 @@ def sigmoid_table() -> tuple[int, ...]:
         if 0 < i < _SEGMENTS:
             options = options & ends[i - 1]
         if len(options) != 1:
-            raise Unsupported(f"no single sigmoid table explains TFLite-Micro's int16 LOGISTIC and TANH (entry {i})")
+            raise TableError(f"no single sigmoid table explains TFLite-Micro's int16 LOGISTIC and TANH (entry {i})")
         solved.append(options.pop())
     table = np.array(solved, np.int64)
     if not (np.array_equal(sigmoid16(table, v), observed["LOGISTIC"])
             and np.array_equal(tanh16(table, v), observed["TANH"])):
-        raise Unsupported("the sigmoid table solved from TFLite-Micro does not reproduce its int16 LOGISTIC and TANH")
+        raise TableError("the sigmoid table solved from TFLite-Micro does not reproduce its int16 LOGISTIC and TANH")
     return tuple(solved)
