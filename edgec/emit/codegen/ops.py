@@ -756,8 +756,8 @@ def lstm(em, op) -> str:
     parameters): each gate's two FCs requantized to Q3.12, the products of Q0.15 gate outputs to the cell's
     and the hidden state's scales."""
     t = em.tfl.tensors
-    ins = list(op.inputs) + [-1] * (24 - len(op.inputs))
-    if len(op.inputs) != 24 or any(ins[k] >= 0 for k in _LSTM_VARIANTS):
+    ins = op.inputs
+    if len(ins) != 24 or any(ins[k] >= 0 for k in _LSTM_VARIANTS):
         raise Unsupported("it uses peepholes, a projection or layer normalization (a variant TFLite-Micro does "
                           "not run either)")
     _int8(em, op.inputs[0], op.outputs[0], ins[_LSTM_HIDDEN])

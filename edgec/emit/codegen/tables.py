@@ -69,9 +69,10 @@ def sigmoid_table() -> tuple[int, ...]:
                                "read the sigmoid table of").astype(np.int64) for op in ("LOGISTIC", "TANH")}
     v = 3 * x
     guess = np.array([min(65535, round(65536 / (1 + math.exp(-i / 24)))) for i in range(_SEGMENTS + 1)], np.int64)
+    sigmoid_segment, tanh_segment = np.abs(v) >> 9, np.abs(v) >> 8
     starts, ends = [], []
     for seg in range(_SEGMENTS):
-        s, t = (np.abs(v) >> 9) == seg, (np.abs(v) >> 8) == seg
+        s, t = sigmoid_segment == seg, tanh_segment == seg
         fits = []
         for da, db in itertools.product(range(-3, 4), repeat=2):
             table = guess.copy()
