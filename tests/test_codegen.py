@@ -15,9 +15,10 @@ import pytest
 from conftest import assert_one_line_error, have, run_cli, shared_model
 from edgec.check import targets
 from edgec.emit.codegen import generate, quant, toolchain
-from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs, tflm_outputs
 from edgec.errors import RuntimeCheckError
 from edgec.load.tflite_file import read_tflite, read_tflite_file
+from edgec.report.text import codegen_lines
 from edgec.runtime import micro
 
 REQUIRED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
@@ -137,12 +138,12 @@ def test_op_without_kernel_is_one_line_error(tfk, tmp_path):
 
     inp = tfk.Input((4, 4, 2))
     x = tfk.layers.Conv2D(3, 1, name="c")(inp)
-    out = tfk.layers.Lambda(tf.nn.log_softmax, name="log_probs")(x)  # LOG_SOFTMAX
+    out = tfk.layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1), name="unit")(x)  # L2_NORMALIZATION
     data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(16, 4, 4, 2)).astype(np.float32))
-    path = tmp_path / "log.tflite"
+    path = tmp_path / "l2.tflite"
     path.write_bytes(data)
     proc = run_cli("emit-c", str(path), "--out", str(tmp_path / "c"), "--no-mcu")
-    assert_one_line_error(proc, 2, "LOG_SOFTMAX", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
+    assert_one_line_error(proc, 2, "L2_NORMALIZATION", "no C kernel", "deploy it with TFLite-Micro", "cortex-m4")
     assert not (tmp_path / "c").exists()
 
 
@@ -529,6 +530,85 @@ def test_stacked_lstm_sequences_bit_exact(tfk, tmp_path):
     assert len(states) == 4 and not states & set(plan(tfl, {}).offsets)
     table = sigmoid_table()
     assert len(table) == 256 and table[0] == 32768 and list(table) == sorted(table)
+
+
+@needs_gcc
+@pytest.mark.parametrize("depth,rows,gain", [(100, 3, 30.0), (7, 4, 0.05)])
+def test_log_softmax_bit_exact(tfk, tmp_path, depth, rows, gain):
+    """LOG_SOFTMAX (gemmlowp's exp and log, the saturation bound from the inverse scaling): every output of
+    200 probe inputs, with logits wide enough that most outputs saturate at -128 (input scale ~3) and narrow
+    enough that none do (~0.004)."""
+    import tensorflow as tf
+
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(depth)
+    inp = tfk.Input((rows, 6))
+    x = tfk.layers.Dense(depth, kernel_initializer=tfk.initializers.RandomNormal(stddev=gain))(inp)
+    out = tfk.layers.Lambda(tf.nn.log_softmax, name="log_probs")(x)
+    data = convert_int8(tfk.Model(inp, out), np.random.default_rng(0).normal(size=(64, rows, 6)).astype(np.float32))
+    tfl = read_tflite(data)
+    assert tfl.op_counts == {"FULLY_CONNECTED": 1, "LOG_SOFTMAX": 1}
+    x = probe_inputs(tfl, 200)
+    reference = micro.run(data, x)
+    assert len(np.unique(reference)) > 20  # the log's whole range is exercised, not a constant
+    mcu = "require" if have("arm-none-eabi-gcc", "qemu-system-arm") and rows == 3 else "off"
+    gen, section = emit_and_verify(data, tfl, "logsm", "logsm", x, mcu=mcu, workdir=tmp_path)
+    assert section["host"]["bit_exact"] and section["host"]["values"] == 200 * rows * depth
+    assert mcu == "off" or section["mcu"]["bit_exact"]
+    assert "ec_log_softmax(&" in gen.files["logsm_infer.c"]
+
+
+def _div_shift(tfl, op, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+    """The power of two int8 DIV divides by for each pair of raw inputs (TFLite's DivElementwise)."""
+    ta, tb, to = (tfl.tensors[k] for k in (*op.inputs[:2], op.outputs[0]))
+    _, shift = quant.quantize_multiplier(float(np.float32(ta.scale) / (np.float32(tb.scale) * np.float32(to.scale))))
+    u, v = qa.astype(np.int64) - ta.zero_point, qb.astype(np.int64) - tb.zero_point
+    u = np.where(v < 0, -u, u)
+    recip_shift = np.array([int(abs(k)).bit_length() - 1 for k in v.ravel()]).reshape(v.shape)
+    headroom = np.array([31 - int(k ^ (k >> 63)).bit_length() for k in u.ravel()]).reshape(u.shape)
+    return headroom + recip_shift - shift
+
+
+@needs_gcc
+def test_tflite_shifts_by_32_or_more_take_the_cortex_m_value(tfk, tmp_path):
+    """int8 DIV divides by 2^32 or more for small dividends over large divisors, a shift C++ leaves undefined:
+    TFLite-Micro's x86 build takes the count modulo 32 (its output saturates), a Cortex-M fills with the sign.
+    Every one of the 65,280 input pairs: the C built with EC_SHIFT_COUNT_MOD_32 is bit-exact with TFLite-Micro
+    on the host; the C as written differs only where the shift reaches 32; under QEMU it equals its own
+    Cortex-M-semantics host build, and emit_and_verify says so."""
+    from edgec.convert.int8 import convert_int8
+
+    a, b = tfk.Input((256,), name="a"), tfk.Input((256,), name="b")
+    rng = np.random.default_rng(0)
+    data = convert_int8(tfk.Model([a, b], tfk.layers.Lambda(lambda t: t[0] / t[1])([a, b])),
+                        {"a": rng.uniform(-1, 1, (64, 256)).astype(np.float32),
+                         "b": rng.uniform(0.0625, 2, (64, 256)).astype(np.float32)})
+    tfl = read_tflite(data)
+    (op,) = tfl.ops
+    assert op.name == "DIV" and list(tfl.inputs) == list(op.inputs[:2])
+    zb = tfl.tensors[op.inputs[1]].zero_point
+    qb = np.array([q for q in range(-128, 128) if q != zb])  # a zero divisor is undefined in TFLite as well
+    qa, qb = np.tile(np.arange(-128, 128), (len(qb), 1)), np.repeat(qb[:, None], 256, axis=1)
+    x = np.concatenate([qa, qb], axis=1).astype(np.int8)
+    reference = tflm_outputs(data, tfl, x)
+    gen = generate(data, tfl, "dv", "dv")
+    host = toolchain.run_host(toolchain.build_host(gen, tmp_path / "x86"), x, gen.output_bytes)
+    cortex_m = toolchain.run_host(toolchain.build_host(gen, tmp_path / "m", tflite_host_shifts=False), x,
+                                  gen.output_bytes)
+    wide = _div_shift(tfl, op, qa, qb) >= 32
+    assert toolchain.host_shift_flags() == [] or np.array_equal(host, reference)
+    differs = cortex_m != reference
+    assert differs.any() and not (differs & ~wide).any()
+    assert np.abs(cortex_m.astype(int) - reference)[differs].max() > 100  # TFLite's host build saturates there
+    if have("arm-none-eabi-gcc", "qemu-system-arm"):
+        rows = np.flatnonzero(differs.any(axis=1))[-3:]
+        _, section = emit_and_verify(data, tfl, "dv", "dv", x[rows], mcu="require", workdir=tmp_path / "qemu")
+        mcu = section["mcu"]
+        assert mcu["bit_exact"] and mcu["values_differing_from_tflite_micro_host"] == differs[rows].sum()
+        assert "Cortex-M" in mcu["reference"]
+        assert f"{differs[rows].sum():,} output values are TFLite-Micro's Cortex-M values" in \
+            "\n".join(codegen_lines(section))
 
 
 @needs_gcc

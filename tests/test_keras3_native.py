@@ -224,8 +224,6 @@ def test_keras3_layer_zoo_builds_natively(k3, tmp_path, target, activations):
     assert report["verification"]["output_error_steps_max"] <= 40, report["verification"]
 
 
-# log_softmax (LOG_SOFTMAX) has no C kernel yet
-C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a != "log_softmax"]
 
 
 @pytest.mark.slow  # 25 s; the default suite covers these kernels in test_codegen.py
@@ -233,11 +231,11 @@ C_ACTIVATIONS = [a for a in MCU_ACTIVATIONS if a != "log_softmax"]
 def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     """Issue 23: the zoo's ops in generated C (PAD, STRIDED_SLICE, PRELU, MUL, MEAN, CONCATENATION, MAXIMUM,
     BROADCAST_TO, RESIZE_BILINEAR, REDUCE_MAX, QUANTIZE and the activations' LOGISTIC, TANH, HARD_SWISH,
-    LEAKY_RELU, ABS and DIV (softsign)...), bit-exact with TFLite-Micro on probe inputs and validation samples
+    LEAKY_RELU, ABS, DIV (softsign), LOG_SOFTMAX...), bit-exact with TFLite-Micro on probe inputs and validation samples
     (and under QEMU where the ARM tools are installed)."""
     k3.utils.set_random_seed(4)
     x = np.random.default_rng(4).uniform(-1, 1, (48, 16, 16, 3)).astype(np.float32)
-    model = _alive(_zoo_model(k3, C_ACTIVATIONS), x)
+    model = _alive(_zoo_model(k3, MCU_ACTIVATIONS), x)
     model.save(tmp_path / "zoo.keras")
     np.savez(tmp_path / "d.npz", x=x)
     proc = run_cli("build", str(tmp_path / "zoo.keras"), "-t", "cortex-m4", "-d", str(tmp_path / "d.npz"),
@@ -246,7 +244,7 @@ def test_keras3_layer_zoo_generated_c_bit_exact(k3, tmp_path):
     report = json.loads(proc.stdout)
     ops = set(report["tflite"]["ops"])
     assert {"PRELU", "STRIDED_SLICE", "RESIZE_BILINEAR", "REDUCE_MAX", "HARD_SWISH", "LOGISTIC", "TANH",
-            "LEAKY_RELU", "MEAN", "CONCATENATION", "MUL", "MAXIMUM", "PAD", "DIV", "ABS"} <= ops
+            "LEAKY_RELU", "MEAN", "CONCATENATION", "MUL", "MAXIMUM", "PAD", "DIV", "ABS", "LOG_SOFTMAX"} <= ops
     c = report["measurements"]["c"]
     assert c["host"]["bit_exact"] and c["host"]["samples"] > 3
     assert "skipped" in c["mcu"] or c["mcu"]["bit_exact"]

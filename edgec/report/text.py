@@ -148,6 +148,10 @@ def codegen_lines(c: dict) -> list[str]:
                      f"RAM {mcu['ram_total_bytes']:,} B (arena + stack {mcu['stack_bytes']:,} + input/output), "
                      f"{mcu['instructions_per_inference']:,} instructions{per_mac}{latency}; "
                      f"bit-exact on {mcu['samples']} inputs")
+        differing = mcu.get("values_differing_from_tflite_micro_host")
+        if differing:
+            lines.append(f"            {differing:,} output values are TFLite-Micro's Cortex-M values, not its host "
+                         "build's: its kernels shift by 32 or more there (undefined in C++)")
     return lines
 
 

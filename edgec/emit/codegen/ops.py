@@ -378,15 +378,38 @@ def reshape(em, op) -> str:
     return f"ec_copy({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {o.nbytes});"
 
 
+def _softmax_struct(em, op, input_multiplier: int, input_left_shift: int, diff_min: int,
+                    reverse_multiplier: int = 0, reverse_shift: int = 0) -> str:
+    i = em.tfl.tensors[op.inputs[0]]
+    depth = i.shape[-1]
+    return em.struct(f"op{op.index}", "ec_softmax", {
+        "rows": i.elements // depth, "depth": depth, "input_multiplier": input_multiplier,
+        "input_left_shift": input_left_shift, "diff_min": diff_min, "reverse_multiplier": reverse_multiplier,
+        "reverse_shift": reverse_shift})
+
+
+def _fixed_output(em, op, scale: float, zero_point: int, text: str) -> None:
+    o = em.tfl.tensors[op.outputs[0]]
+    if o.zero_point != zero_point or np.float32(o.scale) != np.float32(scale):
+        raise Unsupported(f"its output is not quantized with scale {text} and zero point {zero_point}")
+
+
 def softmax(em, op) -> str:
     _int8(em, op.inputs[0], op.outputs[0])
-    i, o = em.tfl.tensors[op.inputs[0]], em.tfl.tensors[op.outputs[0]]
-    if o.zero_point != -128 or np.float32(o.scale) != np.float32(1.0 / 256):
-        raise Unsupported("its output is not quantized with scale 1/256 and zero point -128")
-    mult, left_shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), i.scale)
-    depth = i.shape[-1]
-    return (f"ec_softmax({em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {i.elements // depth}, {depth}, "
-            f"{mult}, {left_shift}, {diff_min});")
+    _fixed_output(em, op, 1.0 / 256, -128, "1/256")
+    mult, left_shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), em.tfl.tensors[op.inputs[0]].scale)
+    params = _softmax_struct(em, op, mult, left_shift, diff_min)
+    return f"ec_softmax(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+
+
+def log_softmax(em, op) -> str:
+    _int8(em, op.inputs[0], op.outputs[0])
+    _fixed_output(em, op, 16.0 / 256, 127, "16/256")
+    mult, left_shift, diff_min, reverse, reverse_shift = quant.log_softmax_params(em.tfl.tensors[op.inputs[0]].scale)
+    if reverse_shift > 0:
+        raise Unsupported("its input scale makes the inverse scaling reach 1, which TFLite's kernel does not handle")
+    params = _softmax_struct(em, op, mult, left_shift, diff_min, reverse, reverse_shift)
+    return f"ec_log_softmax(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
 
 
 def _same_quantization(em, a: int, b: int) -> None:
@@ -881,7 +904,8 @@ OPS: dict[str, Op] = {
     "PAD": Op((*SHARED_KERNELS, "pad.c"), pad),
     "PADV2": Op((*SHARED_KERNELS, "pad.c"), pad),
     "RESHAPE": Op(("reshape.c",), reshape),
-    "SOFTMAX": Op(("fixedpoint.c", "clamp.c", "softmax.c"), softmax),
+    "SOFTMAX": Op((*SHARED_KERNELS, "softmax.c"), softmax),
+    "LOG_SOFTMAX": Op((*SHARED_KERNELS, "softmax.c"), log_softmax),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": Op((*SHARED_KERNELS, "lstm.c"), lstm, lstm_scratch),
 }
 

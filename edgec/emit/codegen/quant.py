@@ -96,6 +96,14 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     return mult, left_shift, -radius
 
 
+def log_softmax_params(input_scale: float) -> tuple[int, int, int, int, int]:
+    """int8 LOG_SOFTMAX's Prepare (``PreprocessLogSoftmaxScalingExp``, beta 1): the softmax parameters
+    plus the inverse of the input scaling as a multiplier below one and its (right) shift."""
+    mult, left_shift, diff_min = softmax_params(1.0, input_scale)
+    reverse, reverse_shift = quantize_multiplier(float(1 << (31 - left_shift)) / mult)
+    return mult, left_shift, diff_min, reverse, reverse_shift
+
+
 def padding(in_size: int, out_size: int, stride: int, filter_size: int) -> int:
     """``ComputePaddingWithOffset``'s leading pad (dilation 1). It is the same formula for SAME
     and VALID: with VALID the output is small enough that it comes out 0."""

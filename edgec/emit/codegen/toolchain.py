@@ -9,6 +9,7 @@ load image of .data) and RAM (.data, .bss); the stack is measured by painting.
 from __future__ import annotations
 
 import dataclasses
+import platform
 import shutil
 import subprocess
 from importlib import resources
@@ -63,10 +64,22 @@ def write_sources(gen, workdir: Path) -> Path:
     return workdir / f"{gen.name}_infer.c"
 
 
-def build_host(gen, workdir: Path, extra_flags: tuple[str, ...] = ()) -> Path:
+def host_shift_flags() -> list[str]:
+    """Where TFLite's own kernels shift by 32 or more (undefined in C++), TFLite-Micro's host build takes
+    the count modulo 32 on x86-64 and AArch64; ``c/fixedpoint.c`` does the same under this define, so
+    that the host build of the C can be compared with TFLite-Micro's value by value."""
+    return ["-DEC_SHIFT_COUNT_MOD_32"] if platform.machine().lower() in {"x86_64", "amd64", "aarch64",
+                                                                          "arm64"} else []
+
+
+def build_host(gen, workdir: Path, extra_flags: tuple[str, ...] = (), tflite_host_shifts: bool = True) -> Path:
     """The generated model plus a stdin/stdout harness, built with the host's gcc at
-    ``-std=c99 -Wall -Wextra -Werror -pedantic -O2``."""
+    ``-std=c99 -Wall -Wextra -Werror -pedantic -O2``: with ``tflite_host_shifts`` (the default, to compare
+    with TFLite-Micro on this machine) as TFLite-Micro's host build computes its undefined shifts, else as
+    a Cortex-M computes them (what the written C does)."""
     cc = _tool("gcc", "gcc")
+    if tflite_host_shifts:
+        extra_flags = (*host_shift_flags(), *extra_flags)
     model_c = write_sources(gen, workdir)
     (workdir / "host_main.c").write_text(_harness("host_main.c"))
     exe = workdir / f"{gen.name}_host"

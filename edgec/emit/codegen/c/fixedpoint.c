@@ -14,12 +14,28 @@ static inline int32_t ec_high_mul(int32_t a, int32_t b)
     return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
 }
 
+/* gemmlowp's RoundingDivideByPOT. TFLite's kernels sometimes divide by 2^32 or more
+ * (DIV of a dividend of +-1 by a large divisor; SOFTMAX over 512 or more near-equal
+ * values), where its shift is undefined in C++ and TFLite-Micro's result depends on the
+ * machine: a Cortex-M's shift by a register fills with the sign, giving
+ * (x >> 31) + (x >= 0); x86-64 and AArch64 take the shift count modulo 32. The C
+ * computes the Cortex-M's value on every compiler, or x86's where EC_SHIFT_COUNT_MOD_32
+ * is defined (edgec's check against TFLite-Micro's host build defines it). */
 static inline int32_t ec_div_pot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    if (exponent > 31) {
+#ifdef EC_SHIFT_COUNT_MOD_32
+        return (x >> (exponent & 31)) + (x >= 0);
+#else
+        return (x >> 31) + (x >= 0);
+#endif
+    }
+    {
+        const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+        const int32_t remainder = x & mask;
+        const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+        return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    }
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier in fewer instructions, with the same result
