@@ -26,7 +26,6 @@ from edgec.check.targets import get as get_target
 from edgec.check.targets import names as target_names
 from edgec.config import BuildConfig, StageSpec, recipe_settings
 from edgec.emit import artifacts
-from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import ConfigError, EdgecError, OutputError, UnsupportedOpError
 from edgec.load import limits
 from edgec.load.tflite_file import read_tflite_file
@@ -201,6 +200,8 @@ def emit_c(tflite: str | Path, *, name: str | None = None, samples: int = 100, m
     Raises:
         UnsupportedOpError: an op the generator has no kernel for, named with its index.
     """
+    from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs  # not on edgec check's path
+
     profile = get_target(target)
     if out is not None:
         artifacts.check_destination(str(out))

@@ -40,8 +40,9 @@ def test_bad_bytes_are_refused(data):
 
 def test_arena_of_a_model_whose_near_minimum_arenas_crash_tflite_micro(tfk):
     """Dense layers without bias: TFLite-Micro segfaults for some arena sizes just below the minimum
-    instead of refusing them. The arena is still measured (probes in fresh processes), and it is the
-    smallest size that allocates."""
+    instead of refusing them. Each probe runs in a forked copy of the interpreter process, so the
+    crashes cost no restart (the process is the same one afterwards), and the arena is the smallest
+    size that allocates (checked in fresh processes)."""
     from edgec.convert.int8 import convert_int8
     from edgec.runtime import sandbox
 
@@ -49,8 +50,14 @@ def test_arena_of_a_model_whose_near_minimum_arenas_crash_tflite_micro(tfk):
     x = tfk.layers.Dense(3, use_bias=False)(inp)
     model = tfk.Model(inp, tfk.layers.Dense(2, use_bias=False)(x))
     data = convert_int8(model, np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32))
+    sandbox.prestart()
+    pid = sandbox._get().proc.pid
     arena = micro.measure_arena(data)
     assert arena.bytes >= arena.recorded_bytes > 0
+    assert sandbox._get().proc.pid == pid
+    below = {sandbox.call(micro._probe_forked, data, size, runtime="TFLite-Micro")
+             for size in range(arena.recorded_bytes, arena.bytes)}
+    assert "allocates" not in below and any(p.startswith("crashed") for p in below), below
 
     def allocates(size):
         try:

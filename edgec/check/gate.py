@@ -14,7 +14,6 @@ from edgec.check import budgets, targets
 from edgec.check.latency import estimate, not_measured, op_table
 from edgec.check.measure import compile_for_npu, host_latency_section, latency_warnings, measure, npu_warnings
 from edgec.check.targets import Target
-from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
 from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
 from edgec.load.tflite_file import TFLiteModel, fix_for, read_tflite_file
 from edgec.report import Report
@@ -88,6 +87,9 @@ def _check(path: str, data: bytes, tfl: TFLiteModel, target: Target, overrides: 
     try:
         arena = micro.measure_arena(data, litert_verify=not litert_crash)
         if target.judged_on_c:  # judged on the generated C, built and run under QEMU
+            # imported here: the C generator is a tenth of the gate's start-up, and only these targets need it
+            from edgec.emit.codegen.crosscheck import emit_and_verify, probe_inputs
+
             _, codegen = emit_and_verify(data, tfl, Path(path).stem, Path(path).name,
                                          probe_inputs(tfl, C_CHECK_SAMPLES), mcu="require", target=target)
             codegen["tflm_arena_bytes"] = arena.bytes

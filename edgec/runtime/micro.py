@@ -16,7 +16,10 @@ accepted the bytes there: TFLite-Micro itself trusts every offset.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import signal
+import time
 from typing import Any
 
 import numpy as np
@@ -159,12 +162,12 @@ def verified(data: bytes, litert_verify: bool = True) -> bytes:
 def measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
     """Smallest arena with which TFLite-Micro allocates ``data``, plus its record (in the sandbox).
 
-    The bisection runs in one interpreter process. Some arena sizes just
-    below the minimum crash TFLite-Micro instead of failing cleanly (seen on
-    a model whose FULLY_CONNECTED ops have no bias: a segfault for 1448-1492
-    bytes when 1512 are needed); if a probe crashes, the search is repeated
-    with every probe in a fresh process, and a size that crashes counts as
-    one that does not allocate.
+    The bisection runs in the interpreter process, each probe in a forked copy of it. Some arena sizes
+    just below the minimum crash TFLite-Micro instead of failing cleanly (seen on a model whose
+    FULLY_CONNECTED ops have no bias: a segfault for 1448-1492 bytes when 1512 are needed); a size that
+    crashes its copy counts as one that does not allocate. If the interpreter process itself crashes
+    (while recording, or where fork is unavailable), the search is repeated with every probe in a
+    fresh process.
 
     Raises:
         RuntimeCheckError: the model does not load even with a 256 MiB arena, or crashes TFLite-Micro.
@@ -259,9 +262,51 @@ def _allocates(data: bytes, size: int) -> bool:
     return _construct(data, size)[0] is not None
 
 
+PROBE_TIMEOUT_S = 60.0  # one forked allocation probe
+
+
+def _probe_forked(data: bytes, size: int) -> str:
+    """:func:`_allocates` in a forked copy of this process (which has TFLite-Micro loaded already: a few
+    milliseconds), so that a size on which TFLite-Micro crashes kills only the copy: ``"allocates"``,
+    ``"refused"``, or ``"crashed (SIGSEGV)"`` and the like.
+
+    Raises:
+        InterpreterCrash: the copy neither answered nor crashed within :data:`PROBE_TIMEOUT_S`.
+    """
+    pid = os.fork()
+    if pid == 0:  # the copy: answer by exit code only, run no cleanup of the parent's
+        code = 2
+        try:
+            code = 0 if _allocates(data, size) else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise InterpreterCrash.because("timed out", f"TFLite-Micro did not finish allocating a {size}-byte "
+                                           f"arena within {PROBE_TIMEOUT_S:.0f} s")
+        time.sleep(0.0005)
+    if os.WIFSIGNALED(status):
+        return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+    if os.WEXITSTATUS(status) == 2:
+        raise RuntimeCheckError(f"TFLite-Micro failed unexpectedly while allocating a {size}-byte arena")
+    return "allocates" if os.WEXITSTATUS(status) == 0 else "refused"
+
+
+def _allocates_forked(data: bytes, size: int) -> bool:
+    """A size that crashes TFLite-Micro does not allocate: a firmware with that arena would crash too."""
+    return _probe_forked(data, size) == "allocates"
+
+
 def _measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
     total, head, tail, record = _record(data, litert_verify)
-    return Arena(bytes=_smallest(lambda size: _allocates(data, size), total), head_bytes=head, tail_bytes=tail,
+    probe = _allocates_forked if hasattr(os, "fork") else (lambda d, size: _allocates(d, size))
+    return Arena(bytes=_smallest(lambda size: probe(data, size), total), head_bytes=head, tail_bytes=tail,
                  recorded_bytes=total, bytes_32bit=arena_32bit(head, record))
 
 
