@@ -24,7 +24,9 @@ SAMPLE = ROOT / "samples" / "digits"
 EDGEC = [sys.executable, "-m", "edgec"]
 # The environment commands run in. Importing TensorFlow's model-optimization toolkit in this process sets
 # TF_USE_LEGACY_KERAS=1, which children inherit: it silently switches a plain script's tf.keras to tf_keras.
-ENV = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+# PYTHONDONTWRITEBYTECODE (set on some CI machines) would make every command recompile edgec's modules,
+# which a user's pip-installed edgec never does: commands run with Python's bytecode cache, as a user's do.
+ENV = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONDONTWRITEBYTECODE")}
 sys.path.insert(0, str(ROOT))
 
 # The MLPerf Tiny pairs: float model, the reference int8 conversion, the synthetic input generator, and
@@ -127,6 +129,17 @@ def run_measured(cmd: list[str], cwd: Path | None = None) -> ProcessCost:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
     return ProcessCost(seconds, peak[0], maxrss_kib * 1024)
+
+
+def run_timed(cmd: list[str]) -> float:
+    """Wall seconds of ``cmd`` (it must succeed), started as a shell would: no launcher, no memory sampling
+    (which scans /proc every 10 ms and, on two cores, takes CPU from a command that lasts half a second)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return seconds
 
 
 def edgec_build(model: Path, data: str | Path, out: Path, *extra: str) -> Path:

@@ -31,6 +31,11 @@ def render(r: dict) -> list[str]:
     if g := r.get("gate"):
         out.append(f"- **Gate**: `edgec check` takes **{g['check_over_build']}x** the time of `edgec build` on the "
                    f"sample: {g['check_s']} s median on this machine.")
+        if g.get("checks"):
+            slowest = max(g["checks"], key=lambda x: x["check_s"])
+            out.append(f"- **Gate on every model**: `edgec check` under {g['limit_s']} s median on "
+                       f"**{g['within_limit']} of {len(g['checks'])}** shared model files and edgec builds; slowest "
+                       f"{slowest['model']}, {slowest['check_s']} s.")
     if rows := r.get("arena"):
         equal = sum(x["equal"] for x in rows)
         worst = max(x["head_over_bound"] for x in rows)

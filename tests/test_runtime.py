@@ -125,3 +125,16 @@ def test_the_prestarted_interpreter_process_takes_the_memory_limit_asked_for(tin
     finally:
         limits.set_current(limits.Limits())
         sandbox.shutdown()
+
+
+def test_the_interpreter_process_skips_tflite_micros_compression_tools():
+    """The interpreter process starts on `edgec check`'s critical path: it imports TFLite-Micro's interpreter
+    without the package __init__'s compression tools (yaml, the compressor), and still runs models."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "edgec.runtime._child"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=120)
+    imported = proc.stderr
+    assert proc.returncode == 0 and "tflite_micro.python.tflite_micro.runtime" in imported
+    assert "compression" not in imported and "yaml" not in imported

@@ -9,6 +9,7 @@ writes no core files. Exits when stdin closes, and is killed when edgec dies
 """
 
 import importlib
+import importlib.util
 import os
 import pickle
 import resource
@@ -41,6 +42,15 @@ def _die_with_parent():
         os._exit(1)
 
 
+def _register_without_init(package: str) -> None:
+    """Make ``package`` importable without running its ``__init__``: tflite_micro's also imports its
+    compression tools (yaml and the compressor, a tenth of `edgec check`'s time), which this process,
+    which only interprets, never uses. Its subpackages import as usual."""
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations and package not in sys.modules:
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+
+
 def _limit_resources():
     """No core files; the interpreters may map ``EDGEC_CHILD_MEMORY_BYTES`` beyond what the process
     holds once its libraries are loaded."""
@@ -48,6 +58,8 @@ def _limit_resources():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for edgec, which then closes the pipe
     import numpy  # noqa: F401  (loaded before the limit: the limit is for the models' memory)
     from ai_edge_litert import interpreter  # noqa: F401
+
+    _register_without_init("tflite_micro")
     from tflite_micro.python.tflite_micro import runtime  # noqa: F401
 
     limit = int(os.environ.get("EDGEC_CHILD_MEMORY_BYTES", "0"))

@@ -15,11 +15,12 @@ accepted the bytes there: TFLite-Micro itself trusts every offset.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import select
 import signal
-import time
 from typing import Any
 
 import numpy as np
@@ -262,52 +263,92 @@ def _allocates(data: bytes, size: int) -> bool:
     return _construct(data, size)[0] is not None
 
 
-PROBE_TIMEOUT_S = 60.0  # one forked allocation probe
+PROBE_TIMEOUT_S = 60.0  # one allocation probe
+
+
+class _Prober:
+    """Allocation probes answered by a forked copy of this process (TFLite-Micro is loaded already), one
+    after another in a loop: a size on which TFLite-Micro crashes kills only the copy, and the next probe
+    forks a new one (a few milliseconds; crashes are rare, so most probes cost one interpreter
+    construction). Use it as a context manager; the copy exits when its pipe closes."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.worker: tuple[int, int, int] | None = None  # pid, its request pipe, its answer pipe
+
+    def __enter__(self) -> "_Prober":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def _start(self) -> tuple[int, int, int]:
+        requests, answers = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the copy: read sizes, answer one byte each; run none of the parent's cleanup
+            try:
+                os.close(requests[1])
+                os.close(answers[0])
+                while len(raw := os.read(requests[0], 8)) == 8:
+                    os.write(answers[1], b"1" if _allocates(self.data, int.from_bytes(raw, "little")) else b"0")
+            finally:
+                os._exit(0)
+        os.close(requests[0])
+        os.close(answers[1])
+        return pid, requests[1], answers[0]
+
+    def _stop(self, kill: bool = True) -> int:
+        """The copy's wait status, once it is gone."""
+        if self.worker is None:
+            return 0
+        pid, request, answer = self.worker
+        self.worker = None
+        os.close(request)
+        os.close(answer)
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return os.waitpid(pid, 0)[1]
+
+    def probe(self, size: int) -> str:
+        """``"allocates"``, ``"refused"``, or ``"crashed (SIGSEGV)"`` and the like.
+
+        Raises:
+            InterpreterCrash: the copy neither answered nor crashed within :data:`PROBE_TIMEOUT_S`.
+        """
+        if self.worker is None:
+            self.worker = self._start()
+        _, request, answer = self.worker
+        os.write(request, size.to_bytes(8, "little"))
+        ready, _, _ = select.select([answer], [], [], PROBE_TIMEOUT_S)
+        if not ready:
+            self._stop()
+            raise InterpreterCrash.because("timed out", f"TFLite-Micro did not finish allocating a {size}-byte "
+                                           f"arena within {PROBE_TIMEOUT_S:.0f} s")
+        reply = os.read(answer, 1)
+        if reply:
+            return "allocates" if reply == b"1" else "refused"
+        status = self._stop(kill=False)
+        if os.WIFSIGNALED(status):
+            return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
+        raise RuntimeCheckError(f"TFLite-Micro failed unexpectedly while allocating a {size}-byte arena")
 
 
 def _probe_forked(data: bytes, size: int) -> str:
-    """:func:`_allocates` in a forked copy of this process (which has TFLite-Micro loaded already: a few
-    milliseconds), so that a size on which TFLite-Micro crashes kills only the copy: ``"allocates"``,
-    ``"refused"``, or ``"crashed (SIGSEGV)"`` and the like.
-
-    Raises:
-        InterpreterCrash: the copy neither answered nor crashed within :data:`PROBE_TIMEOUT_S`.
-    """
-    pid = os.fork()
-    if pid == 0:  # the copy: answer by exit code only, run no cleanup of the parent's
-        code = 2
-        try:
-            code = 0 if _allocates(data, size) else 1
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + PROBE_TIMEOUT_S
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise InterpreterCrash.because("timed out", f"TFLite-Micro did not finish allocating a {size}-byte "
-                                           f"arena within {PROBE_TIMEOUT_S:.0f} s")
-        time.sleep(0.0005)
-    if os.WIFSIGNALED(status):
-        return f"crashed ({signal.Signals(os.WTERMSIG(status)).name})"
-    if os.WEXITSTATUS(status) == 2:
-        raise RuntimeCheckError(f"TFLite-Micro failed unexpectedly while allocating a {size}-byte arena")
-    return "allocates" if os.WEXITSTATUS(status) == 0 else "refused"
-
-
-def _allocates_forked(data: bytes, size: int) -> bool:
-    """A size that crashes TFLite-Micro does not allocate: a firmware with that arena would crash too."""
-    return _probe_forked(data, size) == "allocates"
+    """One probe in a forked copy of this process (see :class:`_Prober`)."""
+    with _Prober(data) as prober:
+        return prober.probe(size)
 
 
 def _measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
     total, head, tail, record = _record(data, litert_verify)
-    probe = _allocates_forked if hasattr(os, "fork") else (lambda d, size: _allocates(d, size))
-    return Arena(bytes=_smallest(lambda size: probe(data, size), total), head_bytes=head, tail_bytes=tail,
-                 recorded_bytes=total, bytes_32bit=arena_32bit(head, record))
+    if not hasattr(os, "fork"):
+        smallest = _smallest(lambda size: _allocates(data, size), total)
+    else:  # a size that crashes TFLite-Micro does not allocate: a firmware with that arena would crash too
+        with _Prober(data) as prober:
+            smallest = _smallest(lambda size: prober.probe(size) == "allocates", total)
+    return Arena(bytes=smallest, head_bytes=head, tail_bytes=tail, recorded_bytes=total,
+                 bytes_32bit=arena_32bit(head, record))
 
 
 def _run(data: bytes, inputs_q: list[np.ndarray], litert_verify: bool = True) -> list[np.ndarray]:
