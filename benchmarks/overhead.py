@@ -23,11 +23,11 @@ PLAIN = ROOT / "benchmarks" / "plain_tf.py"
 def _cases(tmp: Path) -> list[tuple[str, Path, Path, int]]:
     cases = [("samples/digits/digits.keras", SAMPLE / "digits.keras", SAMPLE / "digits.npz", 5)]
     if shared_present():
-        spec = next(r for r in REFERENCES if r["float"].endswith(".h5"))
-        data = tmp / "overhead-resnet8.npz"
-        x = INPUTS[spec["inputs"]](400, 2)
-        np.savez(data, x_train=x[:300], x_val=x[300:])
-        cases.append((spec["float"], SHARED / spec["float"], data, 3))
+        for spec in REFERENCES:  # the KWS SavedModel and the ResNet-8 .h5
+            data = tmp / f"overhead-{spec['inputs']}.npz"
+            x = INPUTS[spec["inputs"]](400, 2)
+            np.savez(data, x_train=x[:300], x_val=x[300:])
+            cases.append((spec["float"], SHARED / spec["float"], data, 3))
     return cases
 
 

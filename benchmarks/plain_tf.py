@@ -1,6 +1,6 @@
 """The peer: what a user writes without edgec to get an int8 model into firmware.
 
-Keras's own loader, TFLiteConverter with a representative dataset (full int8,
+Keras's own loader (TFLiteConverter.from_saved_model for a SavedModel folder), TFLiteConverter with a representative dataset (full int8,
 int8 input and output, the same number of calibration samples edgec uses),
 then ``xxd -i`` for the C array. Usage: ``plain_tf.py MODEL DATA.npz OUT_DIR``.
 """
@@ -16,7 +16,6 @@ CALIBRATION_SAMPLES = 300  # edgec's default (BuildConfig.calibration_samples); 
 
 
 def main(model_path: str, data_path: str, out_dir: str) -> None:
-    model = tf.keras.models.load_model(model_path, compile=False)
     arrays = np.load(data_path)
     x = (arrays["x_train"] if "x_train" in arrays else arrays["x"]).astype(np.float32)
 
@@ -24,7 +23,10 @@ def main(model_path: str, data_path: str, out_dir: str) -> None:
         for sample in x[:CALIBRATION_SAMPLES]:
             yield [sample[None]]
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if Path(model_path).is_dir():  # a SavedModel (MLPerf Tiny's KWS reference)
+        converter = tf.lite.TFLiteConverter.from_saved_model(model_path)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(tf.keras.models.load_model(model_path, compile=False))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -98,3 +98,20 @@ def test_per_layer_error_names_the_layer_with_a_weight_outlier(tfk):
     assert {r["layer"] for r in rows} >= {"first", "spoiled", "third", "out"}
     assert worst(rows, 1)[0]["layer"] == "spoiled", rows
     assert worst(rows, 1)[0]["rmse_over_scale"] > 5 * sorted(r["rmse_over_scale"] for r in rows)[-2]
+
+
+def test_plots_escape_model_names_and_scale_bars_to_their_values():
+    """The plots are SVG written by edgec: names from the model are text, never markup, and each bar's
+    length is its value on a round scale."""
+    from edgec.report import plots
+
+    svg = plots.quant_error([{"layer": '<script>alert("x")</script>', "op": "CONV_2D", "rmse_over_scale": 0.25},
+                             {"layer": "b&c", "op": "ADD", "rmse_over_scale": 0.5}])
+    assert "<script" not in svg and "&lt;script&gt;" in svg and "b&amp;c" in svg
+    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
+    assert len(widths) == 2 and widths[1] == pytest.approx(2 * widths[0], rel=1e-3)
+    assert plots._ticks(1536) == [0, 500, 1000, 1500, 2000]
+    assert plots._ticks(0.43) == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert plots.quant_error([]) is None
+    assert plots.budgets([{"name": "ram", "value": 50, "limit": 100, "ok": True}]) == \
+        plots.budgets([{"name": "ram", "value": 50, "limit": 100, "ok": True}])  # the same bytes each time
