@@ -25,8 +25,10 @@ def render(r: dict) -> list[str]:
                    f"{_pct(p['top1_agreement'])}, mean output error {e['error_steps_mean']} vs "
                    f"{p['error_steps_mean']} steps ({row['inputs']}).")
     for row in r.get("overhead") or []:
-        out.append(f"- **Overhead**, {row['model']}: `edgec build` takes **{row['time_ratio']}x** the wall time and "
-                   f"**{row['memory_ratio']}x** the peak memory of the plain TensorFlow script + `xxd -i` "
+        model, qat = row["model"].split(" (vs ")[0], "--stage qat" in row["model"]
+        peer = "a plain TFMOT QAT script (quantize_model, the same epochs)" if qat else "the plain TensorFlow script"
+        out.append(f"- **Overhead**, {model}: `edgec build` takes **{row['time_ratio']}x** the wall time and "
+                   f"**{row['memory_ratio']}x** the peak memory of {peer} + `xxd -i` "
                    f"({row['edgec']['seconds']:.1f} s vs {row['plain']['seconds']:.1f} s).")
     if g := r.get("gate"):
         out.append(f"- **Gate**: `edgec check` takes **{g['check_over_build']}x** the time of `edgec build` on the "

@@ -18,32 +18,50 @@ from common import EDGEC, INPUTS, REFERENCES, ROOT, SAMPLE, SHARED, median, run_
 from edgec.report.markdown import md_table
 
 PLAIN = ROOT / "benchmarks" / "plain_tf.py"
+PLAIN_QAT = ROOT / "benchmarks" / "plain_qat.py"
+QAT_EPOCHS = 2
 
 
-def _cases(tmp: Path) -> list[tuple[str, Path, Path, int]]:
-    cases = [("samples/digits/digits.keras", SAMPLE / "digits.keras", SAMPLE / "digits.npz", 5)]
+def _cases(tmp: Path) -> list[tuple[str, list[str], list[str], int]]:
+    """(label, edgec's command, the plain script's command, runs) per model."""
+    def build(model: Path, data: Path, *extra: str) -> list[str]:
+        return EDGEC + ["build", str(model), "--target", "cortex-m4", "--data", str(data), "--out",
+                        str(tmp / "overhead-edgec"), "--quiet", *extra]
+
+    def plain(script: Path, model: Path, data: Path, *extra: str) -> list[str]:
+        return [sys.executable, str(script), str(model), str(data), str(tmp / "overhead-plain"), *extra]
+
+    digits, digits_data = SAMPLE / "digits.keras", SAMPLE / "digits.npz"
+    cases = [("samples/digits/digits.keras", build(digits, digits_data), plain(PLAIN, digits, digits_data), 5)]
     if shared_present():
         for spec in REFERENCES:  # the KWS SavedModel and the ResNet-8 .h5
             data = tmp / f"overhead-{spec['inputs']}.npz"
             x = INPUTS[spec["inputs"]](400, 2)
-            np.savez(data, x_train=x[:300], x_val=x[300:])
-            cases.append((spec["float"], SHARED / spec["float"], data, 3))
+            labels = np.random.default_rng(2).integers(0, 10, len(x))  # QAT trains on them: any labels time alike
+            np.savez(data, x_train=x[:300], x_val=x[300:], y_train=labels[:300], y_val=labels[300:])
+            model = SHARED / spec["float"]
+            cases.append((spec["float"], build(model, data), plain(PLAIN, model, data), 3))
+            if spec["float"].endswith(".h5"):  # TFMOT needs tf_keras: the .h5 loads there as it is
+                cases.append((f"{spec['float']} --stage qat:epochs={QAT_EPOCHS} (vs a plain TFMOT QAT script)",
+                              build(model, data, "--stage", f"qat:epochs={QAT_EPOCHS}"),
+                              plain(PLAIN_QAT, model, data, str(QAT_EPOCHS)), 3))
     return cases
 
 
 def run(tmp: Path) -> list[dict]:
-    from edgec.config import BuildConfig
+    from edgec.config import BuildConfig, TrainingConfig
 
     sys.path.insert(0, str(PLAIN.parent))
+    import plain_qat
     from plain_tf import CALIBRATION_SAMPLES
 
-    if CALIBRATION_SAMPLES != BuildConfig.calibration_samples:
-        raise RuntimeError("plain_tf.py must calibrate on as many samples as edgec does")
+    if not CALIBRATION_SAMPLES == plain_qat.CALIBRATION_SAMPLES == BuildConfig.calibration_samples:
+        raise RuntimeError("plain_tf.py and plain_qat.py must calibrate on as many samples as edgec does")
+    if (plain_qat.LEARNING_RATE, plain_qat.BATCH_SIZE) != (TrainingConfig.learning_rate / 10,
+                                                          TrainingConfig.batch_size):
+        raise RuntimeError("plain_qat.py must fine-tune as edgec's QAT stage does")
     rows = []
-    for label, model, data, runs in _cases(tmp):
-        edgec = EDGEC + ["build", str(model), "--target", "cortex-m4", "--data", str(data), "--out",
-                         str(tmp / "overhead-edgec"), "--quiet"]
-        plain = [sys.executable, str(PLAIN), str(model), str(data), str(tmp / "overhead-plain")]
+    for label, edgec, plain, runs in _cases(tmp):
         run_measured(plain), run_measured(edgec)  # warm the file caches
         sides = {"edgec": [], "plain": []}
         for i in range(runs):
@@ -78,5 +96,7 @@ def markdown(rows: list[dict]) -> list[str]:
               "peak of the largest single process. The plain script only converts and dumps; `edgec build` also "
               "verifies the int8 model against the float one (LiteRT and TFLite-Micro), measures the arena and "
               "host latency, and writes headers and reports. "
-              "The peer script is [`benchmarks/plain_tf.py`](plain_tf.py).", ""]
+              "The peer scripts are [`benchmarks/plain_tf.py`](plain_tf.py) and, for the QAT row, "
+              f"[`benchmarks/plain_qat.py`](plain_qat.py) (TFMOT's quantize_model, {QAT_EPOCHS} epochs of the same "
+              "fine-tuning, then the same conversion).", ""]
     return lines

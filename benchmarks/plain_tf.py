@@ -1,8 +1,9 @@
 """The peer: what a user writes without edgec to get an int8 model into firmware.
 
-Keras's own loader (TFLiteConverter.from_saved_model for a SavedModel folder), TFLiteConverter with a representative dataset (full int8,
-int8 input and output, the same number of calibration samples edgec uses),
-then ``xxd -i`` for the C array. Usage: ``plain_tf.py MODEL DATA.npz OUT_DIR``.
+Keras's own loader (TFLiteConverter.from_saved_model for a SavedModel folder),
+TFLiteConverter with a representative dataset (full int8, int8 input and
+output, the same number of calibration samples edgec uses), then ``xxd -i``
+for the C array. Usage: ``plain_tf.py MODEL DATA.npz OUT_DIR``.
 """
 
 import subprocess

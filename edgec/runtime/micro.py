@@ -163,12 +163,13 @@ def verified(data: bytes, litert_verify: bool = True) -> bytes:
 def measure_arena(data: bytes, litert_verify: bool = True) -> Arena:
     """Smallest arena with which TFLite-Micro allocates ``data``, plus its record (in the sandbox).
 
-    The bisection runs in the interpreter process, each probe in a forked copy of it. Some arena sizes
-    just below the minimum crash TFLite-Micro instead of failing cleanly (seen on a model whose
-    FULLY_CONNECTED ops have no bias: a segfault for 1448-1492 bytes when 1512 are needed); a size that
-    crashes its copy counts as one that does not allocate. If the interpreter process itself crashes
-    (while recording, or where fork is unavailable), the search is repeated with every probe in a
-    fresh process.
+    The bisection runs in the interpreter process; a forked copy of it answers the probes (see
+    :class:`_Prober`). Some arena sizes just below the minimum crash TFLite-Micro instead of failing
+    cleanly (seen on models whose FULLY_CONNECTED ops have no bias: a segfault for 1448 and 1480 bytes
+    when 1512 are needed, inside GreedyMemoryPlanner::CalculateOffsetsIfNeeded, after TFLite-Micro logs
+    that temporary allocations were not freed); such a size kills only the copy and counts as one that
+    does not allocate. If the interpreter process itself crashes (while recording), the search is
+    repeated with every probe in a fresh process.
 
     Raises:
         RuntimeCheckError: the model does not load even with a 256 MiB arena, or crashes TFLite-Micro.
