@@ -44,7 +44,8 @@ def _tick_text(v: float) -> str:
 
 class _Svg:
     def __init__(self, width: float, height: float):
-        self.width, self.height, self.parts = width, height, []
+        self.width, self.height = width, height
+        self.parts: list[str] = []
 
     def rect(self, x: float, y: float, w: float, h: float, fill: str, title: str | None = None) -> None:
         tip = f"<title>{escape(title)}</title>" if title else ""
