@@ -143,10 +143,13 @@ def _common_options(f):
               help="How the output is judged (default: inferred from the output op, the labels and the shapes).")
 @click.option("--strict", is_flag=True, default=None,
               help="Refuse an accuracy_drop budget the validation samples are too few to resolve.")
+@click.option("--fc-quantization", type=click.Choice(api.FC_QUANTIZATION), default=None,
+              help="FULLY_CONNECTED weight scales: per-channel (default), per-tensor (a smaller file and arena), "
+                   "or auto (both converted; per-tensor kept if its output error is as good, see the README).")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
-          seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, budget, kernels, as_json,
-          summary_md, quiet, verbose):
+          seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization, budget,
+          kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     _check_writable(summary_md)
@@ -155,7 +158,8 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
                        trust_recipe=trust_recipe, name=name, task=task, seed=seed,
                        calibration_samples=calibration_samples, verify_samples=verify_samples, fit=fit, emit=list(emit),
                        kernels=kernels, strategy=strategy, allow_custom_code=allow_custom_code,
-                       custom_objects=list(custom_objects), strict=strict, progress=not quiet)
+                       custom_objects=list(custom_objects), strict=strict, fc_quantization=fc_quantization,
+                       progress=not quiet)
     return _render(result.report, as_json, quiet, summary_md)
 
 

@@ -28,6 +28,7 @@ from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
+from edgec.convert import precision
 from edgec.convert.int8 import (
     by_layer,
     check_activations,
@@ -163,7 +164,14 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     check_recurrent(keras_model)  # what TensorFlow's converter would crash on, named before any bridge
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
-    tfl_bytes = convert_int8(convert_from, calibration)
+    if model.several and cfg.fc_quantization == "auto":
+        fc_quantization = {"mode": "auto", "chosen": "per-channel", "reason": "auto measures models with one input "
+                           "and one output; set fc_quantization = \"per-tensor\" to convert this one per tensor"}
+        tfl_bytes = convert_int8(convert_from, calibration)
+    else:
+        snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
+        tfl_bytes, fc_quantization = precision.convert(convert_from, calibration, data.x_val, cfg.fc_quantization,
+                                                       snr_budget)
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
@@ -195,7 +203,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
                               micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                               describe_op=lambda op: layer_of_op(keras_model, tfl, op))
-        verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES])
+        verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
+                                                          per_tensor_fc=fc_quantization["chosen"] == "per-tensor")
     warnings += verification.pop("warnings")
     clock.lap("verify")
 
@@ -231,7 +240,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         model=model.to_dict(),
         target=target.to_dict(),
         data=data.to_dict(),
-        tflite=tflite_summary(tfl),
+        tflite={**tflite_summary(tfl), "fc_quantization": fc_quantization},
         measurements=measurements,
         verification=verification,
         budgets=budgets.judge(measurements, target, dict(cfg.budgets), accuracy_drop, verification),

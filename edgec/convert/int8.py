@@ -510,9 +510,11 @@ def _negations_kept(function) -> set[str]:
             for i in op.outputs for part in converted.tensors[i].name.split(";")}
 
 
-def int8_converter(model, calibration: np.ndarray):
+def int8_converter(model, calibration: np.ndarray, per_tensor_fc: bool = False):
     """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples,
-    traced at batch 1 where the input shape is fixed (:func:`batch1_function`)."""
+    traced at batch 1 where the input shape is fixed (:func:`batch1_function`); FULLY_CONNECTED weights
+    per output channel, or with ``per_tensor_fc`` one scale per tensor (fewer multipliers in the file and
+    in TFLite-Micro's arena)."""
     tf = frameworks.tf()
     absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
     level = absl.level                   # want a trackable object (it keeps variables as resources)
@@ -532,15 +534,17 @@ def int8_converter(model, calibration: np.ndarray):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_fc
     return converter
 
 
-def convert_int8(model, calibration: np.ndarray) -> bytes:
+def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False) -> bytes:
     """Convert a tf_keras model to a full-integer int8 flatbuffer.
 
     Args:
         model: the tf_keras model (QAT-annotated models convert as well).
         calibration: representative inputs, batch first, float32.
+        per_tensor_fc: quantize FULLY_CONNECTED weights per tensor instead of per output channel.
 
     Returns:
         The flatbuffer bytes.
@@ -549,7 +553,7 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
         ConversionError: an op cannot be converted to int8; names the layer and op.
     """
     check_recurrent(model)  # before the converter: what it would crash the process on
-    converter = int8_converter(model, calibration)
+    converter = int8_converter(model, calibration, per_tensor_fc)
     try:
         with captured_fds(1, 2) as chatter, warnings.catch_warnings():
             warnings.simplefilter("ignore")
