@@ -113,5 +113,9 @@ def test_plots_escape_model_names_and_scale_bars_to_their_values():
     assert plots._ticks(1536) == [0, 500, 1000, 1500, 2000]
     assert plots._ticks(0.43) == pytest.approx([0, 0.1, 0.2, 0.3, 0.4, 0.5])
     assert plots.quant_error([]) is None
+    odd = plots.quant_error([{"layer": "ln", "op": "RSQRT", "rmse_over_scale": float("inf")},
+                             {"layer": "fc", "op": "FULLY_CONNECTED", "rmse_over_scale": float("nan")},
+                             {"layer": "ok", "op": "ADD", "rmse_over_scale": 0.3}])
+    assert ">inf</text>" in odd and ">nan</text>" in odd
     assert plots.budgets([{"name": "ram", "value": 50, "limit": 100, "ok": True}]) == \
         plots.budgets([{"name": "ram", "value": 50, "limit": 100, "ok": True}])  # the same bytes each time

@@ -82,8 +82,10 @@ def _label_width(labels: list[str]) -> float:
 def _hbars(svg: _Svg, x0: float, width: float, top: float, labels: list[str], values: list[float],
            colors: list[str], xlabel: str, hi: float | None = None, show_labels: bool = True,
            background: list[float] | None = None) -> tuple[float, float]:
-    """Horizontal bars from ``x0`` over ``width`` px; returns (scale px per unit, bottom y)."""
-    ticks = _ticks(max([hi or 0.0, *values, *(background or [])]))
+    """Horizontal bars from ``x0`` over ``width`` px; returns (scale px per unit, bottom y). A value that is
+    not finite (a layer whose error is infinite) is written as text, not drawn."""
+    shown = [v if math.isfinite(v) else 0.0 for v in values]
+    ticks = _ticks(max([hi or 0.0, *shown, *(background or [])]))
     scale = width / ticks[-1]
     bottom = top + ROW * len(labels)
     for v in ticks:
@@ -94,7 +96,10 @@ def _hbars(svg: _Svg, x0: float, width: float, top: float, labels: list[str], va
         y = top + i * ROW
         if background:
             svg.rect(x0, y + 3, background[i] * scale, ROW - 6, GREY)
-        svg.rect(x0, y + 3, v * scale, ROW - 6, colors[i % len(colors)], f"{label}: {_num(v)}")
+        if math.isfinite(v):
+            svg.rect(x0, y + 3, v * scale, ROW - 6, colors[i % len(colors)], f"{label}: {_num(v)}")
+        else:
+            svg.text(x0 + 4, y + ROW / 2 + 4, str(v), size=10, color=RED)
         if show_labels:
             svg.text(x0 - 6, y + ROW / 2 + 4, label, "end")
     svg.line(x0, top, x0, bottom)
@@ -117,7 +122,8 @@ def _hchart(labels: list[str], values: list[float], colors: list[str], xlabel: s
         svg.line(left, bottom + 44 + 16 * k, left + 24, bottom + 44 + 16 * k, DARK, dash)
         svg.text(left + 30, bottom + 48 + 16 * k, legend)
     for i, note in enumerate(annotate or []):
-        svg.text(left + values[i] * scale + 4, 6 + i * ROW + ROW / 2 + 4, note, size=10)
+        if math.isfinite(values[i]):
+            svg.text(left + values[i] * scale + 4, 6 + i * ROW + ROW / 2 + 4, note, size=10)
     return svg.render()
 
 
