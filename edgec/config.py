@@ -114,6 +114,7 @@ def _names(value, key: str, example: str) -> tuple:
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 MAX_EPOCHS = 10_000  # a recipe asking for more is a typo or an attempt to hang the CI job
 MAX_SEED = 2**32 - 1
+ACTIVATIONS = ("int8", "int16")  # activation type of the converted model (int16: TFLite's 16x8 mode)
 FC_QUANTIZATION = ("per-channel", "per-tensor", "auto")  # FULLY_CONNECTED weight scales (edgec.convert.precision)
 TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.check.verification)
 EMIT_KINDS = ("c",)
@@ -144,6 +145,7 @@ class BuildConfig:
     task: str | None = None  # the output's task kind (TASKS); None: inferred
     strict: bool = False  # a budget the validation set is too small to resolve is an error, not a warning
     fc_quantization: str = "per-channel"  # FULLY_CONNECTED weights: FC_QUANTIZATION (auto: measured, see convert)
+    activations: str = "int8"  # ACTIVATIONS
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -161,7 +163,8 @@ class BuildConfig:
                 raise ConfigError(f"budgets must be a table of limits, got {data['budgets']!r}; write it as "
                                   "[budgets] ram = \"96KiB\"")
             data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
-        for key in ("model", "data", "target", "out", "name", "kernels", "task", "fc_quantization"):
+        for key in ("model", "data", "target", "out", "name", "kernels", "task", "fc_quantization",
+                    "activations"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise ConfigError(f"{key} must be a string, got {data[key]!r}")
         seed = data.get("seed", 0)
@@ -181,6 +184,8 @@ class BuildConfig:
         for key in ("fit", "strict", "allow_custom_code"):
             if not isinstance(getattr(cfg, key), bool):
                 raise ConfigError(f"{key} must be true or false, got {getattr(cfg, key)!r}")
+        if cfg.activations not in ACTIVATIONS:
+            raise ConfigError(f"activations {cfg.activations!r} is not known; use one of {', '.join(ACTIVATIONS)}")
         if cfg.fc_quantization not in FC_QUANTIZATION:
             raise ConfigError(f"fc_quantization {cfg.fc_quantization!r} is not known; use one of "
                               f"{', '.join(FC_QUANTIZATION)}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgec import compress, frameworks
 from edgec.check import budgets, quant_error, targets
-from edgec.check.gate import tflite_summary
+from edgec.check.gate import sixteen_bit, tflite_summary
 from edgec.check.measure import compile_for_npu, latency_warnings, measure, npu_warnings
 from edgec.check.verification import paired_drop_interval, samples_to_resolve, verify, verify_several
 from edgec.compress import search
@@ -167,11 +167,11 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     if model.several and cfg.fc_quantization == "auto":
         fc_quantization = {"mode": "auto", "chosen": "per-channel", "reason": "auto measures models with one input "
                            "and one output; set fc_quantization = \"per-tensor\" to convert this one per tensor"}
-        tfl_bytes = convert_int8(convert_from, calibration)
+        tfl_bytes = convert_int8(convert_from, calibration, activations=cfg.activations)
     else:
         snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
         tfl_bytes, fc_quantization = precision.convert(convert_from, calibration, data.x_val, cfg.fc_quantization,
-                                                       snr_budget)
+                                                       snr_budget, cfg.activations)
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
@@ -204,7 +204,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
                               micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                               describe_op=lambda op: layer_of_op(keras_model, tfl, op))
         verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
-                                                          per_tensor_fc=fc_quantization["chosen"] == "per-tensor")
+                                                          per_tensor_fc=fc_quantization["chosen"] == "per-tensor",
+                                                          activations=cfg.activations)
     warnings += verification.pop("warnings")
     clock.lap("verify")
 
@@ -234,6 +235,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += npu_warnings(measurements)
     warnings += latency_warnings(measurements)
+    if target.kind == "mcu" and (flag := sixteen_bit(tfl)):
+        warnings.append(flag)
     if accuracy_drop is not None and "accuracy_drop" in limits_asked:
         warnings += _resolution_warnings(limits_asked["accuracy_drop"], verification)
     report = Report(

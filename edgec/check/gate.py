@@ -77,9 +77,18 @@ def not_full_integer(tfl: TFLiteModel) -> str | None:
             "int8 quantization (edgec build does)")
 
 
+def sixteen_bit(tfl: TFLiteModel) -> str | None:
+    """One line when the model computes with int16 activations (TFLite's 16x8 mode): the latency tables
+    were measured on int8 kernels."""
+    if not any(t.dtype == "int16" and not t.is_constant for t in tfl.tensors):
+        return None
+    return ("the model has int16 activations (16x8): the latency estimate uses the int8 kernels' measured costs, "
+            "and TFLite-Micro's 16x8 kernels cost more per MAC (not yet measured), so the estimate is low")
+
+
 def _check(path: str, data: bytes, tfl: TFLiteModel, target: Target, overrides: dict[str, float] | None) -> Report:
     codegen, warnings = None, []
-    if target.kind == "mcu" and (flag := not_full_integer(tfl)):
+    if target.kind == "mcu" and (flag := not_full_integer(tfl) or sixteen_bit(tfl)):
         warnings.append(flag)
     host_ms, trouble, litert_crash = _host_latency(data, target)
     if trouble:

@@ -28,19 +28,20 @@ from edgec.runtime import litert
 _log = logging.getLogger(__name__)
 
 
-def debug_model(keras_model, calibration: np.ndarray, per_tensor_fc: bool = False) -> bytes:
+def debug_model(keras_model, calibration: np.ndarray, per_tensor_fc: bool = False, activations: str = "int8") -> bytes:
     """The quantized model with a NumericVerify op after every quantized op (float input/output), its
     FULLY_CONNECTED weights quantized as the build's are."""
     tf = frameworks.tf()
     with captured_fds(1, 2), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=int8_converter(keras_model, calibration, per_tensor_fc),
+            converter=int8_converter(keras_model, calibration, per_tensor_fc, activations),
             debug_dataset=representative(calibration[:1]))
         return debugger.get_debug_quantized_model()
 
 
-def layer_errors(keras_model, calibration: np.ndarray, x: np.ndarray, per_tensor_fc: bool = False) -> list[dict]:
+def layer_errors(keras_model, calibration: np.ndarray, x: np.ndarray, per_tensor_fc: bool = False,
+                 activations: str = "int8") -> list[dict]:
     """One row per quantized op, in graph order: op, layer, rmse_over_scale, cosine, scale.
 
     The instrumented model runs in LiteRT in edgec's sandbox
@@ -49,7 +50,7 @@ def layer_errors(keras_model, calibration: np.ndarray, x: np.ndarray, per_tensor
     quantization is not post-training).
     """
     try:
-        model = debug_model(keras_model, calibration, per_tensor_fc)
+        model = debug_model(keras_model, calibration, per_tensor_fc, activations)
     except Exception as exc:  # the debugger refuses QAT models and exotic graphs
         _log.info("per-layer quantization error not measured: %s", exc)
         return []

@@ -31,7 +31,7 @@ import numpy as np
 
 from edgec import frameworks
 from edgec.errors import RuntimeCheckError
-from edgec.load.tflite_file import TFLiteModel, dequantize, quantize, with_every_op_output
+from edgec.load.tflite_file import TFLiteModel, dequantize, integer_range, quantize, with_every_op_output
 from edgec.runtime import litert, micro
 
 _log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def error_metrics(float_out: np.ndarray, deq: np.ndarray, q_out: np.ndarray, out_t) -> dict:
     """Output error of the int8 model against the float model, in steps and float units."""
-    float_in_steps = np.clip(float_out / out_t.scale + out_t.zero_point, -128, 127)
+    float_in_steps = np.clip(float_out / out_t.scale + out_t.zero_point, *integer_range(out_t))
     err_steps = np.abs(q_out - float_in_steps)
     diff = deq - float_out
     signal, noise = float(np.sum(float_out.astype(np.float64) ** 2)), float(np.sum(diff.astype(np.float64) ** 2))

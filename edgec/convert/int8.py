@@ -134,8 +134,9 @@ def layer_for_tensor(model, tensor: str) -> str:
     return _layer_from_tensor_name(model, tensor) or tensor
 
 
-def check_full_int8(model, tfl: TFLiteModel) -> None:
-    """Raise :class:`ConversionError` unless every op computes in int8 (or int32 bias)."""
+def check_full_int8(model, tfl: TFLiteModel, activations: str = "int8") -> None:
+    """Raise :class:`ConversionError` unless every op computes in integers and the input and output are
+    ``activations`` (int8, or int16 for a 16x8 model)."""
     for op in tfl.ops:
         if op.name in ("QUANTIZE", "DEQUANTIZE") or op.name.startswith("CUSTOM"):
             continue
@@ -149,8 +150,8 @@ def check_full_int8(model, tfl: TFLiteModel) -> None:
                               "use built-in Keras layers only")
     tensors = [("input", tfl.tensors[i]) for i in tfl.inputs] + [("output", tfl.tensors[i]) for i in tfl.outputs]
     for label, t in tensors:
-        if t.dtype != "int8":
-            raise ConversionError(f"the converted model's {label} is {t.dtype}, not int8; "
+        if t.dtype != activations:
+            raise ConversionError(f"the converted model's {label} is {t.dtype}, not {activations}; "
                                   "the model's last layer must produce a quantizable float tensor")
 
 
@@ -510,11 +511,12 @@ def _negations_kept(function) -> set[str]:
             for i in op.outputs for part in converted.tensors[i].name.split(";")}
 
 
-def int8_converter(model, calibration: np.ndarray, per_tensor_fc: bool = False):
+def int8_converter(model, calibration: np.ndarray, per_tensor_fc: bool = False, activations: str = "int8"):
     """The TFLiteConverter edgec converts with: full int8, int8 input and output, ``calibration`` samples,
     traced at batch 1 where the input shape is fixed (:func:`batch1_function`); FULLY_CONNECTED weights
     per output channel, or with ``per_tensor_fc`` one scale per tensor (fewer multipliers in the file and
-    in TFLite-Micro's arena)."""
+    in TFLite-Micro's arena). ``activations = "int16"``: TFLite's 16x8 mode, int16 activations (input and
+    output too) with int8 weights, all-or-nothing as the converter does it."""
     tf = frameworks.tf()
     absl = logging.getLogger("absl")  # "Please consider providing the trackable_obj argument": we do not
     level = absl.level                   # want a trackable object (it keeps variables as resources)
@@ -531,20 +533,25 @@ def int8_converter(model, calibration: np.ndarray, per_tensor_fc: bool = False):
         absl.setLevel(level)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative(calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    if activations == "int16":
+        sixteen_by_eight = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        converter.target_spec.supported_ops = [sixteen_by_eight]
+        converter.inference_input_type = converter.inference_output_type = tf.int16
+    else:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
     converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_fc
     return converter
 
 
-def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False) -> bytes:
+def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False, activations: str = "int8") -> bytes:
     """Convert a tf_keras model to a full-integer int8 flatbuffer.
 
     Args:
         model: the tf_keras model (QAT-annotated models convert as well).
         calibration: representative inputs, batch first, float32.
         per_tensor_fc: quantize FULLY_CONNECTED weights per tensor instead of per output channel.
+        activations: ``"int8"``, or ``"int16"`` for TFLite's 16x8 mode (int8 weights).
 
     Returns:
         The flatbuffer bytes.
@@ -553,7 +560,7 @@ def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False) ->
         ConversionError: an op cannot be converted to int8; names the layer and op.
     """
     check_recurrent(model)  # before the converter: what it would crash the process on
-    converter = int8_converter(model, calibration, per_tensor_fc)
+    converter = int8_converter(model, calibration, per_tensor_fc, activations)
     try:
         with captured_fds(1, 2) as chatter, warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -561,5 +568,5 @@ def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False) ->
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
         raise _explain_failure(model, exc) from None
     _log.debug("converter output: %s", chatter[0].strip())
-    check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT))
+    check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT), activations)
     return data

@@ -41,15 +41,16 @@ def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any
 
 
 def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str,
-            snr_budget_db: float | None = None) -> tuple[bytes, dict[str, Any]]:
+            snr_budget_db: float | None = None, activations: str = "int8") -> tuple[bytes, dict[str, Any]]:
     """The int8 flatbuffer with FULLY_CONNECTED weights quantized as ``mode`` asks, and the report's
     ``fc_quantization`` section (for ``auto``: both conversions measured, and why one was kept)."""
     if mode != "auto":
-        return convert_int8(model, calibration, per_tensor_fc=mode == "per-tensor"), {"mode": mode, "chosen": mode}
-    per_channel = convert_int8(model, calibration)
+        return (convert_int8(model, calibration, per_tensor_fc=mode == "per-tensor", activations=activations),
+                {"mode": mode, "chosen": mode})
+    per_channel = convert_int8(model, calibration, activations=activations)
     if "FULLY_CONNECTED" not in read_tflite(per_channel, "converted model").op_counts:
         return per_channel, {"mode": mode, "chosen": "per-channel", "reason": "the model has no FULLY_CONNECTED op"}
-    per_tensor = convert_int8(model, calibration, per_tensor_fc=True)
+    per_tensor = convert_int8(model, calibration, per_tensor_fc=True, activations=activations)
     x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
     float_out = predict(model, x)
     pc, pt = _measure(per_channel, float_out, x), _measure(per_tensor, float_out, x)

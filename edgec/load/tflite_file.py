@@ -472,17 +472,28 @@ def read_tflite_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
     return data, tfl
 
 
+_INTEGER_RANGES = {"int8": (-128, 127, np.int8), "int16": (-32768, 32767, np.int16)}
+
+
 def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
-    """Float values to the tensor's int8 representation, as TFLite's QUANTIZE kernel does: round half away
-    from zero (``std::round``; ``np.round`` would round half to even), add the zero point, clip."""
+    """Float values to the tensor's integer representation (int8, or int16 for 16x8 models), as TFLite's
+    QUANTIZE kernel does: round half away from zero (``std::round``; ``np.round`` would round half to
+    even), add the zero point, clip."""
     scale, zero_point = _qparams(tensor)
+    lo, hi, dtype = _INTEGER_RANGES.get(tensor.dtype, _INTEGER_RANGES["int8"])
     v = np.asarray(x, np.float64) / scale
     q = np.sign(v) * np.floor(np.abs(v) + 0.5) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    return np.clip(q, lo, hi).astype(dtype)
+
+
+def integer_range(tensor: Tensor) -> tuple[int, int]:
+    """The representable values of a quantized tensor (int8 unless it is int16)."""
+    lo, hi, _ = _INTEGER_RANGES.get(tensor.dtype, _INTEGER_RANGES["int8"])
+    return lo, hi
 
 
 def dequantize(q: np.ndarray, tensor: Tensor) -> np.ndarray:
-    """int8 values to float with the tensor's scale and zero point."""
+    """Integer values to float with the tensor's scale and zero point."""
     scale, zero_point = _qparams(tensor)
     return (np.asarray(q, np.float32) - zero_point) * scale
 

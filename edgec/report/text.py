@@ -16,7 +16,8 @@ def render(r: dict, color: bool = False) -> str:
     lines += [paint(f"  warning: {w}", _YELLOW) for w in r["warnings"]]
     params = next((s["parameters"] for s in reversed(r["stages"]) if "parameters" in s), m["parameters"])
     lines.append(f"  model     {params:,} parameters, {meas['macs']:,} MACs")
-    lines.append(f"  int8      {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
+    kind = "16x8" if t.get("input", {}).get("dtype") == "int16" else "int8"
+    lines.append(f"  {kind:<9} {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
                  + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
     if meas.get("arena"):
         a = meas["arena"]
