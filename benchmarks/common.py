@@ -151,6 +151,21 @@ def edgec_build(model: Path, data: str | Path, out: Path, *extra: str) -> Path:
     return next(out.glob("*.tflite"))
 
 
+def fc_network(tmp: Path) -> tuple[Path, Path]:
+    """640 -> 128 x4 -> 8 -> 128 x4 -> 640, BatchNorm + ReLU, untrained (the arena does not depend on training)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((640,))
+    x = inp
+    for units in (128, 128, 128, 128, 8, 128, 128, 128, 128):
+        x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Dense(units)(x)))
+    path, data = tmp / "gate-fc.keras", tmp / "gate-fc.npz"
+    keras.Model(inp, keras.layers.Dense(640)(x)).save(path)
+    np.savez(data, x=np.random.default_rng(0).normal(size=(300, 640)).astype(np.float32))
+    return path, data
+
+
 # --- synthetic inputs (no Speech Commands or CIFAR-10 here) --------------------------------
 
 def kws_features(n: int, seed: int) -> np.ndarray:

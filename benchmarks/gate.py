@@ -16,6 +16,7 @@ from common import (
     SAMPLE,
     SHARED,
     edgec_build,
+    fc_network,
     median,
     run_measured,
     run_timed,
@@ -27,24 +28,9 @@ RUNS = 5
 LIMIT_S = 0.5  # issue 29: the gate answers within half a second (median)
 
 
-def _fc_network(tmp: Path) -> tuple[Path, Path]:
-    """640 -> 128 x4 -> 8 -> 128 x4 -> 640, BatchNorm + ReLU, untrained (the arena does not depend on training)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((640,))
-    x = inp
-    for units in (128, 128, 128, 128, 8, 128, 128, 128, 128):
-        x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Dense(units)(x)))
-    path, data = tmp / "gate-fc.keras", tmp / "gate-fc.npz"
-    keras.Model(inp, keras.layers.Dense(640)(x)).save(path)
-    np.savez(data, x=np.random.default_rng(0).normal(size=(300, 640)).astype(np.float32))
-    return path, data
-
-
 def _check_targets(tmp: Path, digits: Path) -> list[tuple[str, Path]]:
     files = [("samples/digits (edgec build)", digits)]
-    fc, fc_data = _fc_network(tmp)
+    fc, fc_data = fc_network(tmp)
     files.append(("FC autoencoder shape, per-channel FC (edgec build)", edgec_build(fc, fc_data, tmp / "gate-fc")))
     if shared_present():
         for spec in REFERENCES:
