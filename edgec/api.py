@@ -108,7 +108,7 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
           emit: tuple[str, ...] | list[str] = (), kernels: str | None = None, strategy: str | None = None,
           allow_custom_code: bool | None = None, custom_objects: tuple[str, ...] | list[str] = (),
           strict: bool | None = None, fc_quantization: str | None = None, activations: str | None = None,
-          write: bool | None = None, progress: bool = False) -> BuildResult:
+          calibration: str | None = None, write: bool | None = None, progress: bool = False) -> BuildResult:
     """Compress, convert to full int8, verify and judge ``model`` on ``target``; write into ``out`` if given.
 
     Every option is the command line's ``edgec build`` option of the same name; one left as None
@@ -145,7 +145,7 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "fit": fit,
              "kernels": kernels, "emit": list(emit) or None, "custom_objects": list(custom_objects) or None,
              "allow_custom_code": allow_custom_code, "strict": strict, "fc_quantization": fc_quantization,
-             "activations": activations, "code_folders": tuple(folders)}
+             "activations": activations, "calibration": calibration, "code_folders": tuple(folders)}
     settings.update({k: v for k, v in given.items() if v is not None})
     if given_objects:
         settings.setdefault("out", "edgec_out")  # not written unless ``out`` is given

@@ -149,10 +149,13 @@ def _common_options(f):
 @click.option("--activations", type=click.Choice(api.ACTIVATIONS), default=None,
               help="int8 (default), or int16: TFLite's 16x8 mode (int16 activations, int8 weights), for models that "
                    "lose too much in int8 activations; TFLite-Micro has 16x8 kernels for the common ops.")
+@click.option("--calibration", default=None, metavar="METHOD",
+              help="Activation ranges: minmax (default, the converter's), percentile:99.99 or mse (narrower ranges "
+                   "chosen from the calibration values, so that a few outliers do not waste the int8 grid).")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,
-          activations, budget, kernels, as_json, summary_md, quiet, verbose):
+          activations, calibration, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     _check_writable(summary_md)
@@ -162,7 +165,7 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
                        calibration_samples=calibration_samples, verify_samples=verify_samples, fit=fit, emit=list(emit),
                        kernels=kernels, strategy=strategy, allow_custom_code=allow_custom_code,
                        custom_objects=list(custom_objects), strict=strict, fc_quantization=fc_quantization,
-                       activations=activations, progress=not quiet)
+                       activations=activations, calibration=calibration, progress=not quiet)
     return _render(result.report, as_json, quiet, summary_md)
 
 

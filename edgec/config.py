@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 from pathlib import Path
 
@@ -67,6 +68,21 @@ def _scalar(text: str):
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def parse_calibration(method: str) -> tuple[str, float | None]:
+    """``("minmax", None)``, ``("percentile", p)`` or ``("mse", None)`` (see :mod:`edgec.convert.calibration`).
+
+    Raises:
+        ConfigError: an unknown method, or a percentile outside (50, 100].
+    """
+    if method in ("minmax", "mse"):
+        return method, None
+    m = re.fullmatch(r"percentile:(\d+(?:\.\d+)?)", method)
+    if m and 50 < float(m.group(1)) <= 100:
+        return "percentile", float(m.group(1))
+    raise ConfigError(f"calibration {method!r} is not known; use minmax, mse, or percentile:<p> with 50 < p <= 100 "
+                      "(percentile:99.99)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +162,7 @@ class BuildConfig:
     strict: bool = False  # a budget the validation set is too small to resolve is an error, not a warning
     fc_quantization: str = "per-channel"  # FULLY_CONNECTED weights: FC_QUANTIZATION (auto: measured, see convert)
     activations: str = "int8"  # ACTIVATIONS
+    calibration: str = "minmax"  # activation ranges: minmax, percentile:<p>, mse (edgec.convert.calibration)
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -164,7 +181,7 @@ class BuildConfig:
                                   "[budgets] ram = \"96KiB\"")
             data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
         for key in ("model", "data", "target", "out", "name", "kernels", "task", "fc_quantization",
-                    "activations"):
+                    "activations", "calibration"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise ConfigError(f"{key} must be a string, got {data[key]!r}")
         seed = data.get("seed", 0)
@@ -189,6 +206,10 @@ class BuildConfig:
         if cfg.fc_quantization not in FC_QUANTIZATION:
             raise ConfigError(f"fc_quantization {cfg.fc_quantization!r} is not known; use one of "
                               f"{', '.join(FC_QUANTIZATION)}")
+        parse_calibration(cfg.calibration)
+        if cfg.calibration != "minmax" and (cfg.activations != "int8" or cfg.fc_quantization == "auto"):
+            raise ConfigError(f"calibration {cfg.calibration!r} works with int8 activations and a fixed "
+                              "fc_quantization (per-channel or per-tensor); drop one of the two choices")
         if cfg.task is not None and cfg.task not in TASKS:
             raise ConfigError(f"task {cfg.task!r} is not known; use one of {', '.join(TASKS)} (or leave it out "
                               "to infer it from the model and the labels)")

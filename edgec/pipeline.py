@@ -28,6 +28,7 @@ from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
+from edgec.convert import calibration as calibration_ranges
 from edgec.convert import precision
 from edgec.convert.int8 import (
     by_layer,
@@ -164,7 +165,12 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     check_recurrent(keras_model)  # what TensorFlow's converter would crash on, named before any bridge
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
-    if model.several and cfg.fc_quantization == "auto":
+    calibration_section: dict[str, Any] = {"method": "minmax"}
+    if cfg.calibration != "minmax":
+        tfl_bytes, calibration_section = calibration_ranges.convert(
+            convert_from, calibration, cfg.calibration, per_tensor_fc=cfg.fc_quantization == "per-tensor")
+        fc_quantization = {"mode": cfg.fc_quantization, "chosen": cfg.fc_quantization}
+    elif model.several and cfg.fc_quantization == "auto":
         fc_quantization = {"mode": "auto", "chosen": "per-channel", "reason": "auto measures models with one input "
                            "and one output; set fc_quantization = \"per-tensor\" to convert this one per tensor"}
         tfl_bytes = convert_int8(convert_from, calibration, activations=cfg.activations)
@@ -243,7 +249,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         model=model.to_dict(),
         target=target.to_dict(),
         data=data.to_dict(),
-        tflite={**tflite_summary(tfl), "fc_quantization": fc_quantization},
+        tflite={**tflite_summary(tfl), "fc_quantization": fc_quantization, "calibration": calibration_section},
         measurements=measurements,
         verification=verification,
         budgets=budgets.judge(measurements, target, dict(cfg.budgets), accuracy_drop, verification),

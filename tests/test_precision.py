@@ -128,3 +128,75 @@ def test_int16x8_conv1d_model_runs_in_tflite_micro_with_lower_error_than_int8(tf
     assert any("int16 activations" in w for w in checked.warnings)
     assert "int8_registration_saving" not in checked.measurements["runtime_flash"]
     assert "int8_registration_saving" in api.check(int8.tflite_bytes, "cortex-m4").measurements["runtime_flash"]
+
+
+def _tensors(data: bytes) -> list[tuple]:
+    """Every tensor's name, type, scales, zero points and constant bytes."""
+    from edgec.load.tflite_file import schema
+
+    model = schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+    rows = []
+    for t in model.subgraphs[0].tensors:
+        q, buf = t.quantization, model.buffers[t.buffer].data
+        rows.append((t.name, t.type, None if q is None or q.scale is None else tuple(q.scale),
+                     None if q is None or q.zeroPoint is None else tuple(q.zeroPoint),
+                     None if buf is None else bytes(buf)))
+    return rows
+
+
+def test_calibrated_then_quantized_with_the_min_max_ranges_is_the_converters_own_conversion(tfk):
+    """The oracle for the calibration methods' path: TFLite's converter stopped after calibrating, then its
+    quantizer run on the ranges as recorded, gives the one-step conversion's tensors, scales, zero points
+    and weights exactly (only the metadata's order differs)."""
+    from edgec.convert import calibration
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(6)
+    inp = tfk.Input((8, 8, 1))
+    x = tfk.layers.Dense(16, activation="relu")(tfk.layers.Flatten()(tfk.layers.Conv2D(8, 3, activation="relu")(inp)))
+    model = tfk.Model(inp, tfk.layers.Dense(4, activation="softmax")(x))
+    data = np.random.default_rng(6).normal(size=(200, 8, 8, 1)).astype(np.float32)
+    two_step, section = calibration.convert(model, data, "minmax")
+    assert _tensors(two_step) == _tensors(convert_int8(model, data))
+    assert section["activations"] and all(a["range"] == a["minmax"] for a in section["activations"])
+
+
+def test_percentile_calibration_beats_min_max_on_outlier_activations(tfk):
+    """Three of 300 calibration samples are 60x the rest: min-max spends the int8 grid of the input and both
+    hidden activations on them. percentile:99 clips 1-2 % of the calibration values and improves the output
+    SNR on clean validation samples by more than 3 dB (measured: 11.7 -> 17.1 dB); the report lists, per
+    activation, the min-max range, the range kept and the fraction clipped. mse keeps about min-max here:
+    the outliers' own clipping error dominates the squared error it minimizes."""
+    from edgec import api
+
+    tfk.utils.set_random_seed(5)
+    inp = tfk.Input((16,))
+    h = tfk.layers.Dense(32, activation="relu")(tfk.layers.Dense(32, activation="relu")(inp))
+    model = tfk.Model(inp, tfk.layers.Dense(4)(h))
+    rng = np.random.default_rng(5)
+    x_train, x_val = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(200, 16)).astype(np.float32)
+    x_train[:3] *= 60
+    snr, sections = {}, {}
+    for method in ("minmax", "percentile:99", "mse"):
+        built = api.build(model, {"x_train": x_train, "x_val": x_val}, target="cortex-m4", calibration=method,
+                          task="regression")
+        snr[method], sections[method] = built.report.verification["output_snr_db"], built.report.tflite["calibration"]
+    assert snr["percentile:99"] > snr["minmax"] + 3, snr
+    assert sections["minmax"] == {"method": "minmax"}
+    layers = sections["percentile:99"]["activations"]
+    assert len(layers) == 3 and all(a["range"][1] < 0.1 * a["minmax"][1] for a in layers)
+    assert all(0 < a["clipped_fraction"] <= 0.03 for a in layers)
+    assert abs(snr["mse"] - snr["minmax"]) < 1
+
+
+def test_calibration_settings_are_checked(tfk):
+    from edgec.config import BuildConfig, parse_calibration
+    from edgec.errors import ConfigError
+
+    assert parse_calibration("percentile:99.99") == ("percentile", 99.99) and parse_calibration("mse") == ("mse", None)
+    base = {"model": "m.keras", "data": "d.npz", "target": "cortex-m4"}
+    for bad in ("percentile:40", "percentile", "kl"):
+        with pytest.raises(ConfigError, match="is not known; use minmax, mse, or percentile"):
+            BuildConfig.from_dict({**base, "calibration": bad})
+    with pytest.raises(ConfigError, match="works with int8 activations"):
+        BuildConfig.from_dict({**base, "calibration": "mse", "activations": "int16"})

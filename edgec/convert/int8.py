@@ -90,7 +90,7 @@ def layer_of_op(model, tfl: TFLiteModel, op) -> str:
     return tfl.describe_op(op)
 
 
-def _explain_failure(model, exc: Exception) -> ConversionError:
+def explain_failure(model, exc: Exception) -> ConversionError:
     text = str(exc)
     ops = _TF_OP.findall(text)
     select = _SELECT_OPS.search(text)
@@ -566,7 +566,7 @@ def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False, ac
             warnings.simplefilter("ignore")
             data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
-        raise _explain_failure(model, exc) from None
+        raise explain_failure(model, exc) from None
     _log.debug("converter output: %s", chatter[0].strip())
     check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT), activations)
     return data

@@ -29,10 +29,11 @@ _DTYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8,
                 "uint16": 2, "uint64": 8, "int4": 1}
 
 
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
+def schema():
+    """LiteRT's generated flatbuffer classes for the TFLite schema (``ModelT`` and the rest)."""
+    from ai_edge_litert import schema_py_generated
 
-    return schema
+    return schema_py_generated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +285,7 @@ def producer(data: bytes) -> str:
     (``MLIR Converted.``, ``TOCO Converted.``, Vela's ...) and its ``min_runtime_version``
     record; "" when it says nothing (or cannot be read that far)."""
     try:
-        m = _schema().Model.GetRootAsModel(data, 0)
+        m = schema().Model.GetRootAsModel(data, 0)
         parts = [m.Description().decode("utf-8", "replace").strip()] if m.Description() else []
         for i in range(m.MetadataLength()):
             meta = m.Metadata(i)
@@ -326,10 +327,10 @@ def read_tflite(data: bytes, source: str = "<bytes>", made_by: str | None = None
     Raises:
         ModelLoadError: the bytes are not a TFLite flatbuffer.
     """
-    schema = _schema()
+    fb = schema()
     flatbuffer_check.verify(data, source, fix=lambda: fix_for(data, made_by))
     try:
-        model = schema.Model.GetRootAsModel(data, 0)
+        model = fb.Model.GetRootAsModel(data, 0)
         if model.SubgraphsLength() < 1:
             raise ValueError("no subgraph")
         graph = model.Subgraphs(0)
@@ -338,7 +339,7 @@ def read_tflite(data: bytes, source: str = "<bytes>", made_by: str | None = None
         for i in range(model.OperatorCodesLength()):
             c = model.OperatorCodes(i)
             code = max(c.BuiltinCode(), c.DeprecatedBuiltinCode())
-            if code == schema.BuiltinOperator.CUSTOM:
+            if code == fb.BuiltinOperator.CUSTOM:
                 codes.append("CUSTOM:" + (c.CustomCode() or b"?").decode("utf-8", "replace"))
             else:
                 codes.append(names.get(code, f"BUILTIN_{code}"))
@@ -360,7 +361,7 @@ def read_tflite(data: bytes, source: str = "<bytes>", made_by: str | None = None
             name = codes[o.OpcodeIndex()]
             ins = tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else ()
             outs = tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else ()
-            opts = _options(o, schema)
+            opts = _options(o, fb)
             macs, params = _work(name, [tensors[x] if x >= 0 else None for x in ins],
                                  [tensors[x] for x in outs], opts)
             ops.append(Op(i, name, ins, outs, macs, params, opts))
@@ -385,8 +386,8 @@ def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int
     """
     import flatbuffers
 
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    fb = schema()
+    model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
     graph = model.subgraphs[0]
     extra = [(op.index, op.outputs[0]) for op in tfl.ops if op.outputs and op.outputs[0] not in tfl.outputs]
     graph.outputs = [*tfl.outputs, *(t for _, t in extra)]
@@ -403,8 +404,8 @@ def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> 
 
     import flatbuffers
 
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    fb = schema()
+    model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
     graph = model.subgraphs[0]
     op = graph.operators[op_index]
     tensors: list = []
@@ -432,25 +433,25 @@ def int16_activation_model(op_name: str, elements: int, input_scale: float) -> b
     ``input_scale``, output Q0.15 (the scale TFLite requires), both zero point 0."""
     import flatbuffers
 
-    schema = _schema()
-    code = getattr(schema.BuiltinOperator, op_name)
-    model = schema.ModelT()
+    fb = schema()
+    code = getattr(fb.BuiltinOperator, op_name)
+    model = fb.ModelT()
     model.version = 3
-    model.operatorCodes = [schema.OperatorCodeT()]
+    model.operatorCodes = [fb.OperatorCodeT()]
     model.operatorCodes[0].builtinCode = code
     model.operatorCodes[0].deprecatedBuiltinCode = min(code, 127)
     model.operatorCodes[0].version = 1
-    model.buffers = [schema.BufferT()]
+    model.buffers = [fb.BufferT()]
     tensors = []
     for name, scale in (("x", input_scale), ("y", 1.0 / 32768)):
-        t = schema.TensorT()
-        t.shape, t.type, t.buffer, t.name = [1, elements], schema.TensorType.INT16, 0, name
-        t.quantization = schema.QuantizationParametersT()
+        t = fb.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, elements], fb.TensorType.INT16, 0, name
+        t.quantization = fb.QuantizationParametersT()
         t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
         tensors.append(t)
-    op = schema.OperatorT()
+    op = fb.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    graph = schema.SubGraphT()
+    graph = fb.SubGraphT()
     graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
     model.subgraphs = [graph]
     builder = flatbuffers.Builder(1024)
@@ -518,8 +519,8 @@ def constant_values(data: bytes, tfl: TFLiteModel, index: int) -> np.ndarray | N
     dtype = _NUMPY_TYPES.get(t.dtype)
     if not t.is_constant or dtype is None:
         return None
-    schema = _schema()
-    model = schema.Model.GetRootAsModel(data, 0)
+    fb = schema()
+    model = fb.Model.GetRootAsModel(data, 0)
     buf = model.Buffers(model.Subgraphs(0).Tensors(index).Buffer())
     if buf.DataLength():
         raw = buf.DataAsNumpy().tobytes()

@@ -142,6 +142,28 @@ def _run_all_outputs(data: bytes, input_q: np.ndarray) -> list[np.ndarray]:
     return [it.get_tensor(o["index"]).reshape(-1).copy() for o in it.get_output_details()]
 
 
+def activation_values(data: bytes, x: np.ndarray, tensors: list[int], keep: int = 100_000) -> dict[int, np.ndarray]:
+    """Values of the ``tensors`` of a float model over the samples ``x`` (in the sandbox): at most ``keep``
+    per tensor, an even sample of each invocation's values (so every sample is represented)."""
+    return sandbox.call(_activation_values, bytes(data), np.asarray(x, np.float32), list(tensors), keep,
+                        runtime="LiteRT")
+
+
+def _activation_values(data: bytes, x: np.ndarray, tensors: list[int], keep: int) -> dict[int, np.ndarray]:
+    it = interpreter(data, keep_all_tensors=True)
+    inp = it.get_input_details()[0]
+    per_sample = max(1, keep // max(len(x), 1))
+    parts: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
+    for sample in x:
+        it.set_tensor(inp["index"], sample.reshape(inp["shape"]).astype(np.float32))
+        it.invoke()
+        for t in tensors:
+            values = it.get_tensor(t).reshape(-1)
+            step = max(1, len(values) // per_sample)
+            parts[t].append(values[::step].astype(np.float32).copy())
+    return {t: np.concatenate(v) if v else np.zeros(0, np.float32) for t, v in parts.items()}
+
+
 def _host_latency_ms(data: bytes, runs: int, warmup: int, threads: int) -> float:
     it = interpreter(data, threads=threads)
     inp = it.get_input_details()[0]
