@@ -7,11 +7,8 @@ Usage: ``plain_qat.py MODEL.h5 DATA.npz OUT_DIR EPOCHS``.
 """
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
-CALIBRATION_SAMPLES = 300  # edgec's default (BuildConfig.calibration_samples)
 LEARNING_RATE = 1e-4       # edgec's QAT default: [training] learning_rate / 10
 BATCH_SIZE = 32            # edgec's [training] batch_size
 
@@ -31,21 +28,9 @@ def main(model_path: str, data_path: str, out_dir: str, epochs: str) -> None:
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=int(epochs), shuffle=True, verbose=0,
               validation_data=(arrays["x_val"].astype(np.float32), arrays["y_val"]))
 
-    def representative_dataset():
-        for sample in x[:CALIBRATION_SAMPLES]:
-            yield [sample[None]]
+    from plain_tf import convert_and_dump  # the same conversion as the plain post-training script
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "model.tflite").write_bytes(converter.convert())
-    with open(out / "model_data.cc", "w") as fh:
-        subprocess.run(["xxd", "-i", "model.tflite"], cwd=out, stdout=fh, check=True)
+    convert_and_dump(tf.lite.TFLiteConverter.from_keras_model(model), x, out_dir)
 
 
 if __name__ == "__main__":
