@@ -28,13 +28,11 @@ from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
 from edgec.config import BuildConfig
-from edgec.convert import calibration as calibration_ranges
 from edgec.convert import precision
 from edgec.convert.int8 import (
     by_layer,
     check_activations,
     check_recurrent,
-    convert_int8,
     io_order,
     layer_for_tensor,
     layer_of_op,
@@ -165,19 +163,10 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     check_recurrent(keras_model)  # what TensorFlow's converter would crash on, named before any bridge
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
-    calibration_section: dict[str, Any] = {"method": "minmax"}
-    if cfg.calibration != "minmax":
-        tfl_bytes, calibration_section = calibration_ranges.convert(
-            convert_from, calibration, cfg.calibration, per_tensor_fc=cfg.fc_quantization == "per-tensor")
-        fc_quantization = {"mode": cfg.fc_quantization, "chosen": cfg.fc_quantization}
-    elif model.several and cfg.fc_quantization == "auto":
-        fc_quantization = {"mode": "auto", "chosen": "per-channel", "reason": "auto measures models with one input "
-                           "and one output; set fc_quantization = \"per-tensor\" to convert this one per tensor"}
-        tfl_bytes = convert_int8(convert_from, calibration, activations=cfg.activations)
-    else:
-        snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
-        tfl_bytes, fc_quantization = precision.convert(convert_from, calibration, data.x_val, cfg.fc_quantization,
-                                                       snr_budget, cfg.activations)
+    snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
+    tfl_bytes, fc_quantization, calibration_section = precision.convert(
+        convert_from, calibration, data.x_val, cfg.fc_quantization, snr_budget, cfg.activations, cfg.calibration,
+        several=model.several)
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
@@ -209,9 +198,10 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         verification = verify(keras_model, tfl_bytes, tfl, x_val, y_val,
                               micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                               describe_op=lambda op: layer_of_op(keras_model, tfl, op))
-        verification["layers"] = quant_error.layer_errors(convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
-                                                          per_tensor_fc=fc_quantization["chosen"] == "per-tensor",
-                                                          activations=cfg.activations)
+        # the debugger calibrates min-max itself: for other ranges its table would describe another model
+        verification["layers"] = [] if cfg.calibration != "minmax" else quant_error.layer_errors(
+            convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
+            per_tensor_fc=fc_quantization["chosen"] == "per-tensor", activations=cfg.activations)
     warnings += verification.pop("warnings")
     clock.lap("verify")
 

@@ -1,4 +1,6 @@
-"""How FULLY_CONNECTED weights are quantized: per output channel, per tensor, or chosen by measurement.
+"""How the model is quantized: the build's precision choices in one place. FULLY_CONNECTED weights per
+output channel, per tensor, or chosen by measurement; int8 or int16 activations; the activation ranges
+(:mod:`edgec.convert.calibration`).
 
 Per-channel weights are TFLite's default and the most accurate. Per tensor, an FC layer has one scale, so
 the file holds fewer scales and TFLite-Micro's arena no per-channel multipliers and shifts: on an FC-only
@@ -18,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from edgec.check.verification import error_metrics, predict
+from edgec.convert.calibration import convert as convert_with_ranges
 from edgec.convert.int8 import convert_int8
 from edgec.errors import RuntimeCheckError
-from edgec.load.tflite_file import dequantize, quantize, read_tflite
+from edgec.load.tflite_file import EDGEC_BUILT, dequantize, quantize, read_tflite
 from edgec.runtime import litert, micro
 
 _log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ AUTO_SAMPLES = 200      # validation samples the choice is measured on
 
 
 def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any]:
-    tfl = read_tflite(data, "converted model")
+    tfl = read_tflite(data, "converted model", made_by=EDGEC_BUILT)
     q = litert.run(data, quantize(x, tfl.input), reference_kernels=True).astype(np.int32)
     errors = error_metrics(float_out, dequantize(q, tfl.output), q, tfl.output)
     try:
@@ -40,16 +43,28 @@ def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any
             "output_error_steps_max": errors["output_error_steps_max"]}
 
 
-def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str,
-            snr_budget_db: float | None = None, activations: str = "int8") -> tuple[bytes, dict[str, Any]]:
-    """The int8 flatbuffer with FULLY_CONNECTED weights quantized as ``mode`` asks, and the report's
-    ``fc_quantization`` section (for ``auto``: both conversions measured, and why one was kept)."""
+def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str, snr_budget_db: float | None = None,
+            activations: str = "int8", ranges: str = "minmax",
+            several: bool = False) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """The converted flatbuffer as the build's choices ask: FULLY_CONNECTED weights ``mode`` (per-channel,
+    per-tensor or auto), ``activations`` (int8 or int16) and activation ``ranges`` (a calibration method, see
+    :mod:`edgec.convert.calibration`). Returns it with the report's ``fc_quantization`` section (for
+    ``auto``: both conversions measured, and why one was kept) and its ``calibration`` section."""
+    if ranges != "minmax":  # the configuration allows it with int8 and a fixed FC choice only
+        data, section = convert_with_ranges(model, calibration, ranges, per_tensor_fc=mode == "per-tensor")
+        return data, {"mode": mode, "chosen": mode}, section
+    minmax = {"method": "minmax"}
+    if mode == "auto" and several:
+        return (convert_int8(model, calibration, activations=activations),
+                {"mode": mode, "chosen": "per-channel", "reason": "auto measures models with one input and one "
+                 "output; set fc_quantization = \"per-tensor\" to convert this one per tensor"}, minmax)
     if mode != "auto":
         return (convert_int8(model, calibration, per_tensor_fc=mode == "per-tensor", activations=activations),
-                {"mode": mode, "chosen": mode})
+                {"mode": mode, "chosen": mode}, minmax)
     per_channel = convert_int8(model, calibration, activations=activations)
-    if "FULLY_CONNECTED" not in read_tflite(per_channel, "converted model").op_counts:
-        return per_channel, {"mode": mode, "chosen": "per-channel", "reason": "the model has no FULLY_CONNECTED op"}
+    if "FULLY_CONNECTED" not in read_tflite(per_channel, "converted model", made_by=EDGEC_BUILT).op_counts:
+        return per_channel, {"mode": mode, "chosen": "per-channel", "reason": "the model has no FULLY_CONNECTED op"}, \
+            minmax
     per_tensor = convert_int8(model, calibration, per_tensor_fc=True, activations=activations)
     x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
     float_out = predict(model, x)
@@ -73,4 +88,4 @@ def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str,
                "arena_bytes_saved": (pc["arena_bytes"] - pt["arena_bytes"]
                                      if keep == "per-tensor" and None not in (pc["arena_bytes"], pt["arena_bytes"])
                                      else 0)}
-    return (per_tensor if keep == "per-tensor" else per_channel), section
+    return (per_tensor if keep == "per-tensor" else per_channel), section, minmax
