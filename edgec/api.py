@@ -108,7 +108,8 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
           emit: tuple[str, ...] | list[str] = (), kernels: str | None = None, strategy: str | None = None,
           allow_custom_code: bool | None = None, custom_objects: tuple[str, ...] | list[str] = (),
           strict: bool | None = None, fc_quantization: str | None = None, activations: str | None = None,
-          calibration: str | None = None, write: bool | None = None, progress: bool = False) -> BuildResult:
+          calibration: str | None = None, precision: dict[str, str] | list[str] | None = None,
+          write: bool | None = None, progress: bool = False) -> BuildResult:
     """Compress, convert to full int8, verify and judge ``model`` on ``target``; write into ``out`` if given.
 
     Every option is the command line's ``edgec build`` option of the same name; one left as None
@@ -145,7 +146,8 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "fit": fit,
              "kernels": kernels, "emit": list(emit) or None, "custom_objects": list(custom_objects) or None,
              "allow_custom_code": allow_custom_code, "strict": strict, "fc_quantization": fc_quantization,
-             "activations": activations, "calibration": calibration, "code_folders": tuple(folders)}
+             "activations": activations, "calibration": calibration,
+             "precision": None if precision is None else _precision(precision), "code_folders": tuple(folders)}
     settings.update({k: v for k, v in given.items() if v is not None})
     if given_objects:
         settings.setdefault("out", "edgec_out")  # not written unless ``out`` is given
@@ -284,6 +286,17 @@ def _in_memory(model: Any, name: str | None) -> LoadedModel:
                           "Sequential, built with known inputs), or a model file's path")
     return LoadedModel(model, name or getattr(model, "name", None) or "model", IN_MEMORY, "in-memory",
                        keras3=module == "keras")
+
+
+def _precision(value: dict[str, str] | list[str]) -> dict[str, str]:
+    """``{"conv3": "int16"}`` or the command line's ``["conv3=int16"]``."""
+    if isinstance(value, dict):
+        return dict(value)
+    pairs = [str(item).split("=", 1) for item in value]
+    bad = [item for item, pair in zip(value, pairs) if len(pair) != 2]
+    if bad:
+        raise ConfigError(f"--precision {bad[0]!r} is not LAYER=int16; write it like --precision conv3=int16")
+    return dict((name.strip(), kind.strip()) for name, kind in pairs)
 
 
 def _dataset(data: Any, model: LoadedModel | None, cfg: BuildConfig) -> Dataset:

@@ -152,10 +152,13 @@ def _common_options(f):
 @click.option("--calibration", default=None, metavar="METHOD",
               help="Activation ranges: minmax (default, the converter's), percentile:99.99 or mse (narrower ranges "
                    "chosen from the calibration values, so that a few outliers do not waste the int8 grid).")
+@click.option("--precision", "precision", multiple=True, metavar="LAYER=int16",
+              help="Quantize this Keras layer 16x8 (int16 activations), the rest int8 (mixed precision, with "
+                   "ai-edge-quantizer): --precision conv3=int16. Repeat for more layers.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,
-          activations, calibration, budget, kernels, as_json, summary_md, quiet, verbose):
+          activations, calibration, precision, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     _check_writable(summary_md)
@@ -165,7 +168,8 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
                        calibration_samples=calibration_samples, verify_samples=verify_samples, fit=fit, emit=list(emit),
                        kernels=kernels, strategy=strategy, allow_custom_code=allow_custom_code,
                        custom_objects=list(custom_objects), strict=strict, fc_quantization=fc_quantization,
-                       activations=activations, calibration=calibration, progress=not quiet)
+                       activations=activations, calibration=calibration, precision=list(precision) or None,
+                       progress=not quiet)
     return _render(result.report, as_json, quiet, summary_md)
 
 

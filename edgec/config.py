@@ -70,6 +70,18 @@ def _scalar(text: str):
         return text
 
 
+def _precision(value) -> tuple:
+    """``[precision] conv3 = "int16"`` (or the same pairs as a tuple): the layers to quantize 16x8."""
+    pairs = tuple(value.items()) if isinstance(value, dict) else tuple(value)
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str) and pair[0]):
+            raise ConfigError(f"precision must be a table of layer names, got {value!r}; write it as "
+                              "[precision] conv3 = \"int16\"")
+        if pair[1] not in ("int8", "int16"):
+            raise ConfigError(f"precision of layer '{pair[0]}' must be \"int8\" or \"int16\", got {pair[1]!r}")
+    return tuple((name, kind) for name, kind in pairs if kind == "int16")
+
+
 def parse_calibration(method: str) -> tuple[str, float | None]:
     """``("minmax", None)``, ``("percentile", p)`` or ``("mse", None)`` (see :mod:`edgec.convert.calibration`).
 
@@ -163,6 +175,7 @@ class BuildConfig:
     fc_quantization: str = "per-channel"  # FULLY_CONNECTED weights: FC_QUANTIZATION (auto: measured, see convert)
     activations: str = "int8"  # ACTIVATIONS
     calibration: str = "minmax"  # activation ranges: minmax, percentile:<p>, mse (edgec.convert.calibration)
+    precision: tuple = ()  # (Keras layer name, "int16") pairs: those layers in 16x8, the rest int8 (mixed)
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -194,6 +207,7 @@ class BuildConfig:
                                for i, st in enumerate(stages))
         data["custom_objects"] = _names(data.get("custom_objects", ()), "custom_objects", '["mypkg.layers"]')
         data["emit"] = _names(data.get("emit", ()), "emit", '["c"]')
+        data["precision"] = _precision(data.get("precision", ()))
         unknown = [e for e in data["emit"] if e not in EMIT_KINDS]
         if unknown:
             raise ConfigError(f"emit {unknown[0]!r} is not known; use one of {', '.join(EMIT_KINDS)}")
@@ -207,6 +221,10 @@ class BuildConfig:
             raise ConfigError(f"fc_quantization {cfg.fc_quantization!r} is not known; use one of "
                               f"{', '.join(FC_QUANTIZATION)}")
         parse_calibration(cfg.calibration)
+        if cfg.precision and (cfg.activations != "int8" or cfg.calibration != "minmax"
+                              or cfg.fc_quantization != "per-channel"):
+            raise ConfigError("precision (layers in 16x8) works with int8 activations elsewhere, minmax calibration "
+                              "and per-channel FULLY_CONNECTED weights; drop the other choice")
         if cfg.calibration != "minmax" and (cfg.activations != "int8" or cfg.fc_quantization == "auto"):
             raise ConfigError(f"calibration {cfg.calibration!r} works with int8 activations and a fixed "
                               "fc_quantization (per-channel or per-tensor); drop one of the two choices")
@@ -224,6 +242,7 @@ class BuildConfig:
         d["stages"] = [st.to_dict() for st in self.stages]
         d["budgets"] = dict(self.budgets)
         d["emit"] = list(self.emit)
+        d["precision"] = dict(self.precision)
         d["custom_objects"] = list(self.custom_objects)
         return d
 

@@ -166,7 +166,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
     tfl_bytes, fc_quantization, calibration_section = precision.convert(
         convert_from, calibration, data.x_val, cfg.fc_quantization, snr_budget, cfg.activations, cfg.calibration,
-        several=model.several)
+        several=model.several, int16_layers=tuple(layer for layer, _ in cfg.precision))
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
@@ -199,7 +199,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
                               micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                               describe_op=lambda op: layer_of_op(keras_model, tfl, op))
         # the debugger calibrates min-max itself: for other ranges its table would describe another model
-        verification["layers"] = [] if cfg.calibration != "minmax" else quant_error.layer_errors(
+        verification["layers"] = [] if cfg.calibration != "minmax" or cfg.precision else quant_error.layer_errors(
             convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
             per_tensor_fc=fc_quantization["chosen"] == "per-tensor", activations=cfg.activations)
     warnings += verification.pop("warnings")

@@ -202,3 +202,34 @@ def test_calibration_settings_are_checked(tfk):
             BuildConfig.from_dict({**base, "calibration": bad})
     with pytest.raises(ConfigError, match="works with int8 activations"):
         BuildConfig.from_dict({**base, "calibration": "mse", "activations": "int16"})
+
+
+def test_mixed_precision_puts_one_layer_in_16x8_and_tflite_micro_runs_it(tfk):
+    """precision = {c2 = "int16"}: ai-edge-quantizer quantizes that Conv2D 16x8 and the rest int8, with QUANTIZE
+    ops between; the input and output stay int8, TFLite-Micro runs the validation samples (within 1 LSB of
+    LiteRT's reference kernels), and a layer name that matches nothing is a one-line error."""
+    from edgec import api
+    from edgec.errors import ConfigError
+
+    tfk.utils.set_random_seed(3)
+    L = tfk.layers
+    inp = tfk.Input((12, 12, 3), name="x")
+    x = L.Conv2D(16, 3, strides=2, activation="relu", name="c2")(L.Conv2D(8, 3, padding="same", activation="relu",
+                                                                             name="c1")(inp))
+    model = tfk.Model(inp, L.Dense(5, activation="softmax", name="fc")(L.GlobalAveragePooling2D()(x)))
+    data = np.random.default_rng(3).normal(size=(200, 12, 12, 3)).astype(np.float32)
+    arrays = {"x_train": data[:150], "x_val": data[150:]}
+    built = api.build(model, arrays, target="cortex-m4", precision={"c2": "int16"})
+    tfl = read_tflite(built.tflite_bytes)
+    assert tfl.input.dtype == tfl.output.dtype == "int8"
+    convs = [op for op in tfl.ops if op.name == "CONV_2D"]
+    assert [tfl.tensors[op.outputs[0]].dtype for op in convs] == ["int8", "int16"]
+    assert tfl.op_counts["QUANTIZE"] == 2  # int8 -> int16 before c2, back after it
+    v = built.report.verification
+    assert v["micro_samples"] > 0 and v["micro_vs_litert_max_lsb"] <= 1
+    section = built.report.tflite["calibration"]["mixed_precision"]
+    assert section["int16_layers"][0]["layer"] == "c2" and section["engine"].startswith("ai-edge-quantizer")
+    with pytest.raises(ConfigError, match="names layer 'conv9', which matched no op"):
+        api.build(model, arrays, target="cortex-m4", precision=["conv9=int16"])
+    with pytest.raises(ConfigError, match="is not LAYER=int16"):
+        api.build(model, arrays, target="cortex-m4", precision=["c2"])

@@ -22,6 +22,7 @@ import numpy as np
 from edgec.check.verification import error_metrics, predict
 from edgec.convert.calibration import convert as convert_with_ranges
 from edgec.convert.int8 import convert_int8
+from edgec.convert.mixed import convert as convert_mixed
 from edgec.errors import RuntimeCheckError
 from edgec.load.tflite_file import EDGEC_BUILT, dequantize, quantize, read_tflite
 from edgec.runtime import litert, micro
@@ -44,12 +45,16 @@ def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any
 
 
 def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str, snr_budget_db: float | None = None,
-            activations: str = "int8", ranges: str = "minmax",
-            several: bool = False) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+            activations: str = "int8", ranges: str = "minmax", several: bool = False,
+            int16_layers: tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
     """The converted flatbuffer as the build's choices ask: FULLY_CONNECTED weights ``mode`` (per-channel,
     per-tensor or auto), ``activations`` (int8 or int16) and activation ``ranges`` (a calibration method, see
-    :mod:`edgec.convert.calibration`). Returns it with the report's ``fc_quantization`` section (for
+    :mod:`edgec.convert.calibration`), and ``int16_layers`` in 16x8 with the rest int8
+    (:mod:`edgec.convert.mixed`). Returns it with the report's ``fc_quantization`` section (for
     ``auto``: both conversions measured, and why one was kept) and its ``calibration`` section."""
+    if int16_layers:  # the configuration allows it with int8, min-max and per-channel FC only
+        data, section = convert_mixed(model, calibration, list(int16_layers))
+        return data, {"mode": mode, "chosen": mode}, {"method": "minmax", "mixed_precision": section}
     if ranges != "minmax":  # the configuration allows it with int8 and a fixed FC choice only
         data, section = convert_with_ranges(model, calibration, ranges, per_tensor_fc=mode == "per-tensor")
         return data, {"mode": mode, "chosen": mode}, section

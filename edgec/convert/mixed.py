@@ -1,0 +1,78 @@
+"""Mixed precision: chosen layers 16x8 (int16 activations, int8 weights), the rest int8.
+
+TFLiteConverter's 16x8 mode is all-or-nothing. ai-edge-quantizer (Google's, pinned) quantizes a float
+``.tflite`` from a recipe of regular expressions over tensor names; edgec gives it one static int8 rule
+for every op and a 16x8 rule per named Keras layer, calibrates on the build's calibration samples, and
+checks the result: the model's input and output are int8, no op is left in float, and each named layer
+matched an op. TFLite-Micro runs the result (QUANTIZE ops convert between the precisions).
+Known limit (ai-edge-quantizer 0.10.0): it has no rule for EXPAND_DIMS, so a model with Conv1D layers keeps
+those ops in float, and edgec refuses it in one line.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from edgec import frameworks
+from edgec.capture import captured_fds
+from edgec.convert.int8 import check_full_int8, explain_failure
+from edgec.errors import ConfigError, ConversionError
+from edgec.load.tflite_file import EDGEC_BUILT, read_tflite
+
+
+def _layer_pattern(layer: str) -> str:
+    """Tensor names of a Keras layer's ops: ``model/<layer>/...`` (or ``<layer>/...`` at the top)."""
+    return rf"(.*/)?{re.escape(layer)}/.*"
+
+
+def convert(model, calibration: np.ndarray, int16_layers: list[str]) -> tuple[bytes, dict[str, Any]]:
+    """The flatbuffer with ``int16_layers`` in 16x8 and the rest int8, and the report's ``precision`` section.
+
+    Raises:
+        ConfigError: a named layer matched no op of the converted model.
+        ConversionError: the converter or ai-edge-quantizer failed, or left an op in float.
+    """
+    from ai_edge_litert import interpreter as lrt
+    from ai_edge_quantizer import quantizer
+
+    tf = frameworks.tf()
+    try:
+        with captured_fds(1, 2), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            float_model = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+            signatures = lrt.Interpreter(model_content=float_model).get_signature_list()
+            if len(signatures) != 1 or [len(v["inputs"]) for v in signatures.values()] != [1]:
+                raise ConfigError("precision (mixed int8/16x8) needs a model with one input; convert this one "
+                                  "with activations = \"int16\" or \"int8\"")
+            signature, spec = next(iter(signatures.items()))
+            input_name = spec["inputs"][0]
+            q = quantizer.Quantizer(float_model)
+            q.add_static_config(".*", "*", activation_num_bits=8, weight_num_bits=8)
+            for layer in int16_layers:
+                q.add_static_config(_layer_pattern(layer), "*", activation_num_bits=16, weight_num_bits=8)
+            result = q.calibrate({signature: [{input_name: sample[None]} for sample in calibration]})
+            data = bytes(q.quantize(result).quantized_model)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise explain_failure(model, exc) from None
+    tfl = read_tflite(data, "converted model", made_by=EDGEC_BUILT)
+    floats = [op for op in tfl.ops if op.name in ("DEQUANTIZE",)]
+    if floats:
+        raise ConversionError(f"ai-edge-quantizer left {len(floats)} op(s) in float (first after "
+                              f"'{tfl.tensors[floats[0].inputs[0]].name}'; it has no int8 rule for EXPAND_DIMS, which "
+                              "Conv1D layers become); use activations = \"int16\" for the whole model instead")
+    check_full_int8(model, tfl)
+    layers = []
+    for layer in int16_layers:
+        tensors = [t for t in tfl.tensors if re.fullmatch(_layer_pattern(layer), t.name) and not t.is_constant]
+        if not any(t.dtype == "int16" for t in tensors):
+            raise ConfigError(f"precision names layer '{layer}', which matched no op of the converted model; "
+                              "use the Keras layer's name (model.summary() lists them)")
+        layers.append({"layer": layer, "int16_tensors": sum(t.dtype == "int16" for t in tensors)})
+    return data, {"int16_layers": layers, "engine": f"ai-edge-quantizer {metadata.version('ai-edge-quantizer')}"}
