@@ -150,8 +150,9 @@ def _common_options(f):
               help="int8 (default), or int16: TFLite's 16x8 mode (int16 activations, int8 weights), for models that "
                    "lose too much in int8 activations; TFLite-Micro has 16x8 kernels for the common ops.")
 @click.option("--calibration", default=None, metavar="METHOD",
-              help="Activation ranges: minmax (default, the converter's), percentile:99.99 or mse (narrower ranges "
-                   "chosen from the calibration values, so that a few outliers do not waste the int8 grid).")
+              help="Activation ranges: minmax (default, the converter's), percentile:99.99, mse (narrower ranges "
+                   "chosen from the calibration values, so that a few outliers do not waste the int8 grid), or auto "
+                   "(each converted, the best output SNR on the validation samples kept).")
 @click.option("--precision", "precision", multiple=True, metavar="LAYER=int16",
               help="Quantize this Keras layer 16x8 (int16 activations), the rest int8 (mixed precision, with "
                    "ai-edge-quantizer): --precision conv3=int16. Repeat for more layers.")

@@ -83,18 +83,19 @@ def _precision(value) -> tuple:
 
 
 def parse_calibration(method: str) -> tuple[str, float | None]:
-    """``("minmax", None)``, ``("percentile", p)`` or ``("mse", None)`` (see :mod:`edgec.convert.calibration`).
+    """``("minmax", None)``, ``("percentile", p)``, ``("mse", None)`` or ``("auto", None)`` (see
+    :mod:`edgec.convert.calibration` and :mod:`edgec.convert.precision`).
 
     Raises:
         ConfigError: an unknown method, or a percentile outside (50, 100].
     """
-    if method in ("minmax", "mse"):
+    if method in ("minmax", "mse", "auto"):
         return method, None
     m = re.fullmatch(r"percentile:(\d+(?:\.\d+)?)", method)
     if m and 50 < float(m.group(1)) <= 100:
         return "percentile", float(m.group(1))
-    raise ConfigError(f"calibration {method!r} is not known; use minmax, mse, or percentile:<p> with 50 < p <= 100 "
-                      "(percentile:99.99)")
+    raise ConfigError(f"calibration {method!r} is not known; use minmax, mse, auto, or percentile:<p> with "
+                      "50 < p <= 100 (percentile:99.99)")
 
 
 @dataclasses.dataclass(frozen=True)

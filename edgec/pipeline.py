@@ -199,7 +199,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
                               micro_samples=cfg.micro_samples if arena else 0, task=cfg.task,
                               describe_op=lambda op: layer_of_op(keras_model, tfl, op))
         # the debugger calibrates min-max itself: for other ranges its table would describe another model
-        verification["layers"] = [] if cfg.calibration != "minmax" or cfg.precision else quant_error.layer_errors(
+        ranges = calibration_section.get("chosen", calibration_section["method"])
+        verification["layers"] = [] if ranges != "minmax" or cfg.precision else quant_error.layer_errors(
             convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
             per_tensor_fc=fc_quantization["chosen"] == "per-tensor", activations=cfg.activations)
     warnings += verification.pop("warnings")

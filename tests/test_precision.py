@@ -166,7 +166,8 @@ def test_percentile_calibration_beats_min_max_on_outlier_activations(tfk):
     hidden activations on them. percentile:99 clips 1-2 % of the calibration values and improves the output
     SNR on clean validation samples by more than 3 dB (measured: 11.7 -> 17.1 dB); the report lists, per
     activation, the min-max range, the range kept and the fraction clipped. mse keeps about min-max here:
-    the outliers' own clipping error dominates the squared error it minimizes."""
+    the outliers' own clipping error dominates the squared error it minimizes. auto measures all five methods
+    on the validation samples and keeps percentile:99."""
     from edgec import api
 
     tfk.utils.set_random_seed(5)
@@ -177,18 +178,23 @@ def test_percentile_calibration_beats_min_max_on_outlier_activations(tfk):
     x_train, x_val = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(200, 16)).astype(np.float32)
     x_train[:3] *= 60
     snr, sections = {}, {}
-    for method in ("minmax", "percentile:99", "mse"):
+    for method in ("minmax", "percentile:99", "mse", "auto"):
         built = api.build(model, {"x_train": x_train, "x_val": x_val}, target="cortex-m4", calibration=method,
                           task="regression")
         snr[method], sections[method] = built.report.verification["output_snr_db"], built.report.tflite["calibration"]
         # the per-layer table comes from TFLite's debugger, which calibrates min-max itself
-        assert bool(built.report.verification["layers"]) == (method == "minmax")
+        assert bool(built.report.verification["layers"]) == (method == "minmax")  # auto does not keep minmax here
     assert snr["percentile:99"] > snr["minmax"] + 3, snr
     assert sections["minmax"] == {"method": "minmax"}
     layers = sections["percentile:99"]["activations"]
     assert len(layers) == 3 and all(a["range"][1] < 0.1 * a["minmax"][1] for a in layers)
     assert all(0 < a["clipped_fraction"] <= 0.03 for a in layers)
     assert abs(snr["mse"] - snr["minmax"]) < 1
+    # auto: each method converted and measured on the validation samples, the best kept
+    auto = sections["auto"]
+    assert set(auto["candidates"]) == {"minmax", "percentile:99.99", "percentile:99.9", "percentile:99", "mse"}
+    best = max(auto["candidates"], key=lambda m: auto["candidates"][m]["output_snr_db"])
+    assert auto["chosen"] == best == "percentile:99" and snr["auto"] == pytest.approx(snr["percentile:99"], abs=0.2)
 
 
 def test_calibration_settings_are_checked(tfk):
@@ -198,7 +204,7 @@ def test_calibration_settings_are_checked(tfk):
     assert parse_calibration("percentile:99.99") == ("percentile", 99.99) and parse_calibration("mse") == ("mse", None)
     base = {"model": "m.keras", "data": "d.npz", "target": "cortex-m4"}
     for bad in ("percentile:40", "percentile", "kl"):
-        with pytest.raises(ConfigError, match="is not known; use minmax, mse, or percentile"):
+        with pytest.raises(ConfigError, match="is not known; use minmax, mse, auto, or percentile"):
             BuildConfig.from_dict({**base, "calibration": bad})
     with pytest.raises(ConfigError, match="works with int8 activations"):
         BuildConfig.from_dict({**base, "calibration": "mse", "activations": "int16"})

@@ -15,6 +15,7 @@ validation samples, is within :data:`AUTO_SNR_DROP_DB` of per-channel's, or meet
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from edgec.runtime import litert, micro
 _log = logging.getLogger(__name__)
 AUTO_SNR_DROP_DB = 1.0  # auto keeps per-tensor FC if it loses at most this much output SNR against per-channel
 AUTO_SAMPLES = 200      # validation samples the choice is measured on
+AUTO_CALIBRATIONS = ("minmax", "percentile:99.99", "percentile:99.9", "percentile:99", "mse")  # calibration auto
 
 
 def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any]:
@@ -44,6 +46,26 @@ def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any
             "output_error_steps_max": errors["output_error_steps_max"]}
 
 
+def _best_ranges(model, calibration: np.ndarray, x_val: np.ndarray,
+                 per_tensor_fc: bool) -> tuple[bytes, dict[str, Any]]:
+    """``calibration = "auto"``: every method of :data:`AUTO_CALIBRATIONS` converted, measured on up to
+    :data:`AUTO_SAMPLES` validation samples (held out from calibration), and the one with the highest output
+    SNR against the float model kept (min-max on a tie)."""
+    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
+    float_out = predict(model, x)
+    candidates: dict[str, tuple[bytes, dict[str, Any]]] = {
+        "minmax": (convert_int8(model, calibration, per_tensor_fc=per_tensor_fc), {"method": "minmax"})}
+    for method in AUTO_CALIBRATIONS[1:]:
+        candidates[method] = convert_with_ranges(model, calibration, method, per_tensor_fc=per_tensor_fc)
+    measured = {m: _measure(data, float_out, x) for m, (data, _) in candidates.items()}
+    best = max(measured, key=lambda m: (measured[m]["output_snr_db"] or -math.inf, m == "minmax"))
+    data, section = candidates[best]
+    _log.info("calibration %s: the highest output SNR of %s", best, ", ".join(measured))
+    return data, {**section, "method": "auto", "chosen": best, "samples": int(len(x)),
+                  "candidates": {m: {"output_snr_db": r["output_snr_db"], "arena_bytes": r["arena_bytes"],
+                                     "tflite_bytes": r["tflite_bytes"]} for m, r in measured.items()}}
+
+
 def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str, snr_budget_db: float | None = None,
             activations: str = "int8", ranges: str = "minmax", several: bool = False,
             int16_layers: tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
@@ -55,6 +77,9 @@ def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str, snr_bu
     if int16_layers:  # the configuration allows it with int8, min-max and per-channel FC only
         data, section = convert_mixed(model, calibration, list(int16_layers))
         return data, {"mode": mode, "chosen": mode}, {"method": "minmax", "mixed_precision": section}
+    if ranges == "auto":
+        data, section = _best_ranges(model, calibration, x_val, per_tensor_fc=mode == "per-tensor")
+        return data, {"mode": mode, "chosen": mode}, section
     if ranges != "minmax":  # the configuration allows it with int8 and a fixed FC choice only
         data, section = convert_with_ranges(model, calibration, ranges, per_tensor_fc=mode == "per-tensor")
         return data, {"mode": mode, "chosen": mode}, section
