@@ -108,7 +108,7 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
           emit: tuple[str, ...] | list[str] = (), kernels: str | None = None, strategy: str | None = None,
           allow_custom_code: bool | None = None, custom_objects: tuple[str, ...] | list[str] = (),
           strict: bool | None = None, fc_quantization: str | None = None, activations: str | None = None,
-          calibration: str | None = None, precision: dict[str, str] | list[str] | None = None,
+          calibration: str | None = None, precision: dict[str, str] | list[str] | str | None = None,
           write: bool | None = None, progress: bool = False) -> BuildResult:
     """Compress, convert to full int8, verify and judge ``model`` on ``target``; write into ``out`` if given.
 
@@ -288,10 +288,12 @@ def _in_memory(model: Any, name: str | None) -> LoadedModel:
                        keras3=module == "keras")
 
 
-def _precision(value: dict[str, str] | list[str]) -> dict[str, str]:
-    """``{"conv3": "int16"}`` or the command line's ``["conv3=int16"]``."""
+def _precision(value: dict[str, str] | list[str] | str) -> dict[str, str] | str:
+    """``{"conv3": "int16"}``, the command line's ``["conv3=int16"]``, or ``"auto"`` (also ``["auto"]``)."""
     if isinstance(value, dict):
         return dict(value)
+    if value == "auto" or list(value) == ["auto"]:
+        return "auto"
     pairs = [str(item).split("=", 1) for item in value]
     bad = [item for item, pair in zip(value, pairs) if len(pair) != 2]
     if bad:

@@ -153,9 +153,10 @@ def _common_options(f):
               help="Activation ranges: minmax (default, the converter's), percentile:99.99, mse (narrower ranges "
                    "chosen from the calibration values, so that a few outliers do not waste the int8 grid), or auto "
                    "(each converted, the best output SNR on the validation samples kept).")
-@click.option("--precision", "precision", multiple=True, metavar="LAYER=int16",
+@click.option("--precision", "precision", multiple=True, metavar="LAYER=int16|auto",
               help="Quantize this Keras layer 16x8 (int16 activations), the rest int8 (mixed precision, with "
-                   "ai-edge-quantizer): --precision conv3=int16. Repeat for more layers.")
+                   "ai-edge-quantizer): --precision conv3=int16, repeated for more layers; or auto: the layers with "
+                   "the largest int8 error, until the output_snr_db or max_error_steps budget is met.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,

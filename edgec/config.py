@@ -70,8 +70,11 @@ def _scalar(text: str):
         return text
 
 
-def _precision(value) -> tuple:
-    """``[precision] conv3 = "int16"`` (or the same pairs as a tuple): the layers to quantize 16x8."""
+def _precision(value) -> tuple | str:
+    """``[precision] conv3 = "int16"`` (or the same pairs as a tuple): the layers to quantize 16x8; or
+    ``"auto"``: the layers with the largest quantization error, until the output budget is met."""
+    if value == "auto":
+        return "auto"
     pairs = tuple(value.items()) if isinstance(value, dict) else tuple(value)
     for pair in pairs:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str) and pair[0]):
@@ -176,7 +179,7 @@ class BuildConfig:
     fc_quantization: str = "per-channel"  # FULLY_CONNECTED weights: FC_QUANTIZATION (auto: measured, see convert)
     activations: str = "int8"  # ACTIVATIONS
     calibration: str = "minmax"  # activation ranges: minmax, percentile:<p>, mse (edgec.convert.calibration)
-    precision: tuple = ()  # (Keras layer name, "int16") pairs: those layers in 16x8, the rest int8 (mixed)
+    precision: tuple | str = ()  # (Keras layer, "int16") pairs: those layers 16x8, the rest int8; or "auto"
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -243,7 +246,7 @@ class BuildConfig:
         d["stages"] = [st.to_dict() for st in self.stages]
         d["budgets"] = dict(self.budgets)
         d["emit"] = list(self.emit)
-        d["precision"] = dict(self.precision)
+        d["precision"] = self.precision if isinstance(self.precision, str) else dict(self.precision)
         d["custom_objects"] = list(self.custom_objects)
         return d
 

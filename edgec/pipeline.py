@@ -163,10 +163,15 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     check_recurrent(keras_model)  # what TensorFlow's converter would crash on, named before any bridge
     convert_from = keras_model if stages else model.for_conversion()  # verified against the user's model
     check_activations(keras_model, calibration)
-    snr_budget = dict(cfg.budgets).get("output_snr_db", target.budgets.get("output_snr_db"))
-    tfl_bytes, fc_quantization, calibration_section = precision.convert(
-        convert_from, calibration, data.x_val, cfg.fc_quantization, snr_budget, cfg.activations, cfg.calibration,
-        several=model.several, int16_layers=tuple(layer for layer, _ in cfg.precision))
+    asked = {**target.budgets, **dict(cfg.budgets)}
+    snr_budget = asked.get("output_snr_db")
+    if cfg.precision == "auto":
+        tfl_bytes, fc_quantization, calibration_section = _auto_precision(
+            cfg, convert_from, calibration, data, target, asked)
+    else:
+        tfl_bytes, fc_quantization, calibration_section = precision.convert(
+            convert_from, calibration, data.x_val, cfg.fc_quantization, snr_budget, cfg.activations, cfg.calibration,
+            several=model.several, int16_layers=tuple(pair[0] for pair in cfg.precision))
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
     clock.lap("convert")
@@ -264,6 +269,25 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     report.timing = clock.times
     return Built(report, files)
 
+
+
+def _auto_precision(cfg: BuildConfig, convert_from, calibration, data: Dataset, target, asked: dict):
+    """``precision = "auto"``: rank the layers by their int8 quantization error (TFLite's debugger, on the
+    validation samples) and promote the worst to 16x8 until the output budget is met."""
+    if asked.get("output_snr_db") is None and asked.get("max_error_steps") is None:
+        raise ConfigError("precision = \"auto\" promotes layers to 16x8 until the output error meets a budget, "
+                          "and none is set; add --budget output_snr_db=30 (or max_error_steps=...)")
+    rows = quant_error.layer_errors(convert_from, calibration, take(data.x_val, slice(0, LAYER_ERROR_SAMPLES)))
+    ranked: list[str] = []
+    for row in sorted(rows, key=lambda r: -r["rmse_over_scale"]):
+        if row["layer"] and row["layer"] not in ranked and row["op"] not in ("QUANTIZE", "DEQUANTIZE"):
+            ranked.append(row["layer"])
+    ram = asked.get("ram")
+    section = precision.promote_layers(convert_from, calibration, data.x_val, ranked, asked.get("output_snr_db"),
+                                       asked.get("max_error_steps"),
+                                       None if ram is None else int(ram) - target.ram_reserved_bytes)
+    fc = {"mode": cfg.fc_quantization, "chosen": cfg.fc_quantization}
+    return section[0], fc, {"method": "minmax", "mixed_precision": {**section[1], "ranked_layers": ranked}}
 
 
 def output_names(ident: str) -> tuple[str, ...]:

@@ -235,7 +235,43 @@ def test_mixed_precision_puts_one_layer_in_16x8_and_tflite_micro_runs_it(tfk):
     assert v["micro_samples"] > 0 and v["micro_vs_litert_max_lsb"] <= 1
     section = built.report.tflite["calibration"]["mixed_precision"]
     assert section["int16_layers"][0]["layer"] == "c2" and section["engine"].startswith("ai-edge-quantizer")
+    # ai-edge-quantizer calibrated min-max as the converter does (its default moving average lost ~20 dB)
+    int8 = api.build(model, arrays, target="cortex-m4")
+    assert v["output_snr_db"] >= int8.report.verification["output_snr_db"] - 0.5
     with pytest.raises(ConfigError, match="names layer 'conv9', which matched no op"):
         api.build(model, arrays, target="cortex-m4", precision=["conv9=int16"])
     with pytest.raises(ConfigError, match="is not LAYER=int16"):
         api.build(model, arrays, target="cortex-m4", precision=["c2"])
+
+
+def test_precision_auto_promotes_the_worst_layers_until_the_output_budget_is_met(tfk):
+    """precision = "auto": layers ranked by TFLite's per-layer int8 error, promoted to 16x8 one more at a time,
+    each trial measured; the first that meets output_snr_db is kept. A layer with no 16x8 activation of its own
+    (the output layer) is skipped. Without an output budget, auto is a one-line error."""
+    from edgec import api
+    from edgec.errors import ConfigError
+
+    tfk.utils.set_random_seed(3)
+    L = tfk.layers
+    inp = tfk.Input((12, 12, 3), name="x")
+    x = L.Conv2D(16, 3, strides=2, activation="relu", name="c2")(L.Conv2D(8, 3, padding="same", activation="relu",
+                                                                             name="c1")(inp))
+    model = tfk.Model(inp, L.Dense(5, name="fc")(L.GlobalAveragePooling2D()(x)))
+    data = np.random.default_rng(3).normal(size=(200, 12, 12, 3)).astype(np.float32)
+    arrays = {"x_train": data[:150], "x_val": data[150:]}
+
+    def auto(budget: float) -> dict:
+        built = api.build(model, arrays, target="cortex-m4", precision="auto", budgets={"output_snr_db": budget})
+        return built.report.tflite["calibration"]["mixed_precision"]
+
+    every = auto(99.0)  # unreachable: every trial runs, and the best SNR is kept
+    trials = every["trials"]
+    assert "no trial met" in every["reason"] and trials[0]["int16_layers"] == [] and len(trials) >= 3
+    assert every["int16_layers"] == max(trials, key=lambda t: t["output_snr_db"])["int16_layers"]
+    assert "fc" in every["skipped_layers"]
+    j = next(k for k, t in enumerate(trials) if t["output_snr_db"] > trials[0]["output_snr_db"] + 0.5)
+    met = auto(trials[j]["output_snr_db"] - 0.01)
+    assert met["int16_layers"] == trials[j]["int16_layers"] and len(met["trials"]) == j + 1
+    assert met["reason"].startswith("the first trial that meets")
+    with pytest.raises(ConfigError, match="none is set; add --budget output_snr_db"):
+        api.build(model, arrays, target="cortex-m4", precision="auto")

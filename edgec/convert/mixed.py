@@ -38,7 +38,8 @@ def convert(model, calibration: np.ndarray, int16_layers: list[str]) -> tuple[by
         ConversionError: the converter or ai-edge-quantizer failed, or left an op in float.
     """
     from ai_edge_litert import interpreter as lrt
-    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer import calibrator, quantizer
+    from ai_edge_quantizer.utils import qsv_utils
 
     tf = frameworks.tf()
     try:
@@ -55,8 +56,14 @@ def convert(model, calibration: np.ndarray, int16_layers: list[str]) -> tuple[by
             q.add_static_config(".*", "*", activation_num_bits=8, weight_num_bits=8)
             for layer in int16_layers:
                 q.add_static_config(_layer_pattern(layer), "*", activation_num_bits=16, weight_num_bits=8)
-            result = q.calibrate({signature: [{input_name: sample[None]} for sample in calibration]})
-            data = bytes(q.quantize(result).quantized_model)
+            # min-max ranges over all samples, as TFLiteConverter calibrates: Quantizer.calibrate offers only a
+            # moving average (smoothing 0.95), whose narrower ranges clipped the input and output and cost
+            # 21 dB of output SNR on the test model (40.7 -> 19.3 dB); with min-max its all-int8 result
+            # equals the converter's (measured)
+            calib = calibrator.Calibrator(float_model, qsv_update_func=qsv_utils.min_max_update)
+            calib.calibrate({signature: [{input_name: sample[None]} for sample in calibration]},
+                            q._recipe_manager)
+            data = bytes(q.quantize(calib.get_model_qsvs()).quantized_model)
     except ConfigError:
         raise
     except Exception as exc:

@@ -24,7 +24,7 @@ from edgec.check.verification import error_metrics, predict
 from edgec.convert.calibration import convert as convert_with_ranges
 from edgec.convert.int8 import convert_int8
 from edgec.convert.mixed import convert as convert_mixed
-from edgec.errors import RuntimeCheckError
+from edgec.errors import ConfigError, RuntimeCheckError
 from edgec.load.tflite_file import EDGEC_BUILT, dequantize, quantize, read_tflite
 from edgec.runtime import litert, micro
 
@@ -44,6 +44,56 @@ def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any
         arena = None
     return {"tflite_bytes": len(data), "arena_bytes": arena, "output_snr_db": errors["output_snr_db"],
             "output_error_steps_max": errors["output_error_steps_max"]}
+
+
+AUTO_MAX_PROMOTED = 4  # precision = "auto" promotes at most this many layers to 16x8
+
+
+def promote_layers(model, calibration: np.ndarray, x_val: np.ndarray, ranked: list[str],
+                   snr_budget_db: float | None, steps_budget: float | None,
+                   ram_limit: int | None) -> tuple[bytes, dict[str, Any]]:
+    """``precision = "auto"``: the int8 model, then the ``ranked`` layers (worst quantization error first)
+    promoted to 16x8 one more at a time, each measured on up to :data:`AUTO_SAMPLES` validation samples,
+    until the output meets ``snr_budget_db`` / ``steps_budget``. A trial whose arena exceeds ``ram_limit``
+    is not kept. Without a trial that meets the budget, the one with the best SNR that fits is kept, and the
+    section says so."""
+    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
+    float_out = predict(model, x)
+    trials: list[dict[str, Any]] = []
+    kept: tuple[bytes, dict[str, Any]] | None = None
+    layers: list[str] = []
+    skipped: list[str] = []
+    candidates = iter(ranked)
+    while True:
+        try:
+            data = convert_int8(model, calibration) if not layers else convert_mixed(model, calibration, layers)[0]
+        except ConfigError:  # a layer with no activation of its own in 16x8 (the model's output layer, say)
+            skipped.append(layers.pop())
+            if (nxt := next(candidates, None)) is None:
+                break
+            layers.append(nxt)
+            continue
+        r = {"int16_layers": list(layers), **_measure(data, float_out, x)}
+        r["fits_ram"] = ram_limit is None or r["arena_bytes"] is None or r["arena_bytes"] <= ram_limit
+        r["meets_output_budget"] = ((snr_budget_db is None or (r["output_snr_db"] or 0.0) >= snr_budget_db)
+                                    and (steps_budget is None or r["output_error_steps_max"] <= steps_budget))
+        trials.append(r)
+        if r["fits_ram"] and (kept is None or (r["output_snr_db"] or -math.inf) > (kept[1]["output_snr_db"]
+                                                                                   or -math.inf)):
+            kept = (data, r)
+        if r["fits_ram"] and r["meets_output_budget"]:
+            kept = (data, r)
+            break
+        if len(layers) == AUTO_MAX_PROMOTED or (nxt := next(candidates, None)) is None:
+            break
+        layers.append(nxt)
+    if kept is None:
+        raise ConfigError("precision = \"auto\": even the int8 model's arena exceeds the ram budget")
+    data, best = kept
+    reason = (f"the first trial that meets the output budget ({len(best['int16_layers'])} layer(s) in 16x8)"
+              if best["meets_output_budget"] else "no trial met the output budget; the best SNR that fits is kept")
+    return data, {"mode": "auto", "int16_layers": best["int16_layers"], "reason": reason, "trials": trials,
+                  "skipped_layers": skipped}
 
 
 def _best_ranges(model, calibration: np.ndarray, x_val: np.ndarray,
