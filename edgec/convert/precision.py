@@ -34,6 +34,13 @@ AUTO_SAMPLES = 200      # validation samples the choice is measured on
 AUTO_CALIBRATIONS = ("minmax", "percentile:99.99", "percentile:99.9", "percentile:99", "mse")  # calibration auto
 
 
+def _reference(model, calibration: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The samples an automatic choice is measured on (up to :data:`AUTO_SAMPLES` validation samples, held out
+    from calibration; the calibration samples if there are none) and the float model's outputs on them."""
+    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
+    return x, predict(model, x)
+
+
 def _measure(data: bytes, float_out: np.ndarray, x: np.ndarray) -> dict[str, Any]:
     tfl = read_tflite(data, "converted model", made_by=EDGEC_BUILT)
     q = litert.run(data, quantize(x, tfl.input), reference_kernels=True).astype(np.int32)
@@ -57,8 +64,7 @@ def promote_layers(model, calibration: np.ndarray, x_val: np.ndarray, ranked: li
     until the output meets ``snr_budget_db`` / ``steps_budget``. A trial whose arena exceeds ``ram_limit``
     is not kept. Without a trial that meets the budget, the one with the best SNR that fits is kept, and the
     section says so."""
-    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
-    float_out = predict(model, x)
+    x, float_out = _reference(model, calibration, x_val)
     trials: list[dict[str, Any]] = []
     kept: tuple[bytes, dict[str, Any]] | None = None
     layers: list[str] = []
@@ -67,7 +73,9 @@ def promote_layers(model, calibration: np.ndarray, x_val: np.ndarray, ranked: li
     while True:
         try:
             data = convert_int8(model, calibration) if not layers else convert_mixed(model, calibration, layers)[0]
-        except ConfigError:  # a layer with no activation of its own in 16x8 (the model's output layer, say)
+        except ConfigError as exc:  # a layer with no activation of its own in 16x8 (the model's output layer)
+            if "matched no op" not in str(exc):
+                raise
             skipped.append(layers.pop())
             if (nxt := next(candidates, None)) is None:
                 break
@@ -101,8 +109,7 @@ def _best_ranges(model, calibration: np.ndarray, x_val: np.ndarray,
     """``calibration = "auto"``: every method of :data:`AUTO_CALIBRATIONS` converted, measured on up to
     :data:`AUTO_SAMPLES` validation samples (held out from calibration), and the one with the highest output
     SNR against the float model kept (min-max on a tie)."""
-    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
-    float_out = predict(model, x)
+    x, float_out = _reference(model, calibration, x_val)
     candidates: dict[str, tuple[bytes, dict[str, Any]]] = {
         "minmax": (convert_int8(model, calibration, per_tensor_fc=per_tensor_fc), {"method": "minmax"})}
     for method in AUTO_CALIBRATIONS[1:]:
@@ -146,8 +153,7 @@ def convert(model, calibration: np.ndarray, x_val: np.ndarray, mode: str, snr_bu
         return per_channel, {"mode": mode, "chosen": "per-channel", "reason": "the model has no FULLY_CONNECTED op"}, \
             minmax
     per_tensor = convert_int8(model, calibration, per_tensor_fc=True, activations=activations)
-    x = x_val[:AUTO_SAMPLES] if len(x_val) else calibration[:AUTO_SAMPLES]
-    float_out = predict(model, x)
+    x, float_out = _reference(model, calibration, x_val)
     pc, pt = _measure(per_channel, float_out, x), _measure(per_tensor, float_out, x)
     snr_pc, snr_pt = pc["output_snr_db"], pt["output_snr_db"]
     if snr_pc is None or snr_pt is None:
