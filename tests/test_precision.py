@@ -275,3 +275,20 @@ def test_precision_auto_promotes_the_worst_layers_until_the_output_budget_is_met
     assert met["reason"].startswith("the first trial that meets")
     with pytest.raises(ConfigError, match="none is set; add --budget output_snr_db"):
         api.build(model, arrays, target="cortex-m4", precision="auto")
+
+
+def test_mixed_precision_on_the_keras3_sample_from_the_command_line(tmp_path):
+    """The bundled Keras 3 sample with --precision conv3=int16: Keras 3 traces the layer as conv3_1, the float
+    model is traced at batch 1 (no SHAPE ops for ai-edge-quantizer to leave in float), and TFLite-Micro
+    agrees with LiteRT on every validation output."""
+    import json
+
+    from conftest import SAMPLE, run_cli
+
+    proc = run_cli("build", str(SAMPLE / "digits.keras"), "--target", "cortex-m4", "--data", str(SAMPLE / "digits.npz"),
+                   "--precision", "conv3=int16", "--out", str(tmp_path / "out"), "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["tflite"]["calibration"]["mixed_precision"]["int16_layers"][0]["layer"] == "conv3"
+    assert report["tflite"]["ops"]["QUANTIZE"] == 2 and "SHAPE" not in report["tflite"]["ops"]
+    assert report["verification"]["micro_vs_litert_max_lsb"] == 0

@@ -396,6 +396,32 @@ def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int
     return bytes(builder.Output()), [-1] * len(tfl.outputs) + [i for i, _ in extra]
 
 
+def with_signature(data: bytes, key: str = "serving_default") -> bytes:
+    """A copy of a one-subgraph ``data`` with a signature ``key`` naming its inputs ``input_<k>`` and outputs
+    ``output_<k>`` (a conversion from a concrete function has none; tools that run signatures need one)."""
+    import flatbuffers
+
+    fb = schema()
+    model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+
+    def entries(kind: str, indices) -> list:
+        out = []
+        for k, index in enumerate(indices):
+            entry = fb.TensorMapT()
+            entry.name, entry.tensorIndex = f"{kind}_{k}".encode(), int(index)
+            out.append(entry)
+        return out
+
+    signature = fb.SignatureDefT()
+    signature.inputs, signature.outputs = entries("input", graph.inputs), entries("output", graph.outputs)
+    signature.signatureKey, signature.subgraphIndex = key.encode(), 0
+    model.signatureDefs = [signature]
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> bytes:
     """A model of op ``op_index`` of ``data`` alone (same types and quantization, same options; its
     constant inputs kept), its first input and its output resized to ``[1, elements]`` when ``elements`` is
