@@ -80,7 +80,7 @@ def not_full_integer(tfl: TFLiteModel) -> str | None:
 def sixteen_bit(tfl: TFLiteModel) -> str | None:
     """One line when the model computes with int16 activations (TFLite's 16x8 mode): the latency tables
     were measured on int8 kernels."""
-    if not any(t.dtype == "int16" and not t.is_constant for t in tfl.tensors):
+    if "int16" not in tfl.activation_types():
         return None
     return ("the model has int16 activations (16x8): the latency estimate uses the int8 kernels' measured costs, "
             "and TFLite-Micro's 16x8 kernels cost more per MAC (not yet measured), so the estimate is low")

@@ -70,7 +70,7 @@ def _tflm(m: Measured) -> dict[str, Any]:
     assert m.arena is not None  # a TFLite-Micro target refuses a model TFLite-Micro cannot run
     est = estimate(m.ops, t)
     parts = t.runtime_flash_parts(list(m.tfl.op_counts))
-    if parts and any(x.dtype != "int8" for x in m.tfl.tensors if not x.is_constant and x.dtype != "int32"):
+    if parts and m.tfl.activation_types() - {"int8", "int32"}:
         parts.pop("int8_registration_saving", None)  # the headers register generic kernels for a 16x8 model
     runtime = parts["bytes"] if parts else 0
     extra = {"runtime_flash": parts} if parts else {}

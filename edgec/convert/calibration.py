@@ -16,16 +16,14 @@ their min-max ranges (an output clipped would clip every prediction beyond it).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from edgec import frameworks
-from edgec.capture import captured_fds
 from edgec.config import parse_calibration
-from edgec.convert.int8 import check_full_int8, explain_failure, int8_converter
-from edgec.load.tflite_file import EDGEC_BUILT, read_tflite, schema
+from edgec.convert.int8 import check_full_int8, int8_converter, run_converter
+from edgec.load.tflite_file import EDGEC_BUILT, pack, read_tflite, schema
 from edgec.runtime import litert
 
 MSE_FACTORS = tuple(np.round(np.arange(1.0, 0.29, -0.02), 2))
@@ -55,19 +53,13 @@ def convert(model, calibration: np.ndarray, method: str, per_tensor_fc: bool = F
     """The int8 flatbuffer with activation ranges chosen by ``method`` (not ``minmax``: the converter's own
     path does that), and the report's ``calibration`` section: per activation, the min-max range, the range
     kept and the fraction of calibration values it clips."""
-    import flatbuffers
     from tensorflow.lite.python import convert as tf_convert
 
     kind, p = parse_calibration(method)
     tf = frameworks.tf()
     converter = int8_converter(model, calibration, per_tensor_fc)
     converter._experimental_calibrate_only = True
-    try:
-        with captured_fds(1, 2), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            calibrated = converter.convert()
-    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
-        raise explain_failure(model, exc) from None
+    calibrated = run_converter(model, converter.convert)
     tree = schema().ModelT.InitFromPackedBuf(bytearray(calibrated), 0)
     graph = tree.subgraphs[0]
     edge = set(graph.outputs)
@@ -76,25 +68,16 @@ def convert(model, calibration: np.ndarray, method: str, per_tensor_fc: bool = F
     values = litert.activation_values(calibrated, calibration, tracked)
     layers = []
     for i in tracked:
-        q = graph.tensors[i].quantization
+        q, v = graph.tensors[i].quantization, values[i]
         lo, hi = float(q.min[0]), float(q.max[0])
-        new_lo, new_hi = choose_range(values[i], lo, hi, kind, p)
-        v = values[i]
+        new_lo, new_hi = choose_range(v, lo, hi, kind, p)
         clipped = float(np.mean((v < new_lo) | (v > new_hi))) if v.size else 0.0
         q.min, q.max = np.array([new_lo], np.float32), np.array([new_hi], np.float32)
-        layers.append({"tensor": graph.tensors[i].name.decode(errors="replace") if isinstance(
-            graph.tensors[i].name, bytes) else str(graph.tensors[i].name), "minmax": [lo, hi],
-            "range": [new_lo, new_hi], "clipped_fraction": clipped})
-    builder = flatbuffers.Builder(len(calibrated) + 1024)
-    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    try:
-        with captured_fds(1, 2), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = bytes(tf_convert.mlir_quantize(bytes(builder.Output()), input_data_type=tf.int8,
-                                                  output_data_type=tf.int8,
-                                                  disable_per_channel_for_dense_layers=per_tensor_fc))
-    except Exception as exc:
-        raise explain_failure(model, exc) from None
+        layers.append({"tensor": bytes(graph.tensors[i].name).decode(errors="replace"), "minmax": [lo, hi],
+                       "range": [new_lo, new_hi], "clipped_fraction": clipped})
+    data = run_converter(model, lambda: tf_convert.mlir_quantize(
+        pack(tree, len(calibrated)), input_data_type=tf.int8, output_data_type=tf.int8,
+        disable_per_channel_for_dense_layers=per_tensor_fc))
     check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT))
     return data, {"method": method, "activations": layers,
                   "note": "the model's outputs keep their min-max ranges"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -560,13 +560,19 @@ def convert_int8(model, calibration: np.ndarray, per_tensor_fc: bool = False, ac
         ConversionError: an op cannot be converted to int8; names the layer and op.
     """
     check_recurrent(model)  # before the converter: what it would crash the process on
-    converter = int8_converter(model, calibration, per_tensor_fc, activations)
+    data = run_converter(model, int8_converter(model, calibration, per_tensor_fc, activations).convert)
+    check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT), activations)
+    return data
+
+
+def run_converter(model, step: Callable[[], bytes]) -> bytes:
+    """One step of TensorFlow's converter (``converter.convert``, its quantizer) with its C++ chatter and
+    warnings kept out of the terminal; a failure is the :class:`ConversionError` naming ``model``'s layer."""
     try:
         with captured_fds(1, 2) as chatter, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            data = converter.convert()
+            data = bytes(step())
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
         raise explain_failure(model, exc) from None
     _log.debug("converter output: %s", chatter[0].strip())
-    check_full_int8(model, read_tflite(data, "converted model", made_by=EDGEC_BUILT), activations)
     return data

@@ -36,6 +36,15 @@ def schema():
     return schema_py_generated
 
 
+def pack(model, size_hint: int = 0) -> bytes:
+    """A ``schema().ModelT`` (edited) back to flatbuffer bytes, with TFLite's file identifier."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 @dataclasses.dataclass(frozen=True)
 class Tensor:
     """One tensor of the graph, with its int8 quantization if it has one."""
@@ -161,6 +170,10 @@ class TFLiteModel:
     def float_tensors(self) -> list[Tensor]:
         """Non-constant tensors that are not integer-quantized."""
         return [t for t in self.tensors if not t.is_constant and t.dtype in ("float32", "float16")]
+
+    def activation_types(self) -> set[str]:
+        """The element types of the non-constant tensors: int8, int16 in a 16x8 model, int32 shapes and the like."""
+        return {t.dtype for t in self.tensors if not t.is_constant}
 
 
 def _options(op, schema) -> dict:
@@ -384,23 +397,17 @@ def with_every_op_output(data: bytes, tfl: TFLiteModel) -> tuple[bytes, list[int
         The rewritten flatbuffer and, per graph output of it, the op index that writes it
         (-1 for the model's own outputs).
     """
-    import flatbuffers
-
     fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
     graph = model.subgraphs[0]
     extra = [(op.index, op.outputs[0]) for op in tfl.ops if op.outputs and op.outputs[0] not in tfl.outputs]
     graph.outputs = [*tfl.outputs, *(t for _, t in extra)]
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), [-1] * len(tfl.outputs) + [i for i, _ in extra]
+    return pack(model, len(data)), [-1] * len(tfl.outputs) + [i for i, _ in extra]
 
 
 def with_signature(data: bytes, key: str = "serving_default") -> bytes:
     """A copy of a one-subgraph ``data`` with a signature ``key`` naming its inputs ``input_<k>`` and outputs
     ``output_<k>`` (a conversion from a concrete function has none; tools that run signatures need one)."""
-    import flatbuffers
-
     fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
     graph = model.subgraphs[0]
@@ -417,9 +424,7 @@ def with_signature(data: bytes, key: str = "serving_default") -> bytes:
     signature.inputs, signature.outputs = entries("input", graph.inputs), entries("output", graph.outputs)
     signature.signatureKey, signature.subgraphIndex = key.encode(), 0
     model.signatureDefs = [signature]
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model, len(data))
 
 
 def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> bytes:
@@ -428,7 +433,6 @@ def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> 
     given: to evaluate an op on chosen values, for example an elementwise one on all 256 int8 values."""
     import copy
 
-    import flatbuffers
 
     fb = schema()
     model = fb.ModelT.InitFromPackedBuf(bytearray(data), 0)
@@ -449,16 +453,12 @@ def single_op_model(data: bytes, op_index: int, elements: int | None = None) -> 
     op.intermediates = []
     graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
     model.subgraphs, model.signatureDefs = [graph], []
-    builder = flatbuffers.Builder(len(data) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model, len(data))
 
 
 def int16_activation_model(op_name: str, elements: int, input_scale: float) -> bytes:
     """A model of one int16 elementwise op (``LOGISTIC``, ``TANH``): input ``[1, elements]`` with
     ``input_scale``, output Q0.15 (the scale TFLite requires), both zero point 0."""
-    import flatbuffers
-
     fb = schema()
     code = getattr(fb.BuiltinOperator, op_name)
     model = fb.ModelT()
@@ -480,9 +480,7 @@ def int16_activation_model(op_name: str, elements: int, input_scale: float) -> b
     graph = fb.SubGraphT()
     graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
     model.subgraphs = [graph]
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model)
 
 
 def read_tflite_file(path: str | Path) -> tuple[bytes, TFLiteModel]:
