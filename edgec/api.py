@@ -24,7 +24,7 @@ from edgec.check import gate
 from edgec.check.targets import Target
 from edgec.check.targets import get as get_target
 from edgec.check.targets import names as target_names
-from edgec.config import ACTIVATIONS, FC_QUANTIZATION, BuildConfig, StageSpec, recipe_settings
+from edgec.config import ACTIVATIONS, FC_QUANTIZATION, LUT, BuildConfig, StageSpec, recipe_settings
 from edgec.emit import artifacts
 from edgec.errors import ConfigError, EdgecError, OutputError, UnsupportedOpError
 from edgec.load import limits
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the build's modules are imported when a build runs: `edgec 
 
 __all__ = ["build", "check", "emit_c", "inspect", "stages", "targets", "set_limits", "BuildResult", "EmitResult",
            "Inspection", "Report", "Target", "EdgecError", "ConfigError", "OutputError", "FC_QUANTIZATION",
-           "ACTIVATIONS"]
+           "ACTIVATIONS", "LUT"]
 
 IN_MEMORY = "<in-memory model>"
 
@@ -109,7 +109,7 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
           allow_custom_code: bool | None = None, custom_objects: tuple[str, ...] | list[str] = (),
           strict: bool | None = None, fc_quantization: str | None = None, activations: str | None = None,
           calibration: str | None = None, precision: dict[str, str] | list[str] | str | None = None,
-          write: bool | None = None, progress: bool = False) -> BuildResult:
+          lut: str | None = None, write: bool | None = None, progress: bool = False) -> BuildResult:
     """Compress, convert to full int8, verify and judge ``model`` on ``target``; write into ``out`` if given.
 
     Every option is the command line's ``edgec build`` option of the same name; one left as None
@@ -146,7 +146,7 @@ def build(model: Any, data: Any = None, target: str | None = None, *, stages: St
              "calibration_samples": calibration_samples, "verify_samples": verify_samples, "fit": fit,
              "kernels": kernels, "emit": list(emit) or None, "custom_objects": list(custom_objects) or None,
              "allow_custom_code": allow_custom_code, "strict": strict, "fc_quantization": fc_quantization,
-             "activations": activations, "calibration": calibration,
+             "activations": activations, "calibration": calibration, "lut": lut,
              "precision": None if precision is None else _precision(precision), "code_folders": tuple(folders)}
     settings.update({k: v for k, v in given.items() if v is not None})
     if given_objects:

@@ -157,10 +157,14 @@ def _common_options(f):
               help="Quantize this Keras layer 16x8 (int16 activations), the rest int8 (mixed precision, with "
                    "ai-edge-quantizer): --precision conv3=int16, repeated for more layers; or auto: the layers with "
                    "the largest int8 error, until the output_snr_db or max_error_steps budget is met.")
+@click.option("--lut", type=click.Choice(api.LUT), default=None,
+              help="Store weights as 1-4 bit indices into per-channel tables, decoded by TFLite-Micro's DECODE op "
+                   "(less flash, more arena): auto (default: on an MCU target after cluster, ternary or binary), "
+                   "on, or off.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,
-          activations, calibration, precision, budget, kernels, as_json, summary_md, quiet, verbose):
+          activations, calibration, precision, lut, budget, kernels, as_json, summary_md, quiet, verbose):
     """Compress MODEL, convert it to a verified full-int8 TFLite model, and write firmware headers."""
     _setup_logging(quiet, verbose)
     _check_writable(summary_md)
@@ -171,7 +175,7 @@ def build(model, config_path, target, data, stages, strategy, out, name, calibra
                        kernels=kernels, strategy=strategy, allow_custom_code=allow_custom_code,
                        custom_objects=list(custom_objects), strict=strict, fc_quantization=fc_quantization,
                        activations=activations, calibration=calibration, precision=list(precision) or None,
-                       progress=not quiet)
+                       lut=lut, progress=not quiet)
     return _render(result.report, as_json, quiet, summary_md)
 
 

@@ -148,6 +148,8 @@ MAX_EPOCHS = 10_000  # a recipe asking for more is a typo or an attempt to hang 
 MAX_SEED = 2**32 - 1
 ACTIVATIONS = ("int8", "int16")  # activation type of the converted model (int16: TFLite's 16x8 mode)
 FC_QUANTIZATION = ("per-channel", "per-tensor", "auto")  # FULLY_CONNECTED weight scales (edgec.convert.precision)
+LUT = ("auto", "on", "off")  # LUT weight compression after conversion (edgec.convert.lut); auto: after weight sharing
+LUT_STAGES = ("cluster", "ternary", "binary")  # stages that leave few values per channel: lut = "auto" compresses
 TASKS = ("classifier", "regression", "reconstruction", "other")  # how an output is judged (edgec.check.verification)
 EMIT_KINDS = ("c",)
 
@@ -180,6 +182,7 @@ class BuildConfig:
     activations: str = "int8"  # ACTIVATIONS
     calibration: str = "minmax"  # activation ranges: minmax, percentile:<p>, mse (edgec.convert.calibration)
     precision: tuple | str = ()  # (Keras layer, "int16") pairs: those layers 16x8, the rest int8; or "auto"
+    lut: str = "auto"  # LUT: weights as k-bit indices + tables, decoded by TFLite-Micro (edgec.convert.lut)
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildConfig":
@@ -198,7 +201,7 @@ class BuildConfig:
                                   "[budgets] ram = \"96KiB\"")
             data["budgets"] = tuple((k, parse_quantity(k, v)) for k, v in data["budgets"].items())
         for key in ("model", "data", "target", "out", "name", "kernels", "task", "fc_quantization",
-                    "activations", "calibration"):
+                    "activations", "calibration", "lut"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise ConfigError(f"{key} must be a string, got {data[key]!r}")
         seed = data.get("seed", 0)
@@ -225,6 +228,10 @@ class BuildConfig:
             raise ConfigError(f"fc_quantization {cfg.fc_quantization!r} is not known; use one of "
                               f"{', '.join(FC_QUANTIZATION)}")
         parse_calibration(cfg.calibration)
+        if cfg.lut not in LUT:
+            raise ConfigError(f"lut {cfg.lut!r} is not known; use one of {', '.join(LUT)}")
+        if cfg.lut == "on" and cfg.activations != "int8":
+            raise ConfigError("lut = \"on\" compresses int8 models; drop it or build with int8 activations")
         if cfg.precision and (cfg.activations != "int8" or cfg.calibration != "minmax"
                               or cfg.fc_quantization != "per-channel"):
             raise ConfigError("precision (layers in 16x8) works with int8 activations elsewhere, minmax calibration "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,13 @@ import numpy as np
 from edgec import compress, frameworks
 from edgec.check import budgets, quant_error, targets
 from edgec.check.gate import sixteen_bit, tflite_summary
-from edgec.check.measure import compile_for_npu, latency_warnings, measure, npu_warnings
+from edgec.check.measure import compile_for_npu, host_latency_section, latency_warnings, measure, npu_warnings
 from edgec.check.verification import paired_drop_interval, samples_to_resolve, verify, verify_several
 from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
-from edgec.config import BuildConfig
-from edgec.convert import precision
+from edgec.config import LUT_STAGES, BuildConfig
+from edgec.convert import lut, precision
 from edgec.convert.int8 import (
     by_layer,
     check_activations,
@@ -44,7 +45,7 @@ from edgec.load.data import Dataset, count, load_data, take
 from edgec.load.model import LoadedModel, load_model
 from edgec.load.tflite_file import EDGEC_BUILT, quantize, read_tflite, weight_sparsity
 from edgec.report import TIMING_FIELDS, Report
-from edgec.runtime import micro, sandbox, vela
+from edgec.runtime import litert, micro, sandbox, vela
 
 _log = logging.getLogger(__name__)
 LAYER_ERROR_SAMPLES = 100  # validation samples for the per-layer quantization error
@@ -115,6 +116,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     stages = compress.validate(cfg.stages)  # parameters and order, before any work
     if cfg.fit:
         stages = search.with_channels(stages)
+    compress_lut = _lut_wanted(cfg, target, stages)
     if model is None:
         _log.info("loading model %s", cfg.model)
         model = load_model(cfg.model, name=cfg.name, safe_mode=not cfg.allow_custom_code,
@@ -174,6 +176,14 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             several=model.several, int16_layers=tuple(pair[0] for pair in cfg.precision))
     tfl = read_tflite(tfl_bytes, "converted model", made_by=EDGEC_BUILT)
     io = io_order(convert_from, tfl)
+    # What ships: the int8 model, or its weights LUT-compressed (decoded by TFLite-Micro; LiteRT, the float
+    # comparison and the generated C take the uncompressed model, whose outputs it reproduces bit for bit).
+    ship_bytes, ship, lut_section = tfl_bytes, tfl, None
+    if compress_lut:
+        _log.info("compressing the weights into look-up tables")
+        ship_bytes, lut_section = lut.compress_weights(tfl_bytes, tfl)
+        if lut_section["applied"]:
+            ship = read_tflite(ship_bytes, "LUT-compressed model", made_by=EDGEC_BUILT)
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
@@ -183,9 +193,9 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
                         f"model is converted for the data's {_shape(tfl.input.shape[1:])}, one fixed shape as a "
                         "microcontroller runs it")
     try:
-        arena = micro.measure_arena(tfl_bytes)
+        arena = micro.measure_arena(ship_bytes)
     except UnsupportedOpError as exc:
-        exc = by_layer(keras_model, tfl, exc)
+        exc = by_layer(keras_model, ship, exc)
         if target.needs_tflm_ops:
             raise exc from None
         arena = None  # a phone runs it with LiteRT; only the MCU artifacts lose their arena
@@ -209,6 +219,9 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
             per_tensor_fc=fc_quantization["chosen"] == "per-tensor", activations=cfg.activations)
     warnings += verification.pop("warnings")
+    if lut_section and lut_section["applied"]:
+        lut_section["tflite_micro_bit_exact"] = lut.check_exact(
+            tfl_bytes, ship_bytes, _quantized_inputs(x_val, tfl, io[0], cfg.micro_samples))
     clock.lap("verify")
 
     if data.random:
@@ -219,12 +232,20 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         _log.info("generating C and checking it against TFLite-Micro")
         c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
                                    _packed_samples(x_val, tfl, io[0], C_VERIFY_SAMPLES))
+        if ship is not tfl:
+            warnings.append("the generated C holds the weights uncompressed (it has no LUT decoding yet): its "
+                            "flash is the int8 model's, while the .tflite and its C array are LUT-compressed")
         clock.lap("codegen")
-    npu = compile_for_npu(tfl_bytes, target)
-    measurements = measure(tfl_bytes, tfl, target, arena, npu=npu, codegen=codegen)
+    npu = compile_for_npu(ship_bytes, target)
+    measurements = measure(ship_bytes, ship, target, arena, npu=npu, codegen=codegen, host_latency=ship is tfl)
+    if ship is not tfl:  # LiteRT has no DECODE op: its host figure is the uncompressed model's
+        measurements.update(host_latency_section(litert.host_latency_ms(tfl_bytes)))
+        measurements["host_latency"]["model"] = "the uncompressed int8 model (LiteRT has no DECODE op)"
     accuracy_drop = verification.get("accuracy_drop")
     if stage_rows:
         stage_rows.append(_int8_row(tfl_bytes, tfl, verification))
+        if ship is not tfl and lut_section:
+            stage_rows.append(_lut_row(lut_section, verification))
         before = stage_rows[0].get("float_accuracy")
         if before is not None and verification.get("int8_accuracy") is not None:
             # The budget judges what the user trained against what ships.
@@ -237,6 +258,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += npu_warnings(measurements)
     warnings += latency_warnings(measurements)
+    if lut_section and lut_section["applied"]:
+        warnings += _lut_warnings(lut_section, arena)
     if target.kind == "mcu" and (flag := sixteen_bit(tfl)):
         warnings.append(flag)
     if accuracy_drop is not None and "accuracy_drop" in limits_asked:
@@ -245,7 +268,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         model=model.to_dict(),
         target=target.to_dict(),
         data=data.to_dict(),
-        tflite={**tflite_summary(tfl), "fc_quantization": fc_quantization, "calibration": calibration_section},
+        tflite={**tflite_summary(ship), "fc_quantization": fc_quantization, "calibration": calibration_section,
+                **({"lut": lut_section} if lut_section else {})},
         measurements=measurements,
         verification=verification,
         budgets=budgets.judge(measurements, target, dict(cfg.budgets), accuracy_drop, verification),
@@ -254,10 +278,10 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         warnings=warnings,
         reproducibility=reproducibility,
     )
-    files = {f"{ident}.tflite": tfl_bytes}
+    files = {f"{ident}.tflite": ship_bytes}
     if npu is None:
-        files.update(c_array.model_data_files(tfl_bytes, ident, Path(cfg.model).name))
-        files.update(c_array.settings_header(tfl, arena, ident, Path(cfg.model).name, io))
+        files.update(c_array.model_data_files(ship_bytes, ident, Path(cfg.model).name))
+        files.update(c_array.settings_header(ship, arena, ident, Path(cfg.model).name, io))
     else:  # the firmware embeds Vela's compiled model, with the arena Vela planned
         assert arena is not None  # an Ethos-U target runs TFLite-Micro, which measured it
         files[f"{ident}_vela.tflite"] = npu.model
@@ -328,6 +352,49 @@ def _resolution_warnings(limit: float, v: dict) -> list[str]:
             "(--strict makes this an error)"]
 
 
+def _lut_wanted(cfg: BuildConfig, target, stages) -> bool:
+    """Whether the weights are LUT-compressed: ``lut = "on"``, or ``"auto"`` after a stage that leaves few
+    values per channel, on a target whose runtime decodes them (TFLite-Micro on the CPU).
+
+    Raises:
+        ConfigError: ``lut = "on"`` for a target whose runtime cannot decode them.
+    """
+    if cfg.lut == "off" or cfg.activations != "int8":
+        return False
+    if not target.runs_on.decodes_lut:
+        if cfg.lut == "on":
+            raise ConfigError(f"--lut on: target {target.name} runs {target.runtime}, which has no TFLite-Micro "
+                              "DECODE op to unpack LUT-compressed weights (edgec's generated C has none yet; Vela "
+                              "compresses an Ethos-U's weights itself; LiteRT has none); drop --lut on, or pick a "
+                              "target that runs tflite-micro (cortex-m4)")
+        return False
+    return cfg.lut == "on" or any(stage.name in LUT_STAGES for stage in stages)
+
+
+def _quantized_inputs(x, tfl, in_names, n: int) -> list[np.ndarray]:
+    """Up to ``n`` samples quantized for each input, in the interpreter's order (``x``: an array, or a dict
+    by the Keras input names ``in_names``)."""
+    xs = x if isinstance(x, dict) else {in_names[0]: x}
+    return [quantize(xs[name][:n], tfl.tensors[t]) for name, t in zip(in_names, tfl.inputs)]
+
+
+def _lut_warnings(section: dict, arena) -> list[str]:
+    """What LUT compression costs besides the flash it saves: the decoded weights live in the arena."""
+    largest = max((math.prod(t["shape"]) for t in section["tensors"] if t["bits"]), default=0)
+    return [f"LUT-compressed weights are decoded into the arena before the op that reads them: the largest, "
+            f"{largest:,} B, is part of the {arena.bytes:,} B arena" if arena else
+            "LUT-compressed weights are decoded into the TFLite-Micro arena before the op that reads them"]
+
+
+def _lut_row(section: dict, verification: dict) -> dict:
+    """The row after ``int8`` when the weights are LUT-compressed: the bytes that ship."""
+    row = {"name": "lut", "tflite_bytes": section["bytes_after"], "bits_per_weight": section["weight_bits"],
+           "lut_tensors": sum(1 for t in section["tensors"] if t["bits"])}
+    if "int8_accuracy" in verification:  # the decode is exact (checked): the int8 model's accuracy
+        row["int8_accuracy"] = verification["int8_accuracy"]
+    return row
+
+
 def _int8_row(data: bytes, tfl, verification: dict) -> dict:
     """The last row of ``stages``: what the converted model weighs and scores."""
     row = {"name": "int8", "tflite_bytes": len(data),
@@ -341,8 +408,7 @@ def _int8_row(data: bytes, tfl, verification: dict) -> dict:
 def _packed_samples(x, tfl, in_names, n: int) -> np.ndarray:
     """Up to ``n`` samples quantized for each input and packed one after another per row (the generated
     C's ``<NAME>_INFER_PACKED`` layout); ``x`` is an array or a dict by the Keras input names ``in_names``."""
-    xs = x if isinstance(x, dict) else {in_names[0]: x}
-    parts = [quantize(xs[name][:n], tfl.tensors[t]) for name, t in zip(in_names, tfl.inputs)]
+    parts = _quantized_inputs(x, tfl, in_names, n)
     return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
 
 

@@ -86,6 +86,7 @@ def test_a_runtime_is_one_registry_entry_that_profiles_name_and_measurements_fol
     from edgec.load.tflite_file import read_tflite
 
     sim = runtimes.Runtime("my-sim", "a cycle simulator", ("mcu",), tflm_ops=False, generated_c=False, npu=False,
+                           decodes_lut=False,
                            footprint=lambda m: {"flash_bytes": 1, "ram_bytes": 2, "latency_ms": 3.0})
     profile = tmp_path / "sim.toml"
     profile.write_text('extends = "cortex-m4"\nname = "sim"\nruntime = "my-sim"\n')

@@ -14,8 +14,8 @@ from edgec.check import budgets, targets
 from edgec.check.latency import estimate, not_measured, op_table
 from edgec.check.measure import compile_for_npu, host_latency_section, latency_warnings, measure, npu_warnings
 from edgec.check.targets import Target
-from edgec.errors import InterpreterCrash, RuntimeCheckError, UnsupportedOpError
-from edgec.load.tflite_file import TFLiteModel, fix_for, read_tflite_file
+from edgec.errors import InterpreterCrash, ModelLoadError, RuntimeCheckError, UnsupportedOpError
+from edgec.load.tflite_file import DECODE, TFLiteModel, fix_for, read_tflite_file
 from edgec.report import Report
 from edgec.runtime import litert, micro, sandbox
 
@@ -36,6 +36,10 @@ def check(path: str, target_name: str, overrides: dict[str, float] | None = None
                                "edgec check has no float model to compare the int8 output with; gate it in "
                                "edgec build")
     data, tfl = read_tflite_file(path)
+    if DECODE in tfl.op_counts and not target.runs_on.decodes_lut:
+        raise ModelLoadError(f"{path} holds LUT-compressed weights that TFLite-Micro's DECODE op unpacks, and "
+                             f"target {target.name} runs {target.runtime}, which has no DECODE op; check it on a "
+                             "target that runs tflite-micro (cortex-m4), or check the uncompressed model")
     with sandbox.model_label(str(path), fix=fix_for(data)):
         return _check(path, data, tfl, target, overrides)
 

@@ -42,7 +42,10 @@ TERMS: dict[str, tuple[str, ...]] = {
 # Op kinds without measurements of their own, costed as the measured kind with the same inner loop.
 STAND_IN = {"CONV_2D_1X1": "CONV_2D", "TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
             "UNIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED",
-            "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE"}
+            "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE",
+            # TFLite-Micro's weight decompression writes each decoded value once through a table: costed as a
+            # copy of its output (a lower bound; not measured)
+            "CUSTOM:TFLM_DECODE": "RESHAPE"}  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 

@@ -42,6 +42,8 @@ class Runtime:
     tflm_ops: bool  # every op must have a TFLite-Micro kernel (the generated C is proved against TFLite-Micro)
     generated_c: bool  # judged on edgec's generated C, built and run under QEMU
     npu: bool  # compiled for an Ethos-U NPU with Vela (the profile's [npu] table)
+    # runs TFLite-Micro's DECODE op, so that LUT-compressed weights (edgec.convert.lut) shrink what it flashes
+    decodes_lut: bool
     footprint: Callable[[Measured], dict[str, Any]]  # flash_bytes, ram_bytes, latency_ms and how
 
 
@@ -143,10 +145,10 @@ def _litert(m: Measured) -> dict[str, Any]:
 
 
 register(Runtime("tflite-micro", "TFLite-Micro on the MCU's CPU", ("mcu",), tflm_ops=True, generated_c=False,
-                 npu=False, footprint=_tflm))
+                 npu=False, decodes_lut=True, footprint=_tflm))
 register(Runtime("tflite-micro+ethos-u", "TFLite-Micro with an Ethos-U NPU (Vela-compiled model)", ("mcu",),
-                 tflm_ops=True, generated_c=False, npu=True, footprint=_tflm_ethos_u))
+                 tflm_ops=True, generated_c=False, npu=True, decodes_lut=False, footprint=_tflm_ethos_u))
 register(Runtime("c", "edgec's generated C, no interpreter", ("mcu",), tflm_ops=True, generated_c=True, npu=False,
-                 footprint=_generated_c))
+                 decodes_lut=False, footprint=_generated_c))
 register(Runtime("litert", "LiteRT on a phone", ("mobile",), tflm_ops=False, generated_c=False, npu=False,
-                 footprint=_litert))
+                 decodes_lut=False, footprint=_litert))

@@ -13,7 +13,7 @@ import string
 from importlib import resources
 
 from edgec import __version__
-from edgec.load.tflite_file import Tensor, TFLiteModel
+from edgec.load.tflite_file import DECODE, Tensor, TFLiteModel
 from edgec.runtime.micro import Arena
 
 _C_KEYWORDS = {
@@ -26,7 +26,7 @@ _C_KEYWORDS = {
 # TFLite builtin names whose MicroMutableOpResolver method is not the CamelCase of the name.
 _RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "AddBatchMatMul", "L2_NORMALIZATION": "AddL2Normalization",
                         "LOG_SOFTMAX": "AddLogSoftmax", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
-                        "CUSTOM:ethos-u": "AddEthosU"}
+                        "CUSTOM:ethos-u": "AddEthosU", DECODE: "AddDecode"}
 
 # Builtins with an int8-only registration, tflite::Register_<OP>_INT8(), declared by the headers
 # micro_mutable_op_resolver.h includes. With CMSIS-NN the generic registration links the kernel's

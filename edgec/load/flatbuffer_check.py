@@ -263,6 +263,8 @@ def _options_schema() -> tuple[dict[int, str], dict[str, _Fields]]:
     return names, fields_of
 
 
+_CUSTOM = 32  # BuiltinOperator.CUSTOM
+DECODE_OP = b"TFLM_DECODE"  # TFLite-Micro's DECODE (weight decompression), a custom op: its inputs are raw bytes
 _ZP_RANGE = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767)}
 # Operands each kernel reads without checking their count, and the options table it expects.
 _ARITY = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "AVERAGE_POOL_2D": 1, "MAX_POOL_2D": 1,
@@ -274,8 +276,17 @@ _OPTIONS_OF = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2D
                "SOFTMAX": "SoftmaxOptions", "RESHAPE": "ReshapeOptions", "CONCATENATION": "ConcatenationOptions"}
 
 
+class _ScalesOffShape(_Invalid):
+    """Per-channel scales that do not match the tensor's shape: harmless on a tensor no kernel reads as
+    numbers (the raw bytes a DECODE op unpacks), so judged once the ops that read it are known."""
+
+
 def _quantization(r: _Reader, t: _Table, shape: list[int], ttype: int, where: str) -> tuple[float, ...]:
-    """The tensor's scales, after checking them and its zero points; () if it has none."""
+    """The tensor's scales, after checking them and its zero points; () if it has none.
+
+    Raises:
+        _ScalesOffShape: the scales are per channel and do not match the shape.
+    """
     q = t.sub(4)
     if q is None:
         return ()
@@ -296,7 +307,7 @@ def _quantization(r: _Reader, t: _Table, shape: list[int], ttype: int, where: st
     # person_detect.tflite); no kernel reads it there and TFLite-Micro runs the file: one scale per element.
     vector = len(shape) == 1 and not 0 <= dim < len(shape) and shape[0] == len(scales)
     if len(scales) > 1 and not vector and not (0 <= dim < len(shape) and shape[dim] == len(scales)):
-        raise _Invalid(f"{where} has {len(scales)} per-channel scales that do not match its shape "
+        raise _ScalesOffShape(f"{where} has {len(scales)} per-channel scales that do not match its shape "
                        f"{shape} on dimension {dim}")
     return tuple(scales)
 
@@ -347,7 +358,8 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
     for s, g in enumerate(subgraphs):
         tensors = g.tables(0)
         nt = len(tensors)
-        scales = {}
+        scales: dict[int, tuple[float, ...]] = {}
+        off_shape: dict[int, str] = {}  # tensor -> why its scales do not fit it
         for k, t in enumerate(tensors):
             where = f"subgraph {s} tensor {k}"
             ttype = t.scalar(1, 1, signed=True)
@@ -364,7 +376,10 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
                 if data_size[buf] != expected:
                     raise _Invalid(f"{where} has shape {shape} of type {ttype} ({expected} bytes) but its "
                                    f"buffer {buf} holds {data_size[buf]} bytes")
-            scales[k] = _quantization(r, t, shape, ttype, where)
+            try:
+                scales[k] = _quantization(r, t, shape, ttype, where)
+            except _ScalesOffShape as exc:
+                scales[k], off_shape[k] = (), str(exc)
         for field, role in ((1, "input"), (2, "output")):
             for i in g.numbers(field):
                 if not 0 <= i < nt:
@@ -379,8 +394,24 @@ def _semantics(r: _Reader, model: _Table, option_names: dict[int, str]):
                         raise _Invalid(f"subgraph {s} op {k} {role} {i} is not one of its {nt} tensors")
             c = codes[code]
             builtin = max(c.scalar(3, 4, signed=True), c.scalar(0, 1, signed=True))
+            if not (builtin == _CUSTOM and _string(r, c, 1) == DECODE_OP):
+                for i in op.numbers(1):
+                    if i in off_shape:  # read as numbers by a kernel
+                        raise _Invalid(off_shape[i])
             _kernel_preconditions(names.get(builtin, ""), op, op.numbers(1), op.numbers(2), scales,
                                   f"subgraph {s} op {k}", option_names)
+        for i in g.numbers(1) + g.numbers(2):
+            if i in off_shape:
+                raise _Invalid(off_shape[i])
+
+
+def _string(r: _Reader, table: _Table, i: int) -> bytes:
+    """String field ``i`` of ``table`` (b"" when absent)."""
+    p = table.fields.get(i)
+    if p is None:
+        return b""
+    start, n = r.vector(p, 1, f"{table.what} field {i}")
+    return r.data[start:start + n]
 
 
 def verify(data: bytes, source: str = "<bytes>", fix=None) -> None:

@@ -18,6 +18,8 @@ import numpy as np
 from edgec.errors import ModelLoadError, UnsupportedOpError
 from edgec.load import flatbuffer_check, limits
 
+# TFLite-Micro's DECODE op (LUT-compressed weights, edgec.convert.lut), as an op of TFLiteModel.ops is named
+DECODE = "CUSTOM:" + flatbuffer_check.DECODE_OP.decode()
 _TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string",
     6: "bool", 7: "int16", 8: "complex64", 9: "int8", 10: "float64",
@@ -248,6 +250,8 @@ def _options(op, schema) -> dict:
 def _work(name: str, ins: list[Tensor | None], outs: list[Tensor], options: dict) -> tuple[int, int]:
     """(MACs, weight parameters) of one op, from its tensor shapes."""
     out = outs[0] if outs else None
+    if name == DECODE:  # TFLite-Micro's weight decompression: its outputs are the weights
+        return 0, sum(t.elements for t in outs)
     consts = [t for t in ins if t is not None and t.is_constant]
     params = sum(t.elements for t in consts)
     if out is None:
@@ -562,7 +566,7 @@ def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]
     for op in tfl.ops:
         if op.name not in _WEIGHT_OPS or len(op.inputs) < 2:
             continue
-        w_index = op.inputs[2] if op.name == "TRANSPOSE_CONV" else op.inputs[1]
+        w_index = op.inputs[1]  # TRANSPOSE_CONV's too: its inputs are output shape, weights, input
         if tfl.tensors[w_index].dtype != "int8":
             continue
         values = constant_values(data, tfl, w_index)

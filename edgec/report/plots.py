@@ -192,7 +192,7 @@ def arena(ops: list[dict], arena_bytes: int | None) -> str | None:
 
 def stages(rows: list[dict]) -> str | None:
     """Float weights (gzip) per stage as bars, float accuracy as a line on its own scale."""
-    float_rows = [r for r in rows if r["name"] != "int8"]
+    float_rows = [r for r in rows if r["name"] not in ("int8", "lut")]  # the rows after conversion
     if len(float_rows) < 2:
         return None
     names = [r["name"] for r in float_rows]

@@ -36,6 +36,12 @@ def stage_rows(stages: list[dict]) -> list[list[str]]:
             rows.append(["int8", "-", "-", pct(s["int8_weight_sparsity"]), f"{acc} (int8)",
                          f"{s['tflite_bytes']:,} B .tflite, gzip {s['tflite_gzip_bytes']:,} B"])
             continue
+        if s["name"] == "lut":  # the int8 model's weights LUT-compressed (edgec.convert.lut): what ships
+            acc = pct(s.get("int8_accuracy")) if "int8_accuracy" in s else "-"
+            rows.append(["lut", "-", "-", "-", f"{acc} (int8)",
+                         f"{s['tflite_bytes']:,} B .tflite; {s['bits_per_weight']:.2f} bits/weight, "
+                         f"{s['lut_tensors']} tensors in tables"])
+            continue
         size = f"float gzip {s['float_weights_gzip_bytes']:,} B"
         ratio = (s.get("footprint") or {}).get("ratio")
         if ratio:

@@ -35,7 +35,9 @@ def render(r: dict, color: bool = False) -> str:
         note = (f"; registering the int8 kernels, as edgec's headers do, saved {kib(saving[0])}-{kib(saving[1])} "
                 "on the measured firmware" if saving else "")
         lines.append(f"  runtime   {rf['bytes']:,} bytes of TFLite-Micro flash = framework {rf['framework']:,} + "
-                     + " + ".join(f"{k} {v:,}" for k, v in rf["kernels"].items())
+                     + " + ".join(f"{k} {v:,}" + (" (no size of its own: the largest kernel's)"
+                                                  if k in rf.get("not_measured", ()) else "")
+                                  for k, v in rf["kernels"].items())
                      + f" (fitted on a real firmware, ±{rf['error']:.0%}){note}")
     if meas.get("c"):
         lines += codegen_lines(meas["c"])
