@@ -1,0 +1,206 @@
+"""LUT weight compression (edgec.convert.lut): what is chosen, that TFLite-Micro's decode is exact, that
+the verifier reads TFLite-Micro's compressed files, and a build that ships the compressed model."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
+
+
+def _fake(shape) -> types.SimpleNamespace:
+    return types.SimpleNamespace(index=0, name="w", shape=tuple(shape))
+
+
+def test_index_bits():
+    from edgec.convert.lut import index_bits
+
+    assert [index_bits(n) for n in (1, 2, 3, 4, 5, 16, 17)] == [1, 1, 2, 2, 3, 4, 5]
+
+
+def test_tables_per_channel_or_per_tensor_by_their_bytes():
+    from edgec.convert import lut
+
+    rng = np.random.default_rng(0)
+    shared = rng.choice(np.array([-90, -20, 30, 100], np.int8), size=(64, 128))  # the same 4 values everywhere
+    c = lut._choose_one(_fake(shared.shape), "FULLY_CONNECTED", shared, 0, 4)
+    assert (c.bits, c.tables) == (2, "per-tensor")
+    assert c.bytes_after == 64 * 128 // 4 + 16 + 4  # indices, the header, one table of 4
+    # 4 values per channel, but different ones in each channel (per-channel scales do that to clusters)
+    own = np.stack([rng.choice(np.arange(-128, 128, dtype=np.int8), 4, replace=False)[rng.integers(0, 4, 128)]
+                    for _ in range(64)])
+    c = lut._choose_one(_fake(own.shape), "FULLY_CONNECTED", own, 0, 4)
+    assert (c.bits, c.tables, c.axis) == (2, "per-channel", 0)
+    assert c.bytes_after == 64 * 128 // 4 + 16 + 64 * 4
+    plain = rng.integers(-128, 128, (64, 128)).astype(np.int8)
+    c = lut._choose_one(_fake(plain.shape), "FULLY_CONNECTED", plain, 0, 4)
+    assert c.bits is None and "more than 4" in c.reason
+    small = shared[:4, :64]  # 256 bytes -> 84: 172 B saved, less than the DECODE op adds
+    c = lut._choose_one(_fake(small.shape), "FULLY_CONNECTED", small, 0, 4)
+    assert c.bits is None and "DECODE" in c.reason
+
+
+@pytest.fixture(scope="module")
+def clustered_tflite(tfk):
+    """A converted int8 model whose 256x64 kernel holds 6 shared values (as after clustering), each output
+    channel 5 of them: the channels' largest values differ, so do their scales, and so do the int8 values
+    each channel holds (where every channel held the largest, per-channel scales would map all alike)."""
+    from edgec.convert.int8 import convert_int8
+
+    tfk.utils.set_random_seed(3)
+    inp = tfk.Input((256,))
+    out = tfk.layers.Dense(10, name="head")(tfk.layers.Dense(64, activation="relu", name="body")(inp))
+    model = tfk.Model(inp, out)
+    rng = np.random.default_rng(3)
+    kernel, bias = model.get_layer("body").get_weights()
+    centroids = np.array([-0.2, -0.1, -0.03, 0.04, 0.12, 0.25], np.float32)
+    columns = [rng.choice(np.delete(centroids, rng.integers(0, 6)), kernel.shape[0]) for _ in range(kernel.shape[1])]
+    model.get_layer("body").set_weights([np.stack(columns, axis=1), bias])
+    x = rng.normal(0, 1, (200, 256)).astype(np.float32)
+    return convert_int8(model, x[:100]), x[100:]
+
+
+def test_compressed_model_runs_bit_exact_in_tflite_micro(clustered_tflite):
+    from edgec.convert import lut
+    from edgec.load.tflite_file import DECODE, quantize, read_tflite, schema
+
+    data, x = clustered_tflite
+    tfl = read_tflite(data)
+    packed, section = lut.compress_weights(data, tfl)
+    body = next(t for t in section["tensors"] if t["shape"] == [64, 256])
+    assert section["applied"] and (body["bits"], body["tables"]) == (3, "per-channel")
+    assert body["bytes_after"] == 64 * 256 * 3 // 8 + 16 + 64 * 5
+    assert section["bytes_after"] == len(packed) < len(data) - (body["bytes_before"] - body["bytes_after"]) // 2
+    small = read_tflite(packed)
+    assert small.op_counts[DECODE] == 1
+    assert small.params == tfl.params  # the decoded weights, not the packed bytes
+    # the packed indices carry no scales (TFLite-Micro's editor leaves the weights' on them; edgec drops them)
+    model = schema().ModelT.InitFromPackedBuf(bytearray(packed), 0)
+    decode = next(op for op in model.subgraphs[0].operators
+                  if model.operatorCodes[op.opcodeIndex].customCode == b"TFLM_DECODE")
+    assert all(model.subgraphs[0].tensors[i].quantization is None for i in decode.inputs)
+    assert lut.check_exact(data, packed, [quantize(x, tfl.input)]) == {"samples": 100, "bit_exact": True}
+
+
+def test_a_different_decode_is_caught(clustered_tflite):
+    """check_exact compares real outputs: a compressed model whose table holds one wrong value fails it."""
+    from edgec.convert import lut
+    from edgec.load.tflite_file import quantize, read_tflite
+
+    data, x = clustered_tflite
+    tfl = read_tflite(data)
+    packed, _ = lut.compress_weights(data, tfl)
+
+    def corrupt(model):
+        graph = model.subgraphs[0]
+        decode = next(op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode)
+        table = model.buffers[graph.tensors[decode.inputs[1]].buffer]
+        table.data = table.data.copy()
+        table.data[16] = np.uint8((int(table.data[16]) + 1) % 256)  # the first value of the first table
+
+    with pytest.raises(RuntimeError, match="bug in edgec or TFLite-Micro"):
+        lut.check_exact(data, repacked_tflite(packed, corrupt), [quantize(x, tfl.input)])
+
+
+def test_plain_int8_weights_are_left_alone(tiny_tflite):
+    from edgec.convert import lut
+    from edgec.load.tflite_file import read_tflite
+
+    packed, section = lut.compress_weights(tiny_tflite, read_tflite(tiny_tflite))
+    assert packed == tiny_tflite and not section["applied"]
+    assert all(t["bits"] is None and t["left_because"] for t in section["tensors"])
+
+
+def test_verifier_reads_tflite_micro_files_but_not_off_shape_scales_a_kernel_reads(clustered_tflite):
+    """TFLite-Micro's own compressor leaves the weights' per-channel scales on the packed bytes: fine where only
+    DECODE reads them, corrupt where a kernel would."""
+    from tflite_micro.tensorflow.lite.micro.compression import spec
+    from tflite_micro.tensorflow.lite.micro.compression.compress import compress
+
+    from edgec.errors import ModelLoadError
+    from edgec.load.tflite_file import read_tflite
+
+    data, _ = clustered_tflite
+    tfl = read_tflite(data)
+    body = next(t.index for t in tfl.tensors if t.shape == (64, 256))
+    raw = bytes(compress(data, [spec.Tensor(0, body, [spec.LookUpTableCompression(3, spec.PerChannel(0))])]))
+    assert "CUSTOM:TFLM_DECODE" in read_tflite(raw).op_counts
+
+    def fc_reads_packed_bytes(model):
+        graph = model.subgraphs[0]
+        decode = next(op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode)
+        fc = next(op for op in graph.operators if decode.outputs[0] in list(op.inputs))
+        fc.inputs = [decode.inputs[0] if i == decode.outputs[0] else i for i in fc.inputs]
+
+    with pytest.raises(ModelLoadError, match="per-channel scales that do not match"):
+        read_tflite(repacked_tflite(raw, fc_reads_packed_bytes))
+
+
+def test_lut_is_wanted_after_weight_sharing_on_tflite_micro_targets():
+    from edgec import compress
+    from edgec.check import targets
+    from edgec.config import BuildConfig, StageSpec
+    from edgec.errors import ConfigError
+    from edgec.pipeline import _lut_wanted
+
+    def cfg(**kw):
+        return BuildConfig.from_dict({"model": "m.keras", "data": "random", "target": "cortex-m4", **kw})
+
+    cluster = compress.validate((StageSpec("cluster"),))
+    prune = compress.validate((StageSpec("prune"),))
+    m4, c, phone = (targets.get(n) for n in ("cortex-m4", "cortex-m4-c", "mobile"))
+    assert _lut_wanted(cfg(), m4, cluster)
+    assert not _lut_wanted(cfg(), m4, prune) and not _lut_wanted(cfg(), m4, ())
+    assert not _lut_wanted(cfg(lut="off"), m4, cluster)
+    assert _lut_wanted(cfg(lut="on"), m4, prune)
+    assert not _lut_wanted(cfg(), c, cluster) and not _lut_wanted(cfg(), phone, cluster)
+    with pytest.raises(ConfigError, match="no TFLite-Micro DECODE op"):
+        _lut_wanted(cfg(lut="on"), phone, ())
+
+
+@pytest.fixture(scope="module")
+def lut_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lut") / "out"
+    proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
+                   "--stage", "cluster:clusters=16,epochs=1", "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+def test_build_after_cluster_ships_the_compressed_model(lut_build):
+    out, report = lut_build
+    section = report["tflite"]["lut"]
+    assert section["applied"] and section["tflite_micro_bit_exact"]["bit_exact"]
+    assert {t["tensor"].split("/")[1] for t in section["tensors"] if t["bits"] == 4} == {"conv3", "fc1"}
+    shipped = (out / "digits.tflite").read_bytes()
+    assert len(shipped) == section["bytes_after"] == report["tflite"]["bytes"]
+    rows = {r["name"]: r for r in report["stages"]}
+    assert rows["lut"]["tflite_bytes"] == len(shipped) < 0.75 * rows["int8"]["tflite_bytes"]
+    assert report["tflite"]["ops"]["CUSTOM:TFLM_DECODE"] == 2
+    assert "AddDecode()" in (out / "digits_model_settings.h").read_text()
+    assert f"{len(shipped)}" in (out / "digits_model_data.h").read_text()
+    # the decoded weights live in the arena: the largest (fc1, 16 KiB) is measured in it, and said
+    assert report["measurements"]["arena_bytes"] > 16384
+    assert any("decoded into the arena" in w for w in report["warnings"])
+
+
+def test_check_reads_a_compressed_model(lut_build):
+    out, report = lut_build
+    proc = run_cli("check", out / "digits.tflite", "--target", "cortex-m4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    checked = json.loads(proc.stdout)
+    assert checked["measurements"]["arena_bytes"] == report["measurements"]["arena_bytes"]
+    assert "CUSTOM:TFLM_DECODE (as RESHAPE)" in checked["measurements"]["latency_not_measured"]
+    proc = run_cli("check", out / "digits.tflite", "--target", "mobile")
+    assert_one_line_error(proc, 2, "LUT-compressed", "no DECODE op")
+
+
+def test_lut_on_for_a_phone_is_refused_before_any_work(tmp_path):
+    proc = run_cli("build", SAMPLE / "digits.keras", "--target", "mobile", "--data", SAMPLE / "digits.npz",
+                   "--lut", "on", "--out", tmp_path / "out")
+    assert_one_line_error(proc, 2, "--lut on", "mobile")
+    assert not (tmp_path / "out").exists()
