@@ -235,7 +235,8 @@ def test_progress_on_stderr_quiet_silences_it(tmp_path):
 
 @pytest.mark.parametrize("stage", ["prune:sparsity=0.5,frequency=1,exclude=out", "cluster:clusters=4,epochs=1",
                                    "qat:epochs=1", "distill:teacher={teacher},epochs=1",
-                                   "channels:fraction=0.5,epochs=1", "lowrank:ratio=0.3,epochs=1"])
+                                   "channels:fraction=0.5,epochs=1", "lowrank:ratio=0.3,epochs=1",
+                                   "ternary:epochs=1,keep_ends=false"])
 def test_stages_run_under_a_mirrored_strategy(tfk, data, tmp_path, stage):
     from edgec.compress.training import strategy
 
@@ -287,3 +288,47 @@ def test_structural_stages_without_labels_fine_tune_on_the_model_before(tfk, dat
     assert row["footprint"]["after"]["tflite_bytes"] < row["footprint"]["before"]["tflite_bytes"]
     # self-distillation keeps the thinner model close to the original's outputs
     assert np.mean(np.argmax(predict(thin, ctx.x_val), 1) == np.argmax(before, 1)) > 0.5
+
+
+# --- ternary and binary weights ------------------------------------------------------------
+
+def test_ternarize_and_binarize_per_output_channel():
+    from edgec.compress.ternary import binarize, ternarize
+
+    w = np.array([[0.9, -0.05], [-0.8, 0.4], [0.1, -0.6]], np.float32)  # 3 inputs, 2 output channels
+    t = ternarize(w, (0,), 0.7)
+    # channel 0: mean |w| 0.6, threshold 0.42 keeps 0.9 and -0.8 -> +-0.85; channel 1: 0.35 -> 0.245: 0.4, -0.6
+    np.testing.assert_allclose(t, [[0.85, 0], [-0.85, 0.5], [0, -0.5]], rtol=1e-6)
+    b = binarize(w, (0,))
+    np.testing.assert_allclose(b, [[0.6, -0.35], [-0.6, 0.35], [0.6, -0.35]], rtol=1e-6)
+    dw = np.random.default_rng(0).normal(size=(3, 3, 4, 2)).astype(np.float32)  # depthwise: 8 output channels
+    q = ternarize(dw, (0, 1))
+    assert all(len(np.unique(q[:, :, c, m])) <= 3 for c in range(4) for m in range(2))
+    assert len(np.unique(q)) > 3  # each channel its own a
+
+
+@pytest.mark.parametrize("name, levels", [("ternary", 3), ("binary", 2)])
+def test_sign_stages_train_through_their_values(tfk, data, name, levels):
+    """The straight-through estimator: the loss falls while every constrained kernel keeps its few values."""
+    model = _model(tfk)
+    before = model.get_layer("fc").get_weights()[0].copy()
+    out, rows = compress.run(model, _stages(f"{name}:epochs=3"), _ctx(data))
+    row = rows[-1]
+    assert row["constrained_layers"] == ["fc"]  # conv (first) and out (last) stay int8: keep_ends
+    w = out.get_layer("fc").get_weights()[0]
+    assert max(len(np.unique(w[:, c])) for c in range(w.shape[1])) <= levels
+    from edgec.compress.ternary import binarize, ternarize
+
+    untrained = ternarize(before, (0,)) if name == "ternary" else binarize(before, (0,))
+    assert not np.allclose(w, untrained)  # the steps reached the float weights behind the values
+    assert len(np.unique(out.get_layer("conv").get_weights()[0])) > 3
+    assert (row["zero_fraction"] > 0.2) == (name == "ternary")
+
+
+def test_sign_stages_keep_their_order(tfk, data):
+    with pytest.raises(ConfigError, match="undo 'ternary'"):
+        _stages("ternary", "qat")
+    with pytest.raises(ConfigError, match="after 'binary' would undo it"):
+        _stages("binary", "channels")
+    with pytest.raises(ConfigError, match="no layer matches"):
+        compress.run(_model(tfk), _stages("ternary:include=nothing"), _ctx(data))

@@ -12,8 +12,8 @@ import pytest
 from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
 
 
-def _fake(shape) -> types.SimpleNamespace:
-    return types.SimpleNamespace(index=0, name="w", shape=tuple(shape))
+def _fake(shape, scales=(0.01,)) -> types.SimpleNamespace:
+    return types.SimpleNamespace(index=0, name="w", shape=tuple(shape), scales=scales)
 
 
 def test_index_bits():
@@ -42,6 +42,9 @@ def test_tables_per_channel_or_per_tensor_by_their_bytes():
     small = shared[:4, :64]  # 256 bytes -> 84: 172 B saved, less than the DECODE op adds
     c = lut._choose_one(_fake(small.shape), "FULLY_CONNECTED", small, 0, 4)
     assert c.bits is None and "DECODE" in c.reason
+    # TFLite-Micro decodes one table wrong on a tensor of per-channel scales: such a tensor gets one per channel
+    c = lut._choose_one(_fake(shared.shape, scales=(0.01,) * 64), "FULLY_CONNECTED", shared, 0, 4)
+    assert (c.bits, c.tables) == (2, "per-channel")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Compression stages, run in the order the recipe lists them.
 
 Each stage is a module here that registers one :class:`~edgec.compress.base.Stage`
-subclass under its name: ``prune``, ``cluster``, ``qat``, ``distill``, and the
+subclass under its name: ``prune``, ``cluster``, ``ternary``, ``binary``, ``qat``, ``distill``, and the
 structural ``channels`` and ``lowrank``, which rebuild a smaller model. A stage
 takes the current tf_keras model and returns the next one; the runner measures
 the model after every stage (:mod:`edgec.compress.metrics`). :mod:`.fit`
@@ -19,7 +19,7 @@ from edgec.config import StageSpec
 from edgec.errors import ConfigError
 
 _log = logging.getLogger(__name__)
-_MODULES = ("prune", "cluster", "qat", "distill", "channels", "lowrank")
+_MODULES = ("prune", "cluster", "ternary", "qat", "distill", "channels", "lowrank")
 _REGISTRY: dict[str, type[Stage]] = {}
 
 

@@ -109,7 +109,7 @@ class StructuralStage(Stage):
 
     def check_order(self, before: list[str]) -> None:
         super().check_order(before)
-        for undone in ("prune", "cluster"):
+        for undone in ("prune", "cluster", "ternary", "binary"):
             if undone in before:
                 raise self.fail(f"fine-tuning after '{undone}' would undo it; put '{self.name}' before '{undone}'")
 

@@ -51,6 +51,10 @@ class QAT(Stage):
     def check_order(self, before: list[str]) -> None:
         if "qat" in before:
             raise self.fail("appears twice; keep one qat stage, at the end")
+        for constrained in ("ternary", "binary"):
+            if constrained in before:
+                raise self.fail(f"would fine-tune every weight and undo '{constrained}', whose values map exactly "
+                                "onto the int8 grid already; drop qat")
 
     def epochs(self, ctx) -> int:
         """The given epochs, else enough for ~500 steps (capped at 20): TFMOT's activation ranges are

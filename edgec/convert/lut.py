@@ -8,7 +8,8 @@ one op, so RAM grows by the largest decoded tensor (both measured by the build, 
 
 What is chosen, per tensor: the smallest k (1 to :data:`MAX_BITS`) that fits, and one table per output
 channel or one for the whole tensor, whichever takes fewer bytes in TFLite-Micro's format (packed
-indices, a 16-byte header, the tables padded to the longest). A tensor is left as it is when the bytes
+indices, a 16-byte header, the tables padded to the longest); one table only for a tensor quantized with
+one scale (see :func:`_choose_one`). A tensor is left as it is when the bytes
 saved would not pay for the DECODE op and the two tensors it adds to the flatbuffer (:func:`decode_bytes`).
 The decode is exact, so TFLite-Micro's outputs on the compressed model must equal the uncompressed
 model's bit for bit; :func:`check_exact` proves it on the build's samples.
@@ -110,8 +111,12 @@ def _choose_one(t, op_name: str, values: np.ndarray, channel_axis: int, max_bits
         per_channel = max(len(np.unique(s)) for s in np.moveaxis(values, channel_axis, 0))
         bits = index_bits(per_channel)
         options.append((lut_bytes(values, channel_axis, bits), bits, "per-channel", channel_axis))
-    bits = index_bits(len(np.unique(values)))
-    options.append((lut_bytes(values, None, bits), bits, "per-tensor", None))
+    if len(t.scales) <= 1:
+        # One table for a tensor of per-channel scales decodes wrong in TFLite-Micro (0.dev20261023: every
+        # output differed on the sample's ternary conv3 and fc1, while per-channel tables were exact): only
+        # a tensor with one scale gets one table.
+        bits = index_bits(len(np.unique(values)))
+        options.append((lut_bytes(values, None, bits), bits, "per-tensor", None))
     fitting = [o for o in options if o[1] <= max_bits]
     if not fitting:
         fewest = min(o[1] for o in options)
