@@ -130,5 +130,6 @@ def test_stages_json_lists_every_stage_with_its_defaults():
     proc = run_cli("stages", "--json")
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(proc.stdout)
-    assert set(stages) == {"prune", "cluster", "qat", "distill", "channels", "lowrank"}
+    assert set(stages) == {"prune", "cluster", "ternary", "binary", "qat", "distill", "channels", "lowrank"}
+    assert stages["ternary"]["parameters"]["threshold"] == 0.7 and "threshold" not in stages["binary"]["parameters"]
     assert stages["channels"]["parameters"]["fraction"] == 0.5
