@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -179,7 +179,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     # What ships: the int8 model, or its weights LUT-compressed (decoded by TFLite-Micro; LiteRT, the float
     # comparison and the generated C take the uncompressed model, whose outputs it reproduces bit for bit).
     ship_bytes, ship, lut_section = tfl_bytes, tfl, None
-    if compress_lut:
+    if compress_lut.tflite:
         _log.info("compressing the weights into look-up tables")
         ship_bytes, lut_section = lut.compress_weights(tfl_bytes, tfl)
         if lut_section["applied"]:
@@ -231,10 +231,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     if target.judged_on_c or "c" in cfg.emit:
         _log.info("generating C and checking it against TFLite-Micro")
         c_files, codegen = _emit_c(tfl_bytes, tfl, keras_model, ident, cfg, target, arena,
-                                   _packed_samples(x_val, tfl, io[0], C_VERIFY_SAMPLES))
-        if ship is not tfl:
-            warnings.append("the generated C holds the weights uncompressed (it has no LUT decoding yet): its "
-                            "flash is the int8 model's, while the .tflite and its C array are LUT-compressed")
+                                   _packed_samples(x_val, tfl, io[0], C_VERIFY_SAMPLES), lut=compress_lut.c)
         clock.lap("codegen")
     npu = compile_for_npu(ship_bytes, target)
     measurements = measure(ship_bytes, ship, target, arena, npu=npu, codegen=codegen, host_latency=ship is tfl)
@@ -352,23 +349,31 @@ def _resolution_warnings(limit: float, v: dict) -> list[str]:
             "(--strict makes this an error)"]
 
 
-def _lut_wanted(cfg: BuildConfig, target, stages) -> bool:
+class _Lut(NamedTuple):
+    """Where the weights are stored as look-up tables."""
+
+    tflite: bool  # in the .tflite, unpacked by TFLite-Micro's DECODE op
+    c: bool       # in the generated C, unpacked by its own kernels
+
+
+def _lut_wanted(cfg: BuildConfig, target, stages) -> _Lut:
     """Whether the weights are LUT-compressed: ``lut = "on"``, or ``"auto"`` after a stage that leaves few
-    values per channel, on a target whose runtime decodes them (TFLite-Micro on the CPU).
+    values per channel; in the .tflite on a target whose runtime decodes them (TFLite-Micro on the CPU), and
+    in the generated C wherever C is generated.
 
     Raises:
-        ConfigError: ``lut = "on"`` for a target whose runtime cannot decode them.
+        ConfigError: ``lut = "on"`` for a target whose runtime cannot decode them, without C generated.
     """
     if cfg.lut == "off" or cfg.activations != "int8":
-        return False
-    if not target.runs_on.decodes_lut:
-        if cfg.lut == "on":
-            raise ConfigError(f"--lut on: target {target.name} runs {target.runtime}, which has no TFLite-Micro "
-                              "DECODE op to unpack LUT-compressed weights (edgec's generated C has none yet; Vela "
-                              "compresses an Ethos-U's weights itself; LiteRT has none); drop --lut on, or pick a "
-                              "target that runs tflite-micro (cortex-m4)")
-        return False
-    return cfg.lut == "on" or any(stage.name in LUT_STAGES for stage in stages)
+        return _Lut(False, False)
+    wanted = cfg.lut == "on" or any(stage.name in LUT_STAGES for stage in stages)
+    plan = _Lut(wanted and target.runs_on.decodes_lut, wanted and (target.judged_on_c or "c" in cfg.emit))
+    if cfg.lut == "on" and not (plan.tflite or plan.c):
+        raise ConfigError(f"--lut on: target {target.name} runs {target.runtime}, which has no TFLite-Micro "
+                          "DECODE op to unpack LUT-compressed weights (Vela compresses an Ethos-U's weights "
+                          "itself; LiteRT has none); drop --lut on, add --emit c (the generated C unpacks them "
+                          "itself), or pick a target that runs tflite-micro (cortex-m4)")
+    return plan
 
 
 def _quantized_inputs(x, tfl, in_names, n: int) -> list[np.ndarray]:
@@ -412,13 +417,13 @@ def _packed_samples(x, tfl, in_names, n: int) -> np.ndarray:
     return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
 
 
-def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena, samples_q):
-    """The generated C files and the report's ``c`` section; an op without a C kernel is
-    named by its Keras layer."""
+def _emit_c(tfl_bytes, tfl, keras_model, ident, cfg: BuildConfig, target, arena, samples_q, lut: bool):
+    """The generated C files and the report's ``c`` section (``lut``: weights with few values as indices
+    and tables); an op without a C kernel is named by its Keras layer."""
     inputs_q = np.concatenate([probe_inputs(tfl, 3), samples_q])
     try:
         gen, section = emit_and_verify(tfl_bytes, tfl, ident, Path(cfg.model).name, inputs_q,
-                                       mcu="require" if target.judged_on_c else "auto", target=target)
+                                       mcu="require" if target.judged_on_c else "auto", target=target, lut=lut)
     except UnsupportedOpError as exc:
         raise by_layer(keras_model, tfl, exc) from None
     section["tflm_arena_bytes"] = arena.bytes if arena else None

@@ -156,11 +156,15 @@ def test_lut_is_wanted_after_weight_sharing_on_tflite_micro_targets():
     cluster = compress.validate((StageSpec("cluster"),))
     prune = compress.validate((StageSpec("prune"),))
     m4, c, phone = (targets.get(n) for n in ("cortex-m4", "cortex-m4-c", "mobile"))
-    assert _lut_wanted(cfg(), m4, cluster)
-    assert not _lut_wanted(cfg(), m4, prune) and not _lut_wanted(cfg(), m4, ())
-    assert not _lut_wanted(cfg(lut="off"), m4, cluster)
-    assert _lut_wanted(cfg(lut="on"), m4, prune)
-    assert not _lut_wanted(cfg(), c, cluster) and not _lut_wanted(cfg(), phone, cluster)
+    assert _lut_wanted(cfg(), m4, cluster) == (True, False)
+    assert _lut_wanted(cfg(emit=["c"]), m4, cluster) == (True, True)
+    assert _lut_wanted(cfg(), m4, prune) == _lut_wanted(cfg(), m4, ()) == (False, False)
+    assert _lut_wanted(cfg(lut="off"), m4, cluster) == (False, False)
+    assert _lut_wanted(cfg(lut="on"), m4, prune) == (True, False)
+    # the generated C unpacks its own tables; LiteRT on a phone has no way to
+    assert _lut_wanted(cfg(), c, cluster) == (False, True)
+    assert _lut_wanted(cfg(), phone, cluster) == (False, False)
+    assert _lut_wanted(cfg(lut="on", emit=["c"]), phone, ()) == (False, True)
     with pytest.raises(ConfigError, match="no TFLite-Micro DECODE op"):
         _lut_wanted(cfg(lut="on"), phone, ())
 
@@ -169,9 +173,19 @@ def test_lut_is_wanted_after_weight_sharing_on_tflite_micro_targets():
 def lut_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("lut") / "out"
     proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
-                   "--stage", "cluster:clusters=16,epochs=1", "--out", out, "--json")
+                   "--stage", "cluster:clusters=16,epochs=1", "--emit", "c", "--out", out, "--json")
     assert proc.returncode == 0, proc.stderr
     return out, json.loads(proc.stdout)
+
+
+def test_the_generated_c_keeps_the_lut_saving(lut_build):
+    out, report = lut_build
+    c = report["measurements"]["c"]
+    assert c["host"]["bit_exact"] and {o["bits"] for o in c["lut_ops"]} == {4}
+    assert len(c["lut_ops"]) == 2  # conv3 and fc1, as in the .tflite
+    source = (out / "digits_infer.c").read_text()
+    assert source.count("static const struct ec_lut ") == 2
+    assert not any("uncompressed" in w for w in report["warnings"])
 
 
 def test_build_after_cluster_ships_the_compressed_model(lut_build):

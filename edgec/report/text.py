@@ -141,6 +141,10 @@ def codegen_lines(c: dict) -> list[str]:
     host = c["host"]
     lines = [f"  C code    {', '.join(sorted(c['files']))}: arena {c['arena_bytes']:,} bytes{tflm}; "
              f"bit-exact with TFLite-Micro on {host['samples']} inputs (host gcc)"]
+    if c.get("lut_ops"):
+        bits = sorted({o["bits"] for o in c["lut_ops"]})
+        lines.append(f"            weights of {len(c['lut_ops'])} ops as {'/'.join(map(str, bits))}-bit indices and "
+                     "a table per channel, decoded before the product reads them")
     mcu = c.get("mcu", {})
     if "skipped" in mcu:
         lines.append(f"            Cortex-M4 build not run: {mcu['skipped']}")

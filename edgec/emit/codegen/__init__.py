@@ -18,6 +18,7 @@ import numpy as np
 
 from edgec.emit.c_array import c_identifier
 from edgec.emit.codegen import ops as op_registry
+from edgec.emit.codegen.lut import widths as lut_widths
 from edgec.emit.codegen.plan import plan
 from edgec.errors import ConfigError
 from edgec.load.tflite_file import TFLiteModel, constant_values
@@ -38,12 +39,14 @@ class Generated:
     scratch: dict[int, int] = dataclasses.field(default_factory=dict)   # op index -> scratch bytes in the arena
     in_place: dict[int, int] = dataclasses.field(default_factory=dict)  # op index -> bytes its output starts
     #                                                                      before the input it overwrites
+    lut_bits: dict[int, int] = dataclasses.field(default_factory=dict)  # op index -> bits of its indexed weights
 
     def to_dict(self) -> dict:
         return {"name": self.name, "files": sorted(self.files), "arena_bytes": self.arena_bytes,
                 "input_bytes": self.input_bytes, "output_bytes": self.output_bytes,
                 "kernels": self.kernels, "scratch_bytes": sum(self.scratch.values()),
-                "ops_in_place": len(self.in_place)}
+                "ops_in_place": len(self.in_place),
+                "lut_ops": [{"op": k, "bits": v} for k, v in sorted(self.lut_bits.items())]}
 
 
 def _kernel(file: str) -> str:
@@ -53,8 +56,9 @@ def _kernel(file: str) -> str:
 class _Emitter:
     """Collects constant arrays and resolves tensors to C pointers while ops are emitted."""
 
-    def __init__(self, name: str, data: bytes, tfl: TFLiteModel, layout):
+    def __init__(self, name: str, data: bytes, tfl: TFLiteModel, layout, lut_bits: dict[int, int]):
         self.name, self.data, self.tfl = name, data, tfl
+        self.lut_bits = lut_bits  # op index -> index bits of its look-up-table weights
         self.storage, self.offsets, self.scratch_offsets = layout.storage, layout.offsets, layout.scratch
         self.arrays: list[str] = []
         self.reads_input: set[int] = set()
@@ -133,8 +137,29 @@ def _io_macros(up: str, kind: str, tensors: list) -> list[str]:
     return lines
 
 
-def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") -> Generated:
-    """C99 sources ``<name>_infer.h`` and ``<name>_infer.c`` for the int8 model ``tfl`` (bytes ``data``).
+def _lut_bits(tfl: TFLiteModel, data: bytes) -> dict[int, int]:
+    """op index -> index bits, for the products whose packed weights save more flash than the decoder
+    for their width adds."""
+    choices = {op.index: c for op in tfl.ops if (c := op_registry.lut_choice(tfl, data, op))}
+    saved: dict[int, int] = {}
+    for bits, total in choices.values():
+        saved[bits] = saved.get(bits, 0) + total
+    kept = lut_widths(saved)
+    return {k: bits for k, (bits, _) in choices.items() if bits in kept}
+
+
+def _lut_defines(lut_bits: dict[int, int]) -> str:
+    """The macros that compile look-up-table decoding into the kernels, for the widths the model uses."""
+    if not lut_bits:
+        return ""
+    return "\n/* look-up-table weights (c/mat_mult.c) */\n#define EC_LUT 1\n" + "".join(
+        f"#define EC_LUT_BITS_{bits} 1\n" for bits in sorted(set(lut_bits.values())))
+
+
+def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model", lut: bool = False) -> Generated:
+    """C99 sources ``<name>_infer.h`` and ``<name>_infer.c`` for the int8 model ``tfl`` (bytes ``data``);
+    with ``lut``, the weights of convolutions and fully connected layers with few values per output
+    channel are stored as indices and tables where that takes less flash (:mod:`edgec.emit.codegen.lut`).
 
     Raises:
         UnsupportedOpError: an op has no C kernel, or its types/options are not generated.
@@ -162,9 +187,11 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model") ->
         except (op_registry.Unsupported, ValueError, KeyError):
             return otherwise
 
-    scratch = {op.index: ask(op, "scratch", 0) for op in tfl.ops}
+    lut_bits = _lut_bits(tfl, data) if lut else {}
+    scratch = {op.index: ask(op, "scratch", 0) + (op_registry.lut_scratch(tfl, data, op) if op.index in lut_bits
+                                                   else 0) for op in tfl.ops}
     layout = plan(tfl, aliases, scratch, lambda op: ask(op, "overlap", None))
-    em = _Emitter(name, data, tfl, layout)
+    em = _Emitter(name, data, tfl, layout, lut_bits)
     calls, kernels = [], []
     for op in tfl.ops:
         files, emit = op_registry.OPS[op.name][:2]
@@ -238,7 +265,7 @@ void {name}_infer({params});
 #ifndef {up}_OP_DONE
 #define {up}_OP_DONE(k) ((void)0)
 #endif
-
+{_lut_defines(lut_bits)}
 {"".join(_kernel(k) + chr(10) for k in kernels)}
 {"".join(em.arrays)}
 {arena}
@@ -250,4 +277,4 @@ void {name}_infer({params})
     return Generated(name, {f"{name}_infer.h": header, f"{name}_infer.c": source_text}, layout.arena_bytes,
                      packed_in[-1], packed_out[-1],
                      [k[:-2].upper() for k in kernels if k not in op_registry.HELPER_KERNELS],
-                     {k: v for k, v in scratch.items() if v}, dict(layout.in_place))
+                     {k: v for k, v in scratch.items() if v}, dict(layout.in_place), lut_bits)

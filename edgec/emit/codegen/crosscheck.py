@@ -70,17 +70,18 @@ def _compare_mcu(gen: Generated, outputs: np.ndarray, inputs_q: np.ndarray, refe
 
 
 def emit_and_verify(data: bytes, tfl: TFLiteModel, name: str, source: str, inputs_q: np.ndarray,
-                    mcu: str = "auto", target=None, workdir: Path | None = None) -> tuple[Generated, dict]:
+                    mcu: str = "auto", target=None, workdir: Path | None = None,
+                    lut: bool = False) -> tuple[Generated, dict]:
     """Generate, compile on the host, compare with TFLite-Micro; then, unless ``mcu`` is
     ``"off"``, build for the Cortex-M4 and run under QEMU (``"require"``: missing tools, or a model
     too large for the emulated board, are an error; ``"auto"``: they are reported as skipped).
     ``target`` (a profile) turns the instruction count into milliseconds with its clock and
-    ``cycles_per_instruction``.
+    ``cycles_per_instruction``; ``lut`` stores few-valued weights as indices and tables.
 
     Returns:
         The generated sources and the report's ``c`` section.
     """
-    gen = generate(data, tfl, name, source)
+    gen = generate(data, tfl, name, source, lut=lut)
     section: dict = gen.to_dict()
     with tempfile.TemporaryDirectory(prefix="edgec-c-") as tmp:
         work = Path(workdir or tmp)

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from edgec.emit.codegen import quant, tables
+from edgec.emit.codegen import lut, quant, tables
 from edgec.errors import UnsupportedOpError
 
 RUNTIME = "edgec's C code generator"
@@ -93,9 +93,17 @@ def _rows(em, op, w2d: np.ndarray, bias: np.ndarray | None, mult, shift, tag: st
     if np.abs(folded).max(initial=0) >= 2 ** 31:
         raise Unsupported("its bias plus the input offset times a row of weights overflows int32")
     ident = f"op{op.index}{tag}"
+    bits = em.lut_bits.get(op.index)
+    if bits:
+        indices, tables_ = lut.pack(w2d, k4, bits)
+        table = em.struct(f"{ident}_lut", "ec_lut", {"bits": bits,
+                                                     "indices": em.array(f"{ident}_indices", "uint8_t", indices),
+                                                     "tables": em.array(f"{ident}_tables", "int8_t", tables_)})
+        stored = {"weights": "0", "lut": f"&{table}"}
+    else:
+        stored = {"weights": em.array(f"{ident}_weights", "int8_t", paired)}
     fields = {
-        "k": k4, "rows": rows,
-        "weights": em.array(f"{ident}_weights", "int8_t", paired),
+        "k": k4, "rows": rows, **stored,
         "bias": em.array(f"{ident}_bias", "int32_t", folded),
         "mult": em.array(f"{ident}_mult", "int32_t", np.array(mult, np.int64)),
         "shift": em.array(f"{ident}_shift", "int8_t", np.array(shift, np.int64)),
@@ -143,6 +151,47 @@ SPECIALIZE_MAX_K = 64
 def conv_scratch(tfl, op) -> int:
     g = _conv_geometry(tfl, op)
     return 0 if g["in_place"] else 2 * g["k"]
+
+
+def _product_weights(tfl, data: bytes, op) -> tuple[np.ndarray, int, int] | None:
+    """A CONV_2D or FULLY_CONNECTED op's int8 weights as rows (output channels x k), k rounded up to 4, and
+    the rows of one group; None for another op or weights that are not constant int8."""
+    from edgec.load.tflite_file import constant_values
+
+    if op.name not in ("CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 2:
+        return None
+    t = tfl.tensors[op.inputs[1]]
+    values = constant_values(data, tfl, op.inputs[1])
+    if values is None or t.dtype != "int8" or values.ndim < 2:
+        return None
+    w2d = values.reshape(values.shape[0], -1)
+    if op.name == "FULLY_CONNECTED":
+        return w2d, _ceil4(w2d.shape[1]), w2d.shape[0]
+    ic, fc = tfl.tensors[op.inputs[0]].shape[-1], values.shape[-1]
+    groups = ic // fc if fc and ic % fc == 0 else 1
+    return w2d, _ceil4(w2d.shape[1]), w2d.shape[0] // groups
+
+
+def lut_choice(tfl, data: bytes, op) -> tuple[int, int] | None:
+    """(index bits, bytes saved) where a product's weights take fewer bytes as indices and tables
+    (:mod:`edgec.emit.codegen.lut`); None where plain int8 bytes are smaller or the op has none."""
+    found = _product_weights(tfl, data, op)
+    if found is None:
+        return None
+    w2d, k4, _ = found
+    bits = lut.choose(w2d, k4)
+    even = w2d.shape[0] + w2d.shape[0] % 2
+    return None if bits is None else (bits, even * k4 - lut.packed_bytes(even, k4, bits))
+
+
+def lut_scratch(tfl, data: bytes, op) -> int:
+    """The decoded weights' bytes in the scratch buffer: a group's rows for a convolution (every pixel reads
+    them), a pair of rows for a fully connected layer (read once)."""
+    found = _product_weights(tfl, data, op)
+    if found is None:
+        return 0
+    _, k4, group_rows = found
+    return 2 * k4 if op.name == "FULLY_CONNECTED" else (group_rows + group_rows % 2) * k4
 
 
 def conv_2d(em, op) -> str:
@@ -224,8 +273,10 @@ def _effective(kh: int, kw: int, op) -> tuple[int, int]:
     return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
 
-def conv_overlap(tfl, op) -> tuple[int, int]:
+def conv_overlap(tfl, op) -> tuple[int, int] | None:
     g = _conv_geometry(tfl, op)
+    if g["group_c"] != g["in_c"]:  # a grouped one writes every pixel of a group before the next group reads
+        return None
     return op.inputs[0], _window_overlap(tfl, op, _effective(g["k_h"], g["k_w"], op), 2, bool(g["in_place"]))
 
 
@@ -267,10 +318,8 @@ def fully_connected(em, op) -> str:
     rows = _rows(em, op, w, _bias_values(em, op, units), mult, shift)
     params = em.struct(f"op{op.index}", "ec_fully_connected",
                        {"batches": i.elements // depth, "depth": depth, "rows": rows})
-    if depth % 4:
-        return (f"ec_fully_connected_padded(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, "
-                f"{em.scratch(op)});")
-    return f"ec_fully_connected(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])});"
+    kernel = "ec_fully_connected_padded" if depth % 4 else "ec_fully_connected"
+    return f"{kernel}(&{params}, {em.ptr(op.inputs[0])}, {em.ptr(op.outputs[0])}, {em.scratch(op)});"
 
 
 def _pool(kernel: str):

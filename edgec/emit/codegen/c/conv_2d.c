@@ -54,12 +54,16 @@ EC_SPECIALIZED const int8_t *ec_conv_patch(const struct ec_conv_2d *p, const int
     return col;
 }
 
-/* scratch: 2 * rows.k bytes (none when in_place) */
+/* scratch: 2 * rows.k bytes (none when in_place), then, for look-up-table weights, a group's
+ * rows decoded (rows.k times the even row count) */
 EC_SPECIALIZED void ec_conv_2d(const struct ec_conv_2d *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
     const int pixels = p->out_h * p->out_w;
     const int patch = p->k_h * p->k_w * p->group_c;
     const int k = p->rows[0].k;
+#ifdef EC_LUT
+    int8_t *decoded = scratch + (p->in_place ? 0 : 2 * k);
+#endif
     int g, px;
     if (!p->in_place) {
         /* the zero-weight tail of each padded patch */
@@ -68,6 +72,17 @@ EC_SPECIALIZED void ec_conv_2d(const struct ec_conv_2d *p, const int8_t *in, int
     }
     for (g = 0; g < p->groups; ++g) {
         const struct ec_rows *rows = &p->rows[g];
+#ifdef EC_LUT
+        struct ec_rows plain;
+        if (rows->lut != 0) {
+            /* every pixel reads every row: the group's weights are decoded once */
+            ec_lut_decode(rows->lut, k, 0, (rows->rows + 1) >> 1, decoded);
+            plain = *rows;
+            plain.weights = decoded;
+            plain.lut = 0;
+            rows = &plain;
+        }
+#endif
         const int8_t *src = in + g * p->group_c;
         int8_t *dst = out + g * rows->rows;
         for (px = 0; px < pixels; px += 2) {
@@ -75,7 +90,7 @@ EC_SPECIALIZED void ec_conv_2d(const struct ec_conv_2d *p, const int8_t *in, int
             const int two = px + 1 < pixels;
             const int8_t *c0 = ec_conv_patch(p, src, px, scratch);
             const int8_t *c1 = two ? ec_conv_patch(p, src, px + 1, scratch + k) : 0;
-            ec_mat_mult(rows, c0, c1, dst + px * p->out_c, two ? dst + (px + 1) * p->out_c : 0);
+            ec_mat_mult(rows, c0, c1, dst + px * p->out_c, two ? dst + (px + 1) * p->out_c : 0, 0);
         }
     }
 }
