@@ -29,6 +29,7 @@ import fidelity  # noqa: E402
 import gate  # noqa: E402
 import headline  # noqa: E402
 import latency  # noqa: E402
+import lut  # noqa: E402
 import overhead  # noqa: E402
 import precision  # noqa: E402
 from common import ROOT, SAMPLE, edgec_build, shared_present  # noqa: E402
@@ -45,6 +46,7 @@ SECTIONS = {
     "codegen_firmware": (lambda tmp, sample: codegen_firmware.run(sample) if codegen_firmware.present() else None,
                          codegen_firmware.markdown),
     "compression": (lambda tmp, sample: compression.run_all(), compression.markdown),
+    "lut": (lambda tmp, sample: lut.run(tmp), lut.markdown),
     "precision": (lambda tmp, sample: precision.run(tmp), precision.markdown),
 }
 

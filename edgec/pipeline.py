@@ -146,16 +146,16 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     # Stages work on tf_keras (a Keras 3 model is bridged only then); without stages the model converts as saved.
     stage_rows: list[dict[str, Any]] = []
     keras_model, fitted = (model.for_stages() if stages else model.keras), None
+    ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
+                  training=cfg.training, seed=cfg.seed, progress=progress,
+                  allow_custom_code=cfg.allow_custom_code, custom_objects=cfg.custom_objects)
     if cfg.fit:
         _log.info("fitting the channel fraction to the budgets of %s", target.name)
         fitted = search.search(keras_model, stages[0], lambda km: _judge(km, data, target, cfg),
-                            stages[0].params.max_fraction)
+                               stages[0].params.max_fraction, ctx=ctx)
         search.apply(stages[0], fitted["fraction"])
         clock.lap("fit")
     if stages:
-        ctx = Context(x_train=data.x_train, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
-                      training=cfg.training, seed=cfg.seed, progress=progress,
-                      allow_custom_code=cfg.allow_custom_code, custom_objects=cfg.custom_objects)
         keras_model, stage_rows = compress.run(keras_model, stages, ctx)
         clock.lap("compress")
 

@@ -52,3 +52,19 @@ def test_reference_model_builds_and_matches_reference_size(tmp_path, model, refe
     assert abs(len(data) / (len(ref_data) - _minmax_bytes(ref_data)) - 1) <= 0.05
     assert micro.measure_arena(data).bytes > 0
     assert report["verification"]["micro_vs_litert_max_lsb"] <= 1
+
+
+def test_resnet8_tucker_at_half_rank_cuts_macs_by_40_percent_and_runs_in_tflite_micro(tmp_path):
+    src = shared_model("ic_resnet8.h5")
+    out = tmp_path / "out"
+    proc = run_cli("build", str(src), "--target", "cortex-m4", "--data", "random", "--out", str(out),
+                   "--stage", "lowrank:method=tucker,ratio=0.5,epochs=0")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    stage = report["stages"][1]
+    factored = {row["layer"]: row for row in stage["factorized"]}
+    assert sum(row["method"] == "tucker" for row in factored.values()) == 7  # every 3x3 convolution
+    assert stage["footprint"]["ratio"]["macs"] <= 0.6
+    data = (out / f"{report['model']['name']}.tflite").read_bytes()
+    assert report["measurements"]["macs"] == read_tflite(data).macs <= 0.6 * stage["footprint"]["before"]["macs"]
+    assert report["verification"]["micro_samples"] > 0 and report["verification"]["micro_vs_litert_max_lsb"] <= 1

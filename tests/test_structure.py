@@ -220,7 +220,68 @@ def test_lowrank_is_exact_for_a_low_rank_kernel(tfk):
         create(StageSpec.parse("lowrank:ratio=1.0,include=out")).factorize(model)
 
 
+def _conv_model(tfk, strides=1, padding="same"):
+    tfk.utils.set_random_seed(6)
+    inp = tfk.Input((10, 10, 12))
+    x = tfk.layers.Conv2D(16, 3, strides=strides, padding=padding, activation="relu", name="conv")(inp)
+    x = tfk.layers.GlobalAveragePooling2D(name="gap")(x)
+    return tfk.Model(inp, tfk.layers.Dense(3, name="out")(x))
+
+
+@pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "valid")])
+def test_tucker2_is_exact_for_a_kernel_of_known_tucker_rank(tfk, strides, padding):
+    from edgec.compress.decompose import tucker2
+
+    rng = np.random.default_rng(7)
+    core = rng.normal(size=(3, 3, 4, 6))
+    u, v = np.linalg.qr(rng.normal(size=(12, 4)))[0], np.linalg.qr(rng.normal(size=(16, 6)))[0]
+    kernel = np.einsum("yxrs,ir,os->yxio", core, u, v)
+    assert tucker2(kernel, 4, 6)[3] < 1e-5 and tucker2(kernel, 3, 6)[3] > 0.05  # rank 3 is not enough
+    model = _conv_model(tfk, strides, padding)
+    conv = model.get_layer("conv")
+    conv.set_weights([kernel.astype(np.float32), conv.get_weights()[1]])
+    new, report = create(StageSpec.parse("lowrank:method=tucker,energy=0.999999,include=conv")).factorize(model)
+    row = report["factorized"][0]
+    assert row["ranks"] == [4, 6] and row["relative_error"] < 1e-5
+    assert row["macs_after"] < row["macs_before"]
+    assert new.get_layer("conv_tucker_in").kernel.shape == (1, 1, 12, 4)
+    core_layer = new.get_layer("conv_tucker_core")
+    assert core_layer.kernel.shape == (3, 3, 4, 6) and core_layer.strides == (strides, strides)
+    assert new.get_layer("conv").kernel.shape == (1, 1, 6, 16)
+    x = rng.normal(size=(4, 10, 10, 12)).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "same")])
+def test_cp_is_exact_for_a_kernel_of_known_cp_rank(tfk, strides, padding):
+    from edgec.compress.decompose import cp
+
+    rng = np.random.default_rng(8)
+    a, b, c, d = (rng.normal(size=(n, 5)) for n in (3, 3, 12, 16))
+    kernel = np.einsum("yr,xr,ir,or->yxio", a, b, c, d)
+    assert cp(kernel, 5)[4] < 1e-5 and cp(kernel, 4)[4] > 0.01
+    model = _conv_model(tfk, strides, padding)
+    conv = model.get_layer("conv")
+    conv.set_weights([kernel.astype(np.float32), conv.get_weights()[1]])
+    new, report = create(StageSpec.parse("lowrank:method=cp,energy=0.999999,include=conv")).factorize(model)
+    row = report["factorized"][0]
+    assert row["ranks"] == [5] and row["relative_error"] < 1e-5
+    assert new.get_layer("conv_cp_vertical").depthwise_kernel.shape == (3, 1, 5, 1)
+    assert new.get_layer("conv_cp_horizontal").strides == (1, strides)
+    x = rng.normal(size=(4, 10, 10, 12)).astype(np.float32)
+    np.testing.assert_allclose(new(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_a_factorization_that_would_not_lower_the_macs_is_skipped_and_said(tfk):
+    model = _conv_model(tfk)
+    with pytest.raises(ConfigError, match="not fewer than"):  # full Tucker ranks cost more than the conv
+        create(StageSpec.parse("lowrank:method=tucker,ratio=1.0,include=conv")).factorize(model)
+    _, report = create(StageSpec.parse("lowrank:ratio=0.5")).factorize(model)  # svd: the Dense only
+    assert "method=tucker or cp" in report["left_unfactorized"]["conv"]
+
+
 @pytest.mark.parametrize("spec, words", [
+    ("lowrank:method=hosvd", "method"),
     ("channels:fraction=1.0", "fraction"),
     ("channels:criterion=l3", "criterion"),
     ("channels:scope=model", "scope"),
@@ -237,3 +298,65 @@ def test_structural_stages_must_come_before_prune():
 
     with pytest.raises(ConfigError, match="before 'prune'"):
         validate([StageSpec.parse("prune"), StageSpec.parse("channels")])
+
+
+def _loss_ranked_model(tfk):
+    """A hidden layer whose channel 0 has the largest filter but feeds nothing (the loss ignores it) and
+    whose channel 1 has the smallest filter but carries the output: L1 ranks them the wrong way round."""
+    tfk.utils.set_random_seed(9)
+    inp = tfk.Input((6,))
+    hidden = tfk.layers.Dense(4, name="hidden")(inp)
+    model = tfk.Model(inp, tfk.layers.Dense(1, name="out")(hidden))
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=(6, 4)) * np.array([3.0, 0.2, 1.0, 1.0])
+    model.get_layer("hidden").set_weights([w.astype(np.float32), np.zeros(4, np.float32)])
+    model.get_layer("out").set_weights([np.array([[0.0], [4.0], [1.0], [1.0]], np.float32), np.zeros(1, np.float32)])
+    x = rng.normal(size=(128, 6)).astype(np.float32)
+    y = model.predict(x, verbose=0) + rng.normal(0, 0.5, size=(128, 1)).astype(np.float32)
+    return model, x, y
+
+
+def _ctx(x, y):
+    from edgec.compress.base import Context
+    from edgec.config import TrainingConfig
+
+    return Context(x, y, x[:16], None if y is None else y[:16], TrainingConfig(epochs=0, batch_size=32),
+                   progress=False)
+
+
+def _kept(model, criterion: str, ctx):
+    thin, report = create(StageSpec.parse(f"channels:fraction=0.25,criterion={criterion}")).shrink(
+        model, 0.25, ctx=ctx)
+    kernel = model.get_layer("hidden").kernel.numpy()
+    kept = thin.get_layer("hidden").kernel.numpy()
+    return {c for c in range(4) if any(np.allclose(kernel[:, c], kept[:, k]) for k in range(kept.shape[1]))}, report
+
+
+@pytest.mark.parametrize("criterion", ["taylor", "hessian"])
+def test_loss_criteria_remove_the_channel_the_loss_ignores_where_l1_does_not(tfk, criterion):
+    model, x, y = _loss_ranked_model(tfk)
+    kernel = model.get_layer("hidden").kernel.numpy()
+    assert np.abs(kernel).sum(axis=0).argmin() == 1 and np.abs(kernel).sum(axis=0).argmax() == 0
+    # the loss-least channel, measured: zeroing channel 0 leaves the loss as it is
+    losses = []
+    for c in range(4):
+        out = model.get_layer("out").get_weights()
+        cut = out[0].copy()
+        cut[c] = 0
+        model.get_layer("out").set_weights([cut, out[1]])
+        losses.append(float(np.mean((model.predict(x, verbose=0) - y) ** 2)))
+        model.get_layer("out").set_weights(out)
+    assert int(np.argmin(losses)) == 0
+    ctx = _ctx(x, y)
+    assert _kept(model, "l1", ctx)[0] == {0, 2, 3}  # L1 removes channel 1, the one the output needs
+    kept, report = _kept(model, criterion, ctx)
+    assert kept == {1, 2, 3}
+    assert report["importance"] == {"criterion": criterion, "loss_on": "labels"}
+
+
+def test_without_labels_hessian_uses_the_models_own_outputs_and_taylor_is_refused(tfk):
+    model, x, _ = _loss_ranked_model(tfk)
+    kept, report = _kept(model, "hessian", _ctx(x, None))
+    assert kept == {1, 2, 3} and report["importance"]["loss_on"].startswith("the model's own outputs")
+    with pytest.raises(ConfigError, match="taylor needs labels"):
+        _kept(model, "taylor", _ctx(x, None))

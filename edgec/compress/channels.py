@@ -2,7 +2,9 @@
 
 Unlike ``prune`` (zeros inside dense tensors), this shrinks the int8 file, the
 TFLite-Micro arena and the MACs. Channels are ranked by the L1 or L2 norm of
-their producers' filters, or by the BatchNorm scale (network slimming); a
+their producers' filters, by the BatchNorm scale (network slimming), or by
+their effect on the loss (``taylor``, ``hessian``: :mod:`edgec.compress.importance`,
+on the labels, or the model's own outputs without them); a
 residual group (channels tied by Add) is ranked by the sum of its producers'
 normalized scores and pruned as one. :mod:`edgec.compress.graph` follows the
 dependencies; layers it cannot follow keep their channels and are listed.
@@ -23,6 +25,8 @@ from edgec.compress.base import StructuralStage, in_range, selects
 from edgec.compress.graph import ChannelGraph
 
 _log = logging.getLogger(__name__)
+CRITERIA = ("l1", "l2", "bn", "taylor", "hessian")
+BY_LOSS = ("taylor", "hessian")  # criteria that need data
 
 
 @register
@@ -33,7 +37,7 @@ class Channels(StructuralStage):
     @dataclasses.dataclass(frozen=True)
     class Params:
         fraction: float = 0.5           # fraction of the channels to remove
-        criterion: str = "l1"           # "l1", "l2" (filter norms) or "bn" (BatchNorm |gamma|)
+        criterion: str = "l1"           # "l1", "l2" (filter norms), "bn" (BatchNorm |gamma|), "taylor", "hessian"
         scope: str = "layer"            # "layer": the fraction from every group; "global": across all groups
         multiple_of: int = 1            # keep channel counts a multiple of this (4 suits CMSIS-NN)
         include: list | str = "*"       # producer layer name patterns to prune
@@ -46,16 +50,17 @@ class Channels(StructuralStage):
         p = self.params
         in_range(self, "fraction", p.fraction, 0, 1, hi_open=True)
         in_range(self, "max_fraction", p.max_fraction, 0, 1, lo_open=True, hi_open=True)
-        if p.criterion not in ("l1", "l2", "bn"):
-            raise self.fail(f"criterion '{p.criterion}' is not 'l1', 'l2' or 'bn'")
+        if p.criterion not in CRITERIA:
+            raise self.fail(f"criterion '{p.criterion}' is not one of {', '.join(CRITERIA)}")
         if p.scope not in ("layer", "global"):
             raise self.fail(f"scope '{p.scope}' is not 'layer' or 'global'")
         in_range(self, "multiple_of", p.multiple_of, 1, 1024)
         if p.epochs is not None:
             in_range(self, "epochs", p.epochs, 0, 1e6)
 
-    def shrink(self, model, fraction: float, scope=None):
-        """The thinner model for ``fraction`` (no training), and the per-layer report."""
+    def shrink(self, model, fraction: float, scope=None, ctx=None):
+        """The thinner model for ``fraction`` (no training), and the per-layer report. ``ctx`` (its data)
+        is needed by the ``taylor`` and ``hessian`` criteria."""
         graph = ChannelGraph(model)
         left = graph.frozen_producers()
         chosen = []
@@ -68,12 +73,45 @@ class Channels(StructuralStage):
         if not chosen:
             why = "; ".join(f"{k}: {v}" for k, v in left.items()) or "the model has no Conv or Dense layer"
             raise self.fail(f"no layer's channels can be removed ({why})")
-        scores = {r: self._scores(graph, r) for r in chosen}
+        extra = {}
+        if self.params.criterion in BY_LOSS:
+            scores, source = self._by_loss(model, graph, chosen, ctx)
+            extra = {"importance": {"criterion": self.params.criterion, "loss_on": source}}
+        else:
+            scores = {r: self._scores(graph, r) for r in chosen}
         keep = self._select(graph, scores, fraction)
         rows = [{"layers": graph.spaces[r].producers, "before": graph.spaces[r].size, "after": int(len(keep[r]))}
                 for r in chosen]
         thin = graph.rebuild(keep, scope=scope)
-        return thin, {"channels": rows, "left_unpruned": left}
+        return thin, {"channels": rows, "left_unpruned": left, **extra}
+
+    def _by_loss(self, model, graph: ChannelGraph, chosen: list, ctx) -> tuple[dict, str]:
+        """Taylor or Hessian scores per channel of each chosen group, computed once per model (``--fit``
+        shrinks the same model many times)."""
+        from edgec.compress import importance
+
+        cached = getattr(self, "_importance", None)
+        if cached is not None and cached[0] is model:
+            return cached[1], cached[2]
+        if ctx is None:
+            raise self.fail(f"criterion={self.params.criterion} needs the training data")
+        layers = {layer.name: layer for layer in model.layers}
+        groups = {}
+        for r in chosen:
+            space = graph.spaces[r]
+            parts = [(v, 0) for b in space.scales for v in (layers[b].gamma, layers[b].beta) if v is not None]
+            if not parts:  # no BatchNorm on these channels: the producers' filters and biases
+                for name in space.producers:
+                    layer = layers[name]
+                    kernel = layer.pointwise_kernel if hasattr(layer, "pointwise_kernel") else layer.kernel
+                    parts.append((kernel, len(kernel.shape) - 1))
+                    if getattr(layer, "bias", None) is not None:
+                        parts.append((layer.bias, 0))
+            groups[r] = parts
+        measure = importance.channel_taylor if self.params.criterion == "taylor" else importance.channel_hessian
+        scores, source = measure(model, ctx, groups)
+        self._importance = (model, scores, source)
+        return scores, source
 
     def _scores(self, graph: ChannelGraph, r: int) -> np.ndarray:
         space = graph.spaces[r]
@@ -108,7 +146,7 @@ class Channels(StructuralStage):
         return keep
 
     def smaller_model(self, model, ctx):
-        thin, report = self.shrink(model, self.params.fraction, scope=ctx.scope())
+        thin, report = self.shrink(model, self.params.fraction, scope=ctx.scope(), ctx=ctx)
         for row in report["channels"]:
             _log.info("channels: %s %d -> %d", ",".join(row["layers"]), row["before"], row["after"])
         return thin, report

@@ -36,11 +36,12 @@ def with_channels(stages: list[Stage]) -> list[Stage]:
     return stages
 
 
-def search(model, stage: Any, judge: Callable, max_fraction: float) -> dict:
+def search(model, stage: Any, judge: Callable, max_fraction: float, ctx=None) -> dict:
     """Bisect ``stage``'s fraction in [0, ``max_fraction``].
 
     ``judge(keras_model)`` returns the budget rows (``budgets.judge``) of the
-    converted model; only :data:`FIT_BUDGETS` count. Returns the chosen fraction
+    converted model; only :data:`FIT_BUDGETS` count; ``ctx`` holds the data the taylor and
+    hessian criteria rank channels on. Returns the chosen fraction
     and every trial.
 
     Raises:
@@ -51,7 +52,7 @@ def search(model, stage: Any, judge: Callable, max_fraction: float) -> dict:
     last: list[dict[str, Any]] = []
 
     def trial(fraction: float) -> bool:
-        thin = model if fraction == 0 else stage.shrink(model, fraction)[0]
+        thin = model if fraction == 0 else stage.shrink(model, fraction, ctx=ctx)[0]
         rows = [r for r in judge(thin) if r["name"] in FIT_BUDGETS]
         if not rows:
             raise ConfigError("--fit needs a flash, ram or latency budget to fit; set one with "

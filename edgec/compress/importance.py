@@ -1,0 +1,123 @@
+"""How much the loss depends on each channel (or weight): first-order Taylor and the Hessian's diagonal.
+
+- **taylor** (Molchanov et al.): removing a channel changes the loss by about the
+  sum of activation x gradient over that channel. For a linear producer (or a
+  BatchNorm's gamma and beta) that sum equals the sum of weight x gradient over
+  the channel's parameters, which is what is computed, per batch, and its
+  absolute value accumulated over the batches. Per weight: |w x grad|.
+- **hessian** (optimal brain damage): the saliency 1/2 h w^2 of each parameter,
+  with the Hessian's diagonal h estimated by Hutchinson's method, E[z * Hz] over
+  Rademacher vectors z, the Hessian-vector products taken through two nested
+  ``tf.GradientTape``; summed over a channel's parameters.
+
+Both need a loss: the labels when the data has them; otherwise the model's own
+outputs (the unpruned model as teacher). Against its own outputs the loss's
+gradient is zero, so ``taylor`` needs labels; ``hessian`` still measures the
+curvature (the Gauss-Newton part) there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgec import frameworks
+
+BATCHES = 8          # batches of the training data the estimates average over
+HUTCHINSON_PROBES = 4  # Rademacher vectors per batch
+
+
+def loss_source(model, ctx) -> tuple:
+    """``(loss object, targets, what they are)``: the labels' loss, or the loss against the model's own
+    outputs (the unpruned model as teacher) where the data has no labels."""
+    from edgec.compress.training import infer_loss, loss_object, output_activation
+
+    if ctx.y_train is not None:
+        name = ctx.training.loss if ctx.training.loss != "auto" else infer_loss(model, ctx.y_train)
+        return loss_object(name), ctx.y_train, "labels"
+    from edgec.check.verification import predict
+
+    act = output_activation(model)
+    name = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
+    targets = predict(model, ctx.x_train).reshape((-1, *model.outputs[0].shape[1:]))
+    return loss_object(name), targets, "the model's own outputs (no labels)"
+
+
+def _batches(ctx, y, batches: int):
+    n = len(ctx.x_train)
+    size = min(ctx.training.batch_size, n)
+    order = np.random.default_rng(ctx.seed).permutation(n)
+    for b in range(min(batches, max(1, n // size))):
+        pick = order[b * size:(b + 1) * size]
+        yield ctx.x_train[pick], y[pick]
+
+
+def parameter_scores(model, ctx, variables: list, criterion: str, batches: int = BATCHES) -> tuple[list, str]:
+    """Per-parameter importance (arrays shaped like ``variables``) by ``criterion`` ("taylor": |sum over
+    batches of w x grad| per batch, accumulated; "hessian": 1/2 h w^2), and the loss's source."""
+    tf = frameworks.tf()
+    if criterion == "taylor":
+        _require_labels(ctx)
+    loss_fn, y, source = loss_source(model, ctx)
+    rng = np.random.default_rng(ctx.seed)
+    totals = [np.zeros(v.shape, np.float64) for v in variables]
+    count = 0
+    for x, t in _batches(ctx, y, batches):
+        x = tf.constant(x)
+        if criterion == "taylor":
+            with tf.GradientTape() as tape:
+                loss = loss_fn(t, model(x, training=False))
+            for total, g, v in zip(totals, tape.gradient(loss, variables), variables):
+                total += np.abs(g.numpy() * v.numpy())  # per weight; channels sum the signed terms instead
+        else:
+            for _ in range(HUTCHINSON_PROBES):
+                z = [tf.constant(rng.choice([-1.0, 1.0], size=v.shape).astype(np.float32)) for v in variables]
+                with tf.GradientTape() as outer:
+                    with tf.GradientTape() as inner:
+                        loss = loss_fn(t, model(x, training=False))
+                    grads = inner.gradient(loss, variables)
+                    gz = tf.add_n([tf.reduce_sum(g * zi) for g, zi in zip(grads, z)])
+                hz = outer.gradient(gz, variables)
+                for total, h, zi in zip(totals, hz, z):
+                    total += (zi * h).numpy() if h is not None else 0.0
+                count += 1
+    if criterion == "hessian":
+        return [0.5 * (t / max(count, 1)) * np.square(v.numpy()) for t, v in zip(totals, variables)], source
+    return totals, source
+
+
+def channel_taylor(model, ctx, groups: dict, batches: int = BATCHES) -> tuple[dict, str]:
+    """Per channel: sum over batches of |sum over the channel's parameters of w x grad|. ``groups`` maps a
+    key to ``[(variable, channel axis)]``, the parameters whose channels are removed together."""
+    tf = frameworks.tf()
+    _require_labels(ctx)
+    loss_fn, y, source = loss_source(model, ctx)
+    flat = [v for parts in groups.values() for v, _ in parts]
+    scores: dict = {key: 0.0 for key in groups}
+    for x, t in _batches(ctx, y, batches):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(t, model(tf.constant(x), training=False))
+        grads = dict(zip((id(v) for v in flat), tape.gradient(loss, flat)))
+        for key, parts in groups.items():
+            per_batch = sum(_per_channel(grads[id(v)].numpy() * v.numpy(), axis) for v, axis in parts)
+            scores[key] = scores[key] + np.abs(per_batch)
+    return scores, source
+
+
+def channel_hessian(model, ctx, groups: dict, batches: int = BATCHES) -> tuple[dict, str]:
+    """Per channel: the sum of 1/2 h w^2 over the channel's parameters (see :func:`parameter_scores`)."""
+    flat = [v for parts in groups.values() for v, _ in parts]
+    per_weight, source = parameter_scores(model, ctx, flat, "hessian", batches)
+    by_id = dict(zip((id(v) for v in flat), per_weight))
+    return {key: sum(_per_channel(by_id[id(v)], axis) for v, axis in parts) for key, parts in groups.items()}, source
+
+
+def _require_labels(ctx) -> None:
+    if ctx.y_train is None:
+        from edgec.errors import ConfigError
+
+        raise ConfigError("criterion=taylor needs labels: against the model's own outputs its gradients are zero; "
+                          "put labels in the data ('y' in the .npz), or use criterion=hessian")
+
+
+def _per_channel(values: np.ndarray, axis: int) -> np.ndarray:
+    return np.moveaxis(values, axis, -1).reshape(-1, values.shape[axis]).sum(axis=0)
