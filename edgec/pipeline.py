@@ -28,6 +28,7 @@ from edgec.check.verification import paired_drop_interval, samples_to_resolve, v
 from edgec.compress import search
 from edgec.compress.base import Context
 from edgec.compress.structure import footprint
+from edgec.compress.training import cluster_task, strategy
 from edgec.config import LUT_STAGES, BuildConfig
 from edgec.convert import lut, precision
 from edgec.convert.int8 import (
@@ -76,19 +77,30 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
     return built.report
 
 
+DISTRIBUTED_NOTE = ("each worker trains on its shard of every batch and the gradients are summed across workers, "
+                    "so the trained weights depend on the number of workers and the order of the all-reduce: a "
+                    "run with the same seed and worker count repeats, a single-process run gives a different "
+                    "model of the same structure")
+
+
 @dataclasses.dataclass
 class Built:
     """A build's report and the files it makes, in memory until :meth:`write`."""
 
     report: Report
     files: dict[str, bytes]  # artifact name -> bytes, without report.json and report.html
+    writes: bool = True      # False on a worker of a training cluster that is not the chief
 
     def write(self, out) -> dict[str, str]:
-        """Write the artifacts, report.json and report.html into the folder ``out`` (all or nothing).
+        """Write the artifacts, report.json and report.html into the folder ``out`` (all or nothing); on a
+        worker of a ``multi_worker_mirrored`` cluster that is not the chief, nothing.
 
         Returns:
             Artifact name -> path.
         """
+        if not self.writes:
+            _log.info("not the chief of the training cluster: the chief writes the artifacts")
+            return {}
         folder = artifacts.check_destination(str(out), tuple(self.files) + ("report.json", "report.html"))
         self.report.artifacts = {name: str(Path(out) / name) for name in [*self.files, "report.json", "report.html"]}
         files = {**self.files, "report.json": self.report.to_json().encode(),
@@ -111,6 +123,11 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
            write_to: str | None) -> Built:
     clock = _Clock()
     target = targets.get(cfg.target).with_kernels(cfg.kernels)
+    task = cluster_task(cfg.training.strategy)  # TF_CONFIG read before any work
+    if task is not None:  # TensorFlow configures collective ops only before any other op runs
+        strategy(cfg.training.strategy)
+    if task is not None and not task["chief"]:
+        write_to = None  # the chief writes
     if write_to is not None:
         artifacts.check_destination(write_to)
     stages = compress.validate(cfg.stages)  # parameters and order, before any work
@@ -141,6 +158,8 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     reproducibility = {**frameworks.set_seed(cfg.seed), "timing_fields": list(TIMING_FIELDS),
                        "note": "the same model, data, recipe and seed give byte-identical .tflite, C sources "
                                "and headers, and this JSON apart from its timing fields"}
+    if task is not None:
+        reproducibility["distributed"] = {**task, "note": DISTRIBUTED_NOTE}
     clock.lap("load")
 
     # Stages work on tf_keras (a Keras 3 model is bridged only then); without stages the model converts as saved.
@@ -288,7 +307,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     files.update(c_files)
     clock.lap("emit")
     report.timing = clock.times
-    return Built(report, files)
+    return Built(report, files, writes=task is None or task["chief"])
 
 
 

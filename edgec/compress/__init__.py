@@ -76,4 +76,19 @@ def run(model, stages: list[Stage], ctx: Context) -> tuple[object, list[dict]]:
         row.update(model_metrics(model, ctx, clustered=ctx.clustered_layers))
         row.update(stage.extra)
         rows.append(row)
-    return model, rows
+    return out_of_strategy(model, ctx), rows
+
+
+def out_of_strategy(model, ctx: Context):
+    """``model`` with plain variables, for conversion. Trained under ``multi_worker_mirrored``, its
+    BatchNorm statistics are variables every worker holds and reading them all-reduces across the cluster:
+    the converter would trace that collective into the graph. The weights are read (each worker takes part,
+    in the same order) into a copy built outside the strategy."""
+    if ctx.training.strategy != "multi_worker_mirrored":
+        return model
+    from edgec import frameworks
+
+    k = frameworks.tf_keras()
+    clone = k.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import sys
@@ -28,6 +29,30 @@ def strategy(name: str):
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def cluster_task(name: str) -> dict | None:
+    """This process's place in a ``multi_worker_mirrored`` cluster, from ``TF_CONFIG`` (as TensorFlow reads
+    it): ``{"type", "index", "workers", "chief"}``; None for another strategy.
+
+    Raises:
+        ConfigError: ``TF_CONFIG`` is missing or not the JSON TensorFlow expects.
+    """
+    if name != "multi_worker_mirrored":
+        return None
+    fix = ('set TF_CONFIG to {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}} '
+           "in each worker's environment (README: Training on several machines)")
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        cluster, task = config.get("cluster", {}), config.get("task", {})
+        kind, index = str(task.get("type", "worker")), int(task.get("index", 0))
+        workers = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"TF_CONFIG is not valid ({exc}); {fix}") from None
+    if not workers:
+        raise ConfigError(f"--strategy multi_worker_mirrored needs a cluster, and TF_CONFIG names none; {fix}")
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return {"type": kind, "index": index, "workers": workers, "chief": chief}
 
 
 def in_strategy(model, ctx):

@@ -83,6 +83,9 @@ def render(r: dict, color: bool = False) -> str:
     if rep := r.get("reproducibility"):
         lines.append(f"  seed      {rep['seed']} ({', '.join(rep['seeded'])}); TensorFlow op determinism "
                      f"{'on' if rep['tf_op_determinism'] else 'OFF: training may differ between runs'}")
+        if task := rep.get("distributed"):
+            role = "the chief: it writes the artifacts" if task["chief"] else "not the chief: it wrote nothing"
+            lines.append(f"  cluster   {task['type']} {task['index']} of {task['workers']} workers, {role}")
     return "\n".join(lines) + "\n"
 
 
