@@ -308,7 +308,8 @@ def _loss_ranked_model(tfk):
     hidden = tfk.layers.Dense(4, name="hidden")(inp)
     model = tfk.Model(inp, tfk.layers.Dense(1, name="out")(hidden))
     rng = np.random.default_rng(9)
-    w = rng.normal(size=(6, 4)) * np.array([3.0, 0.2, 1.0, 1.0])
+    magnitude = rng.uniform(0.5, 1.0, size=(6, 4)) * rng.choice([-1.0, 1.0], size=(6, 4))  # none near zero
+    w = magnitude * np.array([3.0, 0.2, 1.0, 1.0])
     model.get_layer("hidden").set_weights([w.astype(np.float32), np.zeros(4, np.float32)])
     model.get_layer("out").set_weights([np.array([[0.0], [4.0], [1.0], [1.0]], np.float32), np.zeros(1, np.float32)])
     x = rng.normal(size=(128, 6)).astype(np.float32)
@@ -325,14 +326,15 @@ def _ctx(x, y):
 
 
 def _kept(model, criterion: str, ctx):
-    thin, report = create(StageSpec.parse(f"channels:fraction=0.25,criterion={criterion}")).shrink(
-        model, 0.25, ctx=ctx)
+    criterion, _, estimator = criterion.partition(":")
+    spec = f"channels:fraction=0.25,criterion={criterion}" + (f",estimator={estimator}" if estimator else "")
+    thin, report = create(StageSpec.parse(spec)).shrink(model, 0.25, ctx=ctx)
     kernel = model.get_layer("hidden").kernel.numpy()
     kept = thin.get_layer("hidden").kernel.numpy()
     return {c for c in range(4) if any(np.allclose(kernel[:, c], kept[:, k]) for k in range(kept.shape[1]))}, report
 
 
-@pytest.mark.parametrize("criterion", ["taylor", "hessian"])
+@pytest.mark.parametrize("criterion", ["taylor", "hessian", "hessian:hutchinson"])
 def test_loss_criteria_remove_the_channel_the_loss_ignores_where_l1_does_not(tfk, criterion):
     model, x, y = _loss_ranked_model(tfk)
     kernel = model.get_layer("hidden").kernel.numpy()
@@ -351,12 +353,38 @@ def test_loss_criteria_remove_the_channel_the_loss_ignores_where_l1_does_not(tfk
     assert _kept(model, "l1", ctx)[0] == {0, 2, 3}  # L1 removes channel 1, the one the output needs
     kept, report = _kept(model, criterion, ctx)
     assert kept == {1, 2, 3}
-    assert report["importance"] == {"criterion": criterion, "loss_on": "labels"}
+    assert report["importance"]["criterion"] == criterion.partition(":")[0]
+    assert report["importance"]["loss_on"] == ("targets drawn from the model's own outputs (the Fisher)"
+                                               if criterion == "hessian" else "labels")
 
 
 def test_without_labels_hessian_uses_the_models_own_outputs_and_taylor_is_refused(tfk):
     model, x, _ = _loss_ranked_model(tfk)
     kept, report = _kept(model, "hessian", _ctx(x, None))
+    assert kept == {1, 2, 3} and report["importance"]["estimator"] == "fisher"
+    kept, report = _kept(model, "hessian:hutchinson", _ctx(x, None))
     assert kept == {1, 2, 3} and report["importance"]["loss_on"].startswith("the model's own outputs")
     with pytest.raises(ConfigError, match="taylor needs labels"):
         _kept(model, "taylor", _ctx(x, None))
+
+
+@pytest.mark.parametrize("criterion, pruned_column", [("magnitude", 1), ("taylor", 0), ("hessian", 0)])
+def test_unstructured_pruning_by_the_loss_zeroes_the_weights_the_loss_ignores(tfk, criterion, pruned_column):
+    """A quarter of the hidden kernel: by magnitude, channel 1's small weights (which the output needs); by
+    taylor or hessian, channel 0's large ones (which feed nothing)."""
+    from edgec.compress.base import Context
+    from edgec.config import TrainingConfig
+
+    model, x, y = _loss_ranked_model(tfk)
+    ctx = Context(x, y, x[:16], y[:16], TrainingConfig(epochs=1, batch_size=32, learning_rate=1e-6), progress=False)
+    stage = create(StageSpec.parse(f"prune:sparsity=0.25,schedule=constant,include=hidden,criterion={criterion}"))
+    pruned = stage.run(model, ctx)
+    stage.check_result(pruned)
+    zero = pruned.get_layer("hidden").kernel.numpy() == 0
+    assert zero.sum() == 6 and zero[:, pruned_column].all()
+    if criterion != "magnitude":
+        assert stage.extra["criterion"] == criterion and stage.extra["mask_updates"] >= 1
+        # half: weights the loss needs are masked too, and stay zero through the optimizer's steps
+        half = create(StageSpec.parse(f"prune:sparsity=0.5,schedule=constant,include=hidden,criterion={criterion}"))
+        zero = half.run(model, ctx).get_layer("hidden").kernel.numpy() == 0
+        assert zero.sum() == 12 and zero[:, 0].all()

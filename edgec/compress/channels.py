@@ -23,6 +23,7 @@ import numpy as np
 from edgec.compress import register
 from edgec.compress.base import StructuralStage, in_range, selects
 from edgec.compress.graph import ChannelGraph
+from edgec.compress.importance import ESTIMATORS
 
 _log = logging.getLogger(__name__)
 CRITERIA = ("l1", "l2", "bn", "taylor", "hessian")
@@ -38,6 +39,7 @@ class Channels(StructuralStage):
     class Params:
         fraction: float = 0.5           # fraction of the channels to remove
         criterion: str = "l1"           # "l1", "l2" (filter norms), "bn" (BatchNorm |gamma|), "taylor", "hessian"
+        estimator: str = "fisher"       # hessian: "fisher" or "hutchinson" (edgec.compress.importance)
         scope: str = "layer"            # "layer": the fraction from every group; "global": across all groups
         multiple_of: int = 1            # keep channel counts a multiple of this (4 suits CMSIS-NN)
         include: list | str = "*"       # producer layer name patterns to prune
@@ -52,6 +54,8 @@ class Channels(StructuralStage):
         in_range(self, "max_fraction", p.max_fraction, 0, 1, lo_open=True, hi_open=True)
         if p.criterion not in CRITERIA:
             raise self.fail(f"criterion '{p.criterion}' is not one of {', '.join(CRITERIA)}")
+        if p.estimator not in ESTIMATORS:
+            raise self.fail(f"estimator '{p.estimator}' is not one of {', '.join(ESTIMATORS)}")
         if p.scope not in ("layer", "global"):
             raise self.fail(f"scope '{p.scope}' is not 'layer' or 'global'")
         in_range(self, "multiple_of", p.multiple_of, 1, 1024)
@@ -76,7 +80,9 @@ class Channels(StructuralStage):
         extra = {}
         if self.params.criterion in BY_LOSS:
             scores, source = self._by_loss(model, graph, chosen, ctx)
-            extra = {"importance": {"criterion": self.params.criterion, "loss_on": source}}
+            extra = {"importance": {"criterion": self.params.criterion, "loss_on": source,
+                                    **({"estimator": self.params.estimator} if self.params.criterion == "hessian"
+                                       else {})}}
         else:
             scores = {r: self._scores(graph, r) for r in chosen}
         keep = self._select(graph, scores, fraction)
@@ -108,8 +114,10 @@ class Channels(StructuralStage):
                     if getattr(layer, "bias", None) is not None:
                         parts.append((layer.bias, 0))
             groups[r] = parts
-        measure = importance.channel_taylor if self.params.criterion == "taylor" else importance.channel_hessian
-        scores, source = measure(model, ctx, groups)
+        if self.params.criterion == "taylor":
+            scores, source = importance.channel_taylor(model, ctx, groups)
+        else:
+            scores, source = importance.channel_hessian(model, ctx, groups, estimator=self.params.estimator)
         self._importance = (model, scores, source)
         return scores, source
 

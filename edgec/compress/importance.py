@@ -6,14 +6,25 @@
   the channel's parameters, which is what is computed, per batch, and its
   absolute value accumulated over the batches. Per weight: |w x grad|.
 - **hessian** (optimal brain damage): the saliency 1/2 h w^2 of each parameter,
-  with the Hessian's diagonal h estimated by Hutchinson's method, E[z * Hz] over
-  Rademacher vectors z, the Hessian-vector products taken through two nested
-  ``tf.GradientTape``; summed over a channel's parameters.
+  summed over a channel's parameters, with the Hessian's diagonal h estimated
+  one of two ways (``estimator``):
 
-Both need a loss: the labels when the data has them; otherwise the model's own
-outputs (the unpruned model as teacher). Against its own outputs the loss's
-gradient is zero, so ``taylor`` needs labels; ``hessian`` still measures the
-curvature (the Gauss-Newton part) there.
+  - ``fisher`` (the default): the Fisher information's diagonal, the mean of
+    squared per-sample gradients with the targets drawn from the model's own
+    output distribution (a class from the softmax, a bit from the sigmoid, the
+    output plus unit Gaussian noise for a regression). It equals the
+    Gauss-Newton part of the Hessian in expectation, is never negative, and is
+    exactly zero for a weight the outputs do not depend on. It needs no labels.
+  - ``hutchinson``: the loss Hessian's own diagonal, E[z * Hz] over Rademacher
+    vectors z, the Hessian-vector products taken through two nested
+    ``tf.GradientTape``. Unbiased, but a weight coupled to larger ones (the
+    same input feeding several units) gets noise larger than its diagonal:
+    summed over a channel it ranks well, weight by weight it needs many probes.
+
+``taylor`` and ``hessian`` with ``hutchinson`` need a loss: the labels when the
+data has them; otherwise the model's own outputs (the unpruned model as
+teacher). Against its own outputs the loss's gradient is zero, so ``taylor``
+needs labels; the Hessian there is its Gauss-Newton part.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from edgec import frameworks
 
 BATCHES = 8          # batches of the training data the estimates average over
 HUTCHINSON_PROBES = 4  # Rademacher vectors per batch
+FISHER_SAMPLES = 64    # per-sample gradients the Fisher averages
+ESTIMATORS = ("fisher", "hutchinson")
 
 
 def loss_source(model, ctx) -> tuple:
@@ -51,9 +64,49 @@ def _batches(ctx, y, batches: int):
         yield ctx.x_train[pick], y[pick]
 
 
-def parameter_scores(model, ctx, variables: list, criterion: str, batches: int = BATCHES) -> tuple[list, str]:
-    """Per-parameter importance (arrays shaped like ``variables``) by ``criterion`` ("taylor": |sum over
-    batches of w x grad| per batch, accumulated; "hessian": 1/2 h w^2), and the loss's source."""
+def fisher_diagonal(model, ctx, variables: list, samples: int = FISHER_SAMPLES) -> list:
+    """The Fisher information's diagonal for ``variables``: the mean over ``samples`` training inputs of the
+    squared gradient of the loss against a target drawn from the model's own output distribution."""
+    from edgec.compress.training import output_activation
+
+    tf = frameworks.tf()
+    rng = np.random.default_rng(ctx.seed)
+    act = output_activation(model)
+    totals = [np.zeros(v.shape, np.float64) for v in variables]
+    pick = rng.permutation(len(ctx.x_train))[:samples]
+    for i in pick:
+        x = tf.constant(ctx.x_train[i:i + 1])
+        with tf.GradientTape() as tape:
+            out = model(x, training=False)
+            flat = tf.reshape(out, (-1,))
+            p = flat.numpy().astype(np.float64)
+            if act == "softmax":
+                p = np.clip(p, 0, None) / max(p.clip(0, None).sum(), 1e-12)
+                drawn = rng.choice(len(p), p=p)
+                loss = -tf.math.log(tf.maximum(flat[drawn], 1e-12))
+            elif act == "sigmoid":
+                drawn = (rng.random(len(p)) < np.clip(p, 0, 1)).astype(np.float32)
+                q = tf.clip_by_value(flat, 1e-7, 1 - 1e-7)
+                loss = -tf.reduce_sum(drawn * tf.math.log(q) + (1 - drawn) * tf.math.log(1 - q))
+            else:  # a regression: a unit Gaussian around the output
+                drawn = (p + rng.normal(size=len(p))).astype(np.float32)
+                loss = 0.5 * tf.reduce_sum(tf.square(flat - drawn))
+        for total, g in zip(totals, tape.gradient(loss, variables)):
+            if g is not None:
+                total += np.square(g.numpy())
+    return [t / max(len(pick), 1) for t in totals]
+
+
+def parameter_scores(model, ctx, variables: list, criterion: str, batches: int = BATCHES,
+                     probes: int = HUTCHINSON_PROBES, estimator: str = "fisher") -> tuple[list, str]:
+    """Per-parameter importance (arrays shaped like ``variables``) by ``criterion`` ("taylor": |w x grad|
+    per batch, accumulated; "hessian": 1/2 h w^2, h by ``estimator``: the Fisher, or Hutchinson's with
+    ``probes`` Rademacher vectors a batch), and what the loss was taken against. A negative Hutchinson
+    estimate of h is noise (near a minimum the Hessian's diagonal is not negative): it counts as 0."""
+    if criterion == "hessian" and estimator == "fisher":
+        h = fisher_diagonal(model, ctx, variables)
+        return ([0.5 * d * np.square(v.numpy()) for d, v in zip(h, variables)],
+                "targets drawn from the model's own outputs (the Fisher)")
     tf = frameworks.tf()
     if criterion == "taylor":
         _require_labels(ctx)
@@ -69,7 +122,7 @@ def parameter_scores(model, ctx, variables: list, criterion: str, batches: int =
             for total, g, v in zip(totals, tape.gradient(loss, variables), variables):
                 total += np.abs(g.numpy() * v.numpy())  # per weight; channels sum the signed terms instead
         else:
-            for _ in range(HUTCHINSON_PROBES):
+            for _ in range(probes):
                 z = [tf.constant(rng.choice([-1.0, 1.0], size=v.shape).astype(np.float32)) for v in variables]
                 with tf.GradientTape() as outer:
                     with tf.GradientTape() as inner:
@@ -81,7 +134,8 @@ def parameter_scores(model, ctx, variables: list, criterion: str, batches: int =
                     total += (zi * h).numpy() if h is not None else 0.0
                 count += 1
     if criterion == "hessian":
-        return [0.5 * (t / max(count, 1)) * np.square(v.numpy()) for t, v in zip(totals, variables)], source
+        return [0.5 * np.maximum(t / max(count, 1), 0.0) * np.square(v.numpy())
+                for t, v in zip(totals, variables)], source
     return totals, source
 
 
@@ -103,10 +157,10 @@ def channel_taylor(model, ctx, groups: dict, batches: int = BATCHES) -> tuple[di
     return scores, source
 
 
-def channel_hessian(model, ctx, groups: dict, batches: int = BATCHES) -> tuple[dict, str]:
+def channel_hessian(model, ctx, groups: dict, batches: int = BATCHES, estimator: str = "fisher") -> tuple[dict, str]:
     """Per channel: the sum of 1/2 h w^2 over the channel's parameters (see :func:`parameter_scores`)."""
     flat = [v for parts in groups.values() for v, _ in parts]
-    per_weight, source = parameter_scores(model, ctx, flat, "hessian", batches)
+    per_weight, source = parameter_scores(model, ctx, flat, "hessian", batches, estimator=estimator)
     by_id = dict(zip((id(v) for v in flat), per_weight))
     return {key: sum(_per_channel(by_id[id(v)], axis) for v, axis in parts) for key, parts in groups.items()}, source
 

@@ -1,5 +1,12 @@
 """``prune``: TFMOT magnitude pruning with a schedule, then fine-tuning, then stripping.
 
+With ``criterion = "taylor"`` or ``"hessian"`` the weights are ranked by their
+effect on the loss instead (:mod:`edgec.compress.importance`: |w x grad|, or
+the saliency 1/2 h w^2), which TFMOT's wrappers cannot do: edgec keeps its own
+masks on the plain model, updated on TFMOT's schedule (the same begin, end,
+frequency, polynomial or constant sparsity), and re-applied after every
+optimizer step so that a pruned weight stays zero.
+
 Zeros do not shrink the ``.tflite`` (the converter stores dense tensors); they
 shrink what a compressed firmware image or OTA update carries, which is why
 the report measures gzip sizes. Follow with ``qat`` (prune-preserving) to keep
@@ -16,16 +23,21 @@ import numpy as np
 from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.importance import ESTIMATORS
 from edgec.compress.metrics import kernels
 from edgec.compress.training import fit
 
 _log = logging.getLogger(__name__)
+CRITERIA = ("magnitude", "taylor", "hessian")
+IMPORTANCE_BATCHES = 2  # batches each mask update ranks the weights on
+IMPORTANCE_PROBES = 16  # hessian: Rademacher vectors a batch (one weight's estimate is noisier than a channel's)
 
 
 @register
 class Prune(Stage):
     name = "prune"
-    summary = "TFMOT magnitude pruning (polynomial or constant schedule, optional 2:4), fine-tuned and stripped"
+    summary = ("unstructured pruning on a polynomial or constant schedule: TFMOT by magnitude (optional 2:4), or "
+               "by the loss (criterion=taylor|hessian), fine-tuned")
 
     @dataclasses.dataclass(frozen=True)
     class Params:
@@ -41,6 +53,8 @@ class Prune(Stage):
         include: list | str = "*"      # layer name patterns to prune
         exclude: tuple[str, ...] | list[str] | str = ()        # layer name patterns to leave dense
         m_by_n: str | None = None       # "2:4": structured N:M sparsity instead of the schedule
+        criterion: str = "magnitude"    # "magnitude" (TFMOT), "taylor" or "hessian" (edgec's masks)
+        estimator: str = "fisher"       # hessian: "fisher" or "hutchinson" (edgec.compress.importance)
 
     def check_params(self) -> None:
         p = self.params
@@ -60,6 +74,12 @@ class Prune(Stage):
                 raise self.fail(f"m_by_n '{p.m_by_n}' is not like '2:4'")
         if p.epochs is not None:
             in_range(self, "epochs", p.epochs, 1, 1e6)
+        if p.criterion not in CRITERIA:
+            raise self.fail(f"criterion '{p.criterion}' is not one of {', '.join(CRITERIA)}")
+        if p.estimator not in ESTIMATORS:
+            raise self.fail(f"estimator '{p.estimator}' is not one of {', '.join(ESTIMATORS)}")
+        if p.criterion != "magnitude" and p.m_by_n:
+            raise self.fail("m_by_n is TFMOT's, by magnitude only; drop m_by_n or criterion")
 
     def check_order(self, before: list[str]) -> None:
         super().check_order(before)
@@ -132,7 +152,21 @@ class Prune(Stage):
             raise self.fail(f"pruning reached {100 * got:.1f} % sparsity in the pruned kernels, less than 90 % of "
                             f"the {100 * target:.0f} % asked for; train longer or lower frequency")
 
+    def sparsity_at(self, step: int, sched: dict) -> float | None:
+        """The sparsity the masks take at ``step``, or None where the schedule does not update them (TFMOT's
+        rule: from ``begin`` every ``frequency`` steps, until ``end`` for the polynomial schedule)."""
+        p = self.params
+        begin, end, frequency = sched["begin"], sched["end"], sched["frequency"]
+        if step < begin or (step - begin) % frequency or (p.schedule == "polynomial" and step > end):
+            return None
+        if p.schedule == "constant":
+            return p.sparsity
+        progress = min(1.0, (step - begin) / (end - begin))
+        return p.sparsity + (p.initial_sparsity - p.sparsity) * (1 - progress) ** p.power
+
     def run(self, model, ctx):
+        if self.params.criterion != "magnitude":
+            return self._run_by_loss(model, ctx)
         p = self.params
         mot = frameworks.tfmot()
         k = frameworks.tf_keras()
@@ -167,3 +201,70 @@ class Prune(Stage):
         logs = fit(wrapped, ctx, self.name, epochs, callbacks=[sparsity.UpdatePruningStep()])
         self.extra = {"pruned_layers": pruned_layers, "schedule_steps": sched, "train_logs": logs}
         return sparsity.strip_pruning(wrapped)
+
+    def _run_by_loss(self, model, ctx):
+        from edgec.compress.training import compile_for_training, in_strategy
+
+        p = self.params
+        k = frameworks.tf_keras()
+        epochs = self.epochs(ctx)
+        sched = self.schedule_steps(ctx.steps_per_epoch, epochs)
+        model = in_strategy(model, ctx)
+        layers = [layer for layer in model.layers if _kernel(layer, k) is not None
+                  and selects(layer.name, p.include, p.exclude)]
+        if not layers:
+            raise self.fail("no layer matches include/exclude; check the layer name patterns")
+        with ctx.scope():
+            compile_for_training(model, ctx, self.name)
+        masks = _loss_masks(k, self, model, ctx, [_kernel(layer, k) for layer in layers], sched)
+        logs = fit(model, ctx, self.name, epochs, callbacks=[masks])
+        self.extra = {"pruned_layers": [layer.name for layer in layers], "schedule_steps": sched,
+                      "criterion": p.criterion, "ranked_on": masks.ranked_on, "mask_updates": masks.updates,
+                      "train_logs": logs}
+        return model
+
+
+def _kernel(layer, k):
+    if isinstance(layer, k.layers.DepthwiseConv2D):
+        return layer.depthwise_kernel
+    return getattr(layer, "kernel", None) if isinstance(layer, (k.layers.Conv1D, k.layers.Conv2D, k.layers.Dense)) \
+        else None
+
+
+def _loss_masks(k, stage: Prune, model, ctx, variables: list, sched: dict):
+    """A Keras callback keeping a 0/1 mask per kernel: at the schedule's update steps the weights are ranked
+    by the loss (taylor or hessian, on a few training batches) and the least important, up to the sparsity of
+    that step, are masked (once masked, always masked); after every batch the masks are applied again."""
+    from edgec.compress.importance import parameter_scores
+
+    class Callback(k.callbacks.Callback):  # type: ignore[name-defined]  # tf_keras, imported at run time
+        def __init__(self):
+            super().__init__()
+            self.masks = [np.ones(v.shape, np.float32) for v in variables]
+            self.step = 0
+            self.updates = 0
+            self.ranked_on = ""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            target = stage.sparsity_at(self.step, sched)
+            if target is not None and target > 0:
+                scores, self.ranked_on = parameter_scores(model, ctx, variables, stage.params.criterion,
+                                                          IMPORTANCE_BATCHES, IMPORTANCE_PROBES, stage.params.estimator)
+                for i, (v, score) in enumerate(zip(variables, scores)):
+                    score = np.where(self.masks[i] > 0, score, -np.inf)  # pruned weights stay pruned
+                    cut = int(round(target * score.size))
+                    mask = np.ones(score.size, np.float32)
+                    mask[np.argsort(score.reshape(-1), kind="stable")[:cut]] = 0
+                    self.masks[i] = mask.reshape(score.shape)
+                self.updates += 1
+                self._apply()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            self._apply()
+
+        def _apply(self):
+            for v, mask in zip(variables, self.masks):
+                v.assign(v.numpy() * mask)
+
+    return Callback()
