@@ -25,6 +25,7 @@ import arena  # noqa: E402
 import codegen  # noqa: E402
 import codegen_firmware  # noqa: E402
 import compression  # noqa: E402
+import criteria  # noqa: E402
 import fidelity  # noqa: E402
 import gate  # noqa: E402
 import headline  # noqa: E402
@@ -47,6 +48,7 @@ SECTIONS = {
                          codegen_firmware.markdown),
     "compression": (lambda tmp, sample: compression.run_all(), compression.markdown),
     "lut": (lambda tmp, sample: lut.run(tmp), lut.markdown),
+    "criteria": (lambda tmp, sample: criteria.run(tmp), criteria.markdown),
     "precision": (lambda tmp, sample: precision.run(tmp), precision.markdown),
 }
 

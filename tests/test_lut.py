@@ -221,3 +221,19 @@ def test_lut_on_for_a_phone_is_refused_before_any_work(tmp_path):
                    "--lut", "on", "--out", tmp_path / "out")
     assert_one_line_error(proc, 2, "--lut on", "mobile")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tflite_micro_without_decode_is_one_line_naming_its_version(lut_build, monkeypatch):
+    """A runtime built without DECODE cannot resolve the custom op: the error names the installed
+    tflite-micro and the two ways out (here the wheel's DECODE is hidden by renaming the op in the file the
+    interpreter is given, which is what a runtime without it sees)."""
+    from edgec.errors import RuntimeCheckError
+    from edgec.runtime import micro
+
+    out, _ = lut_build
+    data = (out / "digits.tflite").read_bytes()
+    real = micro._construct
+    monkeypatch.setattr(micro, "_construct",
+                        lambda d, size: real(bytes(d).replace(b"TFLM_DECODE", b"TFLM_DECODX"), size))
+    with pytest.raises(RuntimeCheckError, match=r"tflite-micro 0\.dev\d+\) has no DECODE op.*--lut off"):
+        micro.load(data)

@@ -80,6 +80,18 @@ def arena_32bit(head: int, record: str) -> int | None:
     return head + tail + sum(kinds[k][0] for k in _KEPT_32BIT) + _UNITEMIZED_32BIT
 
 
+def _has_decode(data: bytes) -> bool:
+    """Whether the model holds TFLite-Micro's DECODE custom op (LUT-compressed weights)."""
+    if not data:
+        return False
+    from edgec.load.tflite_file import DECODE, read_tflite
+
+    try:
+        return DECODE in read_tflite(data).op_counts
+    except Exception:  # noqa: BLE001  # the refusal is reported either way
+        return False
+
+
 def _runtime():
     from tflite_micro.python.tflite_micro import runtime
 
@@ -97,14 +109,24 @@ def _construct(data: bytes, arena_size: int):
 
 
 _MISSING = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
+_MISSING_CUSTOM = "Failed to get registration from op code CUSTOM"
 _FAILED_NODE = re.compile(r"Node (\w+) \(number (\d+)\) failed to (?:prepare|init|allocate)")
 _KERNEL_CHECK = re.compile(r"micro/kernels/(\S+?\.cc:\d+ .+)")
 
 
-def _refusal(log_text: str) -> RuntimeCheckError:
+def _refusal(log_text: str, data: bytes = b"") -> RuntimeCheckError:
     """The error for a model TFLite-Micro will not load, naming the op when its log does."""
     lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
     text = "\n".join(lines)
+    if _MISSING_CUSTOM in text and _has_decode(data):
+        from importlib.metadata import version
+
+        return RuntimeCheckError(f"the installed TFLite-Micro (tflite-micro {version('tflite-micro')}) has no DECODE "
+                                 "op, which this model's LUT-compressed weights need; install the version edgec "
+                                 "depends on (pip install --upgrade 'tflite-micro>=0.dev20261023182759'), or build "
+                                 "with --lut off")
+    if _MISSING_CUSTOM in text:
+        return UnsupportedOpError("TFLite-Micro", "CUSTOM", None, "TFLite-Micro has no kernel registered for it")
     if m := _MISSING.search(text):
         return UnsupportedOpError("TFLite-Micro", m.group(1), None, "TFLite-Micro has no kernel for it")
     if m := _FAILED_NODE.search(text):
@@ -129,7 +151,7 @@ def load(data: bytes, arena_size: int | None = None):
     if it is None:
         it2, log2 = _construct(data, _MAX_ARENA)
         if it2 is None:
-            raise _refusal(log[0] + log2[0])
+            raise _refusal(log[0] + log2[0], data)
         it = it2
     return it
 
