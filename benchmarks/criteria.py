@@ -65,7 +65,7 @@ def _pct(x) -> str:
 def markdown(r: dict) -> list[str]:
     lines = ["## Channel importance and factorizations side by side", "",
              "`channels:fraction=0.5,epochs=5` on the sample (cortex-m4), the criterion alone changed, three seeds "
-             "(the seed sets the fine-tuning's shuffling and initial state; the criterion's ranking uses the "
+             "(the seed sets the fine-tuning's shuffling and initial state; taylor and hessian rank on the "
              "training data). taylor: |activation x gradient| per channel on the labels; hessian: the optimal "
              "brain damage saliency with the Fisher's diagonal.", ""]
     rows = []

@@ -16,7 +16,7 @@ kxk Conv2D layers, with ``method = "tucker"`` or ``"cp"``
   norms so that int8 quantizes them alike.
 
 With ``method = "svd"`` (the default) kxk convolutions are left alone.
-The ranks come from ``ratio`` (of each mode's size; R of min(in, out) for CP)
+The ranks come from ``ratio`` (of each mode's size; R of the output channels for CP)
 or from ``energy`` (the fraction of the squared singular values kept, of each
 channel unfolding for Tucker). A layer is left alone, and the report says
 why, when the factorization would not lower its MACs (kxk) or its weights
@@ -135,7 +135,7 @@ class LowRank(StructuralStage):
             ranks = [r1, r2]
             weights_after = n_in * r1 + kh * kw * r1 * r2 + r2 * n_out
         else:
-            r = self._ranks(s_out, min(n_in, n_out))
+            r = self._ranks(s_out, n_out)
             a, b, c, d, error = cp(kernel, r)
             scale = (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) * np.linalg.norm(c, axis=0)
                      * np.linalg.norm(d, axis=0)) ** 0.25
