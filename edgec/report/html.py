@@ -8,7 +8,7 @@ from edgec.report import plots
 from edgec.report.tables import BUDGET_HEADER, STAGE_HEADER, budget_rows, key_facts, pct, stage_rows
 from edgec.report.text import render as render_text
 
-PLOTS = ("budgets", "latency", "macs", "arena", "stages", "quant-error")
+PLOTS = ("budgets", "latency", "macs", "arena", "stages", "accuracy_macs", "quant-error")
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;
 padding:0 1em}
@@ -76,6 +76,9 @@ def render(r: dict) -> str:
                          "no compression stages ran"))
     if r["stages"]:
         parts.append(_table(STAGE_HEADER, stage_rows(r["stages"]), numeric=(1, 2, 3)))
+        figure = plots.accuracy_macs(r["stages"])
+        if figure:
+            parts.append(_figure("accuracy_macs", "Accuracy against MACs", figure, ""))
     parts.append(f"<h2>Summary as printed</h2><details><summary>terminal text</summary>"
                  f"<pre>{_e(render_text(r))}</pre></details>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -226,6 +226,45 @@ def stages(rows: list[dict]) -> str | None:
     return svg.render()
 
 
+def accuracy_macs(rows: list[dict]) -> str | None:
+    """Accuracy against MACs along the stages that change the MACs (``channels``, ``lowrank``): the model
+    passed in, each such stage's model (float), and the int8 model; None without such a stage."""
+    points: list[tuple[str, int, float]] = []
+    for r in rows:
+        fp = r.get("footprint")
+        if fp and r.get("float_accuracy") is not None:
+            if not points and rows[0].get("float_accuracy") is not None:
+                points.append(("input", fp["before"]["macs"], rows[0]["float_accuracy"]))
+            points.append((r["name"], fp["after"]["macs"], r["float_accuracy"]))
+    int8 = next((r for r in rows if r["name"] == "int8" and r.get("int8_accuracy") is not None), None)
+    if not points:
+        return None
+    if int8:
+        points.append(("int8", points[-1][1], int8["int8_accuracy"]))
+    left, top, plot_w, plot_h = 60.0, 20.0, WIDTH - 100.0, 180.0
+    svg = _Svg(WIDTH, top + plot_h + 50)
+    xticks = _ticks(max(m for _, m, _ in points))
+    lo = min(0.5, min(a for _, _, a in points))
+    base = top + plot_h
+
+    def xy(macs: float, acc: float) -> tuple[float, float]:
+        return left + macs / xticks[-1] * plot_w, base - (acc - lo) / (1 - lo) * plot_h
+
+    for v in xticks:
+        svg.line(left + v / xticks[-1] * plot_w, top, left + v / xticks[-1] * plot_w, base, "#dddddd")
+        svg.text(left + v / xticks[-1] * plot_w, base + 14, _tick_text(v), "middle", 10)
+    for v in (lo, (lo + 1) / 2, 1.0):
+        svg.text(left - 6, xy(0, v)[1] + 4, f"{100 * v:.0f} %", "end", 10)
+    svg.polyline([xy(m, a) for _, m, a in points], RED)
+    for name, m, a in points:
+        x, y = xy(m, a)
+        svg.rect(x - 3, y - 3, 6, 6, RED, f"{name}: {m:,} MACs, accuracy {100 * a:.1f} %")
+        svg.text(x + 6, y + 14 if name == "int8" else y - 6, name, size=10)  # int8 sits at its stage's MACs
+    svg.text(left, 12, "accuracy (float; int8 for the last point) against MACs", size=10)
+    svg.text(left + plot_w / 2, base + 34, "MACs per inference", "middle", 10)
+    return svg.render()
+
+
 def budgets(rows: list[dict]) -> str | None:
     if not rows:
         return None
