@@ -280,12 +280,31 @@ def test_a_factorization_that_would_not_lower_the_macs_is_skipped_and_said(tfk):
     assert "method=tucker or cp" in report["left_unfactorized"]["conv"]
 
 
+@pytest.mark.parametrize("method", ["tucker", "cp"])
+def test_a_mac_budget_finds_the_ratio_that_meets_it(tfk, method):
+    model = _conv_model(tfk)
+    new, report = create(StageSpec.parse(f"lowrank:method={method},macs=0.5")).factorize(model)
+    search = report["macs_search"]
+    assert "conv" in {r["layer"] for r in report["factorized"]}
+    assert 0.2 < search["macs_kept"] <= 0.5 and 0 < search["ratio_found"] <= 1  # whole ranks
+    # what the rows say adds up to the search's figure: the layers left alone count whole
+    after = sum(r["macs_after"] for r in report["factorized"])
+    left = search["macs_of_factorizable_layers"] - sum(r["macs_before"] for r in report["factorized"])
+    assert after + left == round(search["macs_kept"] * search["macs_of_factorizable_layers"]) or \
+        abs((after + left) / search["macs_of_factorizable_layers"] - search["macs_kept"]) < 1e-4
+    x = np.random.default_rng(0).normal(size=(2, 10, 10, 12)).astype(np.float32)
+    assert new(x).shape == model(x).shape
+    with pytest.raises(ConfigError, match="out of reach"):
+        create(StageSpec.parse(f"lowrank:method={method},macs=0.001")).factorize(model)
+
+
 @pytest.mark.parametrize("spec, words", [
+    ("lowrank:ratio=0.5,macs=0.5", "one of energy, ratio and macs"),
     ("lowrank:method=hosvd", "method"),
     ("channels:fraction=1.0", "fraction"),
     ("channels:criterion=l3", "criterion"),
     ("channels:scope=model", "scope"),
-    ("lowrank:energy=0.9,ratio=0.5", "either"),
+    ("lowrank:energy=0.9,ratio=0.5", "one of energy, ratio and macs"),
     ("lowrank:ratio=0", "ratio"),
 ])
 def test_bad_parameters_are_refused(spec, words):

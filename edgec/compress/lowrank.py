@@ -16,9 +16,11 @@ kxk Conv2D layers, with ``method = "tucker"`` or ``"cp"``
   norms so that int8 quantizes them alike.
 
 With ``method = "svd"`` (the default) kxk convolutions are left alone.
-The ranks come from ``ratio`` (of each mode's size; R of the output channels for CP)
-or from ``energy`` (the fraction of the squared singular values kept, of each
-channel unfolding for Tucker). A layer is left alone, and the report says
+The ranks come from ``ratio`` (of each mode's size; R of the output channels for CP),
+from ``energy`` (the fraction of the squared singular values kept, of each
+channel unfolding for Tucker), or from ``macs``: the fraction of the MACs of
+the layers the stage may factorize to keep, for which one ratio is searched
+(by bisection on the ranks' MACs; no decomposition is computed until it is found). A layer is left alone, and the report says
 why, when the factorization would not lower its MACs (kxk) or its weights
 (Dense, 1x1). Then the model is fine-tuned like after ``channels``.
 """
@@ -51,6 +53,8 @@ class LowRank(StructuralStage):
     class Params:
         energy: float | None = None     # keep this fraction of the singular value energy (default 0.9)
         ratio: float | None = None      # or: rank = ratio x min(in, out)
+        macs: float | None = None       # or: the fraction of the MACs of the layers it may factorize to keep
+        #                                 (one ratio for all of them, searched)
         multiple_of: int = 1            # round ranks up to a multiple of this
         method: str = "svd"             # kxk Conv2D: "tucker" or "cp" factorizes them; "svd" leaves them
         include: list | str = "*"       # layer name patterns to factorize
@@ -60,8 +64,10 @@ class LowRank(StructuralStage):
 
     def check_params(self) -> None:
         p = self.params
-        if p.energy is not None and p.ratio is not None:
-            raise self.fail("give either energy or ratio, not both")
+        if sum(x is not None for x in (p.energy, p.ratio, p.macs)) > 1:
+            raise self.fail("give one of energy, ratio and macs, not several")
+        if p.macs is not None:
+            in_range(self, "macs", p.macs, 0, 1, lo_open=True, hi_open=True)
         if p.energy is not None:
             in_range(self, "energy", p.energy, 0, 1, lo_open=True)
         if p.ratio is not None:
@@ -108,49 +114,95 @@ class LowRank(StructuralStage):
         root = np.sqrt(s[:r])
         parts = [("lowrank", (u[:, :r] * root).reshape(*kernel.shape[:-1], r)),
                  ("", (root[:, None] * vt[:r]).reshape(*kernel.shape[:-2], r, n_out))]
+        px = _pixels(layer.output.shape)
         return parts, {"method": "svd", "shape": [n_in, n_out], "rank": r, "max_rank": len(s),
                        "energy_kept": round(kept, 4), "kernel_weights_before": n_in * n_out,
-                       "kernel_weights_after": r * (n_in + n_out)}
+                       "kernel_weights_after": r * (n_in + n_out), "macs_before": px * n_in * n_out,
+                       "macs_after": px * r * (n_in + n_out)}
 
     def _ranks(self, spectrum: np.ndarray, size: int) -> int:
         return min(size, self.rank(spectrum)[0]) if self.params.ratio is None else \
             min(size, math.ceil(math.ceil(self.params.ratio * size) / self.params.multiple_of)
                 * self.params.multiple_of)
 
-    def _kxk(self, layer, kernel: np.ndarray) -> tuple[list, dict] | str:
-        """A kxk kernel as Tucker-2 or CP factors: ([(role, kernel)], report row), or why not."""
+    def _plan(self, layer, kernel: np.ndarray) -> tuple[list[int], int, int]:
+        """A kernel's ranks and its MACs before and after factorizing (no decomposition computed)."""
+        out_px = _pixels(layer.output.shape)
+        if kernel.ndim == 2 or kernel.shape[:2] == (1, 1):
+            n_in, n_out = int(np.prod(kernel.shape[:-1])), kernel.shape[-1]
+            r = self.rank(np.linalg.svd(kernel.reshape(n_in, n_out).astype(np.float64), compute_uv=False))[0]
+            return [r], out_px * n_in * n_out, out_px * r * (n_in + n_out)
         kh, kw, n_in, n_out = kernel.shape
         sh, sw = layer.strides
-        out_px = int(np.prod(layer.output.shape[1:3])) if None not in layer.output.shape[1:3] else 1
-        in_px = int(np.prod(layer.input.shape[1:3])) if None not in layer.input.shape[1:3] else out_px * sh * sw
-        mid_px = out_px * sw  # after the vertical pass (its rows strided, its columns not yet)
+        in_px = _pixels(layer.input.shape, out_px * sh * sw)
         before = out_px * kh * kw * n_in * n_out
         s_in, s_out = channel_spectra(kernel)
         if self.params.method == "tucker":
             r1, r2 = self._ranks(s_in, n_in), self._ranks(s_out, n_out)
+            return [r1, r2], before, in_px * n_in * r1 + out_px * kh * kw * r1 * r2 + out_px * r2 * n_out
+        r = self._ranks(s_out, n_out)
+        mid_px = out_px * sw  # after the vertical pass (its rows strided, its columns not yet)
+        return [r], before, in_px * n_in * r + mid_px * kh * r + out_px * kw * r + out_px * r * n_out
+
+    def _kxk(self, layer, kernel: np.ndarray) -> tuple[list, dict] | str:
+        """A kxk kernel as Tucker-2 or CP factors: ([(role, kernel)], report row), or why not."""
+        kh, kw, n_in, n_out = kernel.shape
+        ranks, before, after = self._plan(layer, kernel)
+        if after >= before:
+            return f"{self.params.method} ranks {ranks} take {after:,} MACs, not fewer than {before:,}"
+        if self.params.method == "tucker":
+            r1, r2 = ranks
             core, u, v, error = tucker2(kernel, r1, r2)
-            after = in_px * n_in * r1 + out_px * kh * kw * r1 * r2 + out_px * r2 * n_out
             parts = [("tucker_in", u.reshape(1, 1, n_in, r1)), ("tucker_core", core),
                      ("", v.T.reshape(1, 1, r2, n_out))]
-            ranks = [r1, r2]
             weights_after = n_in * r1 + kh * kw * r1 * r2 + r2 * n_out
         else:
-            r = self._ranks(s_out, n_out)
+            (r,) = ranks
             a, b, c, d, error = cp(kernel, r)
             scale = (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) * np.linalg.norm(c, axis=0)
                      * np.linalg.norm(d, axis=0)) ** 0.25
             a, b, c, d = (f / np.maximum(np.linalg.norm(f, axis=0), 1e-30) * scale for f in (a, b, c, d))
-            after = in_px * n_in * r + mid_px * kh * r + out_px * kw * r + out_px * r * n_out
             parts = [("cp_in", c.reshape(1, 1, n_in, r)), ("cp_vertical", a.reshape(kh, 1, r, 1)),
                      ("cp_horizontal", b.reshape(1, kw, r, 1)), ("", d.T.reshape(1, 1, r, n_out))]
-            ranks = [r]
             weights_after = r * (n_in + kh + kw + n_out)
         row = {"method": self.params.method, "shape": [kh, kw, n_in, n_out], "ranks": ranks,
                "relative_error": round(error, 6), "macs_before": before, "macs_after": after,
                "kernel_weights_before": kernel.size, "kernel_weights_after": weights_after}
-        if after >= before:
-            return (f"{self.params.method} ranks {ranks} take {after:,} MACs, not fewer than {before:,}")
         return parts, row
+
+    def _with_ratio(self, ratio: float) -> "LowRank":
+        stage = copy.copy(self)
+        stage.params = dataclasses.replace(self.params, ratio=ratio, macs=None, energy=None)
+        return stage
+
+    def _ratio_for_macs(self, layers: list) -> tuple[float, dict]:
+        """The largest ratio whose factorization keeps at most ``macs`` of the MACs of ``layers`` (those it
+        may factorize), by bisection on the MACs alone (ranks, not decompositions)."""
+        kernels = [(layer, layer.kernel.numpy()) for layer in layers]
+
+        def kept(ratio: float) -> tuple[int, int]:
+            stage = self._with_ratio(ratio)
+            before = after = 0
+            for layer, kernel in kernels:
+                _, b, a = stage._plan(layer, kernel)
+                before, after = before + b, after + min(a, b)  # a layer that would not shrink is left alone
+            return after, before
+
+        target = self.params.macs
+        low_after, before = kept(1e-6)
+        if low_after > target * before:
+            raise self.fail(f"macs={target:g} is out of reach: the lowest ranks keep {low_after / before:.1%} of "
+                            f"the {before:,} MACs of the layers it may factorize; raise macs")
+        lo, hi = 1e-6, 1.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            if kept(mid)[0] <= target * before:
+                lo = mid
+            else:
+                hi = mid
+        after, _ = kept(lo)
+        return lo, {"macs_target": target, "ratio_found": round(lo, 4), "macs_of_factorizable_layers": before,
+                    "macs_kept": round(after / before, 4)}
 
     def factorize(self, model, scope=None):
         """The factorized model (no training) and the per-layer report."""
@@ -159,6 +211,7 @@ class LowRank(StructuralStage):
         config = model.get_config()
         names = {layer.name for layer in model.layers}
         factors, rows, skipped = {}, [], {}
+        candidates = []
         for layer in model.layers:
             if not selects(layer.name, self.params.include, self.params.exclude) or not hasattr(layer, "kernel"):
                 continue
@@ -166,13 +219,19 @@ class LowRank(StructuralStage):
             if why is None and len(layer.inbound_nodes) != 1:
                 why = "called more than once"
             if why is None:
-                kernel = layer.kernel.numpy()
-                square = kernel.ndim == 2 or kernel.shape[:2] == (1, 1)
-                found = self._svd(layer, kernel) if square else self._kxk(layer, kernel)
-                why = found if isinstance(found, str) else None
-            if why is not None:
-                if type(layer) in (k.layers.Dense, k.layers.Conv2D):
-                    skipped[layer.name] = why
+                candidates.append(layer)
+            elif type(layer) in (k.layers.Dense, k.layers.Conv2D):
+                skipped[layer.name] = why
+        stage, searched = self, {}
+        if self.params.macs is not None and candidates:
+            ratio, searched = self._ratio_for_macs(candidates)
+            stage = self._with_ratio(ratio)
+        for layer in candidates:
+            kernel = layer.kernel.numpy()
+            square = kernel.ndim == 2 or kernel.shape[:2] == (1, 1)
+            found = stage._svd(layer, kernel) if square else stage._kxk(layer, kernel)
+            if isinstance(found, str):
+                skipped[layer.name] = found
                 continue
             parts, row = found
             named = []
@@ -211,7 +270,8 @@ class LowRank(StructuralStage):
                 weights[part] = [w]
             weights[name] = [parts[-1][2], *weights[name][1:]]
         new = from_config(model, config, weights, scope)
-        return new, {"factorized": rows, "left_unfactorized": skipped}
+        return new, {"factorized": rows, "left_unfactorized": skipped, **({"macs_search": searched} if searched
+                                                                            else {})}
 
     def smaller_model(self, model, ctx):
         return self.factorize(model, scope=ctx.scope())
@@ -242,3 +302,9 @@ def _factor_entry(k, entry: dict, role: str, name: str, w: np.ndarray) -> dict:
         if role in ("tucker_in", "cp_in"):  # the input 1x1 runs at the input's resolution
             new["config"].update(strides=[1, 1], padding="valid", dilation_rate=[1, 1])
     return new
+
+
+def _pixels(shape, otherwise: int = 1) -> int:
+    """Positions a layer's kernel is applied at: the product of the dimensions between batch and channels."""
+    dims = list(shape[1:-1])
+    return otherwise if None in dims else int(np.prod(dims)) if dims else 1
