@@ -22,7 +22,8 @@ channel unfolding for Tucker), or from ``macs``: the fraction of the MACs of
 the layers the stage may factorize to keep, for which one ratio is searched
 (by bisection on the ranks' MACs; no decomposition is computed until it is
 found). A layer is left alone, and the report says why, when the
-factorization would not lower its MACs (kxk) or its weights (Dense, 1x1). Then the model is fine-tuned like after ``channels``.
+factorization would not lower its MACs (kxk) or its weights (Dense, 1x1).
+Then the model is fine-tuned like after ``channels``.
 """
 
 from __future__ import annotations
