@@ -407,3 +407,19 @@ def test_unstructured_pruning_by_the_loss_zeroes_the_weights_the_loss_ignores(tf
         half = create(StageSpec.parse(f"prune:sparsity=0.5,schedule=constant,include=hidden,criterion={criterion}"))
         zero = half.run(model, ctx).get_layer("hidden").kernel.numpy() == 0
         assert zero.sum() == 12 and zero[:, 0].all()
+
+
+@pytest.mark.parametrize("spec", ["prune:sparsity=0.25,schedule=constant,include=hidden,criterion=hessian",
+                                  "prune:sparsity=0.25,schedule=constant,include=hidden,criterion=taylor"])
+def test_loss_ranked_pruning_runs_under_mirrored(tfk, spec):
+    """Under a tf.distribute strategy the variables take gradients only in a replica: the masks' scores
+    are computed there, and rank the same as without the strategy."""
+    from edgec.compress.base import Context
+    from edgec.config import TrainingConfig
+
+    model, x, y = _loss_ranked_model(tfk)
+    ctx = Context(x, y, x[:16], y[:16], TrainingConfig(epochs=1, batch_size=32, learning_rate=1e-6,
+                                                       strategy="mirrored"), progress=False)
+    stage = create(StageSpec.parse(spec))
+    zero = stage.run(model, ctx).get_layer("hidden").kernel.numpy() == 0
+    assert zero.sum() == 6 and zero[:, 0].all()

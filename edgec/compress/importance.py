@@ -46,13 +46,19 @@ def loss_source(model, ctx) -> tuple:
 
     if ctx.y_train is not None:
         name = ctx.training.loss if ctx.training.loss != "auto" else infer_loss(model, ctx.y_train)
-        return loss_object(name), ctx.y_train, "labels"
+        return _summed(loss_object(name)), ctx.y_train, "labels"
     from edgec.check.verification import predict
 
     act = output_activation(model)
     name = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
     targets = predict(model, ctx.x_train).reshape((-1, *model.outputs[0].shape[1:]))
-    return loss_object(name), targets, "the model's own outputs (no labels)"
+    return _summed(loss_object(name)), targets, "the model's own outputs (no labels)"
+
+
+def _summed(loss):
+    """``loss`` summed over the batch: a strategy's replica refuses the mean (the scores only compare)."""
+    loss.reduction = frameworks.tf_keras().losses.Reduction.SUM
+    return loss
 
 
 def _batches(ctx, y, batches: int):
@@ -76,25 +82,47 @@ def fisher_diagonal(model, ctx, variables: list, samples: int = FISHER_SAMPLES) 
     pick = rng.permutation(len(ctx.x_train))[:samples]
     for i in pick:
         x = tf.constant(ctx.x_train[i:i + 1])
-        with tf.GradientTape() as tape:
-            out = model(x, training=False)
-            flat = tf.reshape(out, (-1,))
+
+        def sampled_loss():
+            flat = tf.reshape(model(x, training=False), (-1,))
             p = flat.numpy().astype(np.float64)
             if act == "softmax":
                 p = np.clip(p, 0, None) / max(p.clip(0, None).sum(), 1e-12)
                 drawn = rng.choice(len(p), p=p)
-                loss = -tf.math.log(tf.maximum(flat[drawn], 1e-12))
-            elif act == "sigmoid":
-                drawn = (rng.random(len(p)) < np.clip(p, 0, 1)).astype(np.float32)
+                return -tf.math.log(tf.maximum(flat[drawn], 1e-12))
+            if act == "sigmoid":
+                bits = (rng.random(len(p)) < np.clip(p, 0, 1)).astype(np.float32)
                 q = tf.clip_by_value(flat, 1e-7, 1 - 1e-7)
-                loss = -tf.reduce_sum(drawn * tf.math.log(q) + (1 - drawn) * tf.math.log(1 - q))
-            else:  # a regression: a unit Gaussian around the output
-                drawn = (p + rng.normal(size=len(p))).astype(np.float32)
-                loss = 0.5 * tf.reduce_sum(tf.square(flat - drawn))
-        for total, g in zip(totals, tape.gradient(loss, variables)):
+                return -tf.reduce_sum(bits * tf.math.log(q) + (1 - bits) * tf.math.log(1 - q))
+            noisy = (p + rng.normal(size=len(p))).astype(np.float32)  # a regression: unit Gaussian noise
+            return 0.5 * tf.reduce_sum(tf.square(flat - noisy))
+
+        for total, g in zip(totals, _gradients(sampled_loss, variables)):
             if g is not None:
                 total += np.square(g.numpy())
     return [t / max(len(pick), 1) for t in totals]
+
+
+def _gradients(compute, variables: list) -> list:
+    """The gradients of ``compute()`` (a loss) for ``variables``."""
+    tf = frameworks.tf()
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = compute()
+        return tape.gradient(loss, variables)
+
+    return _in_replica(step)
+
+
+def _in_replica(fn) -> list:
+    """``fn()``; inside a ``tf.distribute`` strategy's scope (a training stage's callback) it runs in a
+    replica, where the strategy's variables take gradients, and the first replica's values are returned."""
+    tf = frameworks.tf()
+    if not tf.distribute.has_strategy() or not tf.distribute.in_cross_replica_context():
+        return fn()
+    strategy = tf.distribute.get_strategy()
+    return [None if r is None else strategy.experimental_local_results(r)[0] for r in strategy.run(fn)]
 
 
 def parameter_scores(model, ctx, variables: list, criterion: str, batches: int = BATCHES,
@@ -103,6 +131,7 @@ def parameter_scores(model, ctx, variables: list, criterion: str, batches: int =
     per batch, accumulated; "hessian": 1/2 h w^2, h by ``estimator``: the Fisher, or Hutchinson's with
     ``probes`` Rademacher vectors a batch), and what the loss was taken against. A negative Hutchinson
     estimate of h is noise (near a minimum the Hessian's diagonal is not negative): it counts as 0."""
+    model, variables = on_plain_copy(model, variables)
     if criterion == "hessian" and estimator == "fisher":
         h = fisher_diagonal(model, ctx, variables)
         return ([0.5 * d * np.square(v.numpy()) for d, v in zip(h, variables)],
@@ -117,20 +146,22 @@ def parameter_scores(model, ctx, variables: list, criterion: str, batches: int =
     for x, t in _batches(ctx, y, batches):
         x = tf.constant(x)
         if criterion == "taylor":
-            with tf.GradientTape() as tape:
-                loss = loss_fn(t, model(x, training=False))
-            for total, g, v in zip(totals, tape.gradient(loss, variables), variables):
+            grads = _gradients(lambda: loss_fn(t, model(x, training=False)), variables)
+            for total, g, v in zip(totals, grads, variables):
                 total += np.abs(g.numpy() * v.numpy())  # per weight; channels sum the signed terms instead
         else:
             for _ in range(probes):
                 z = [tf.constant(rng.choice([-1.0, 1.0], size=v.shape).astype(np.float32)) for v in variables]
-                with tf.GradientTape() as outer:
-                    with tf.GradientTape() as inner:
-                        loss = loss_fn(t, model(x, training=False))
-                    grads = inner.gradient(loss, variables)
-                    gz = tf.add_n([tf.reduce_sum(g * zi) for g, zi in zip(grads, z)])
-                hz = outer.gradient(gz, variables)
-                for total, h, zi in zip(totals, hz, z):
+
+                def hessian_times_z(z=z):
+                    with tf.GradientTape() as outer:
+                        with tf.GradientTape() as inner:
+                            loss = loss_fn(t, model(x, training=False))
+                        grads = inner.gradient(loss, variables)
+                        gz = tf.add_n([tf.reduce_sum(g * zi) for g, zi in zip(grads, z)])
+                    return outer.gradient(gz, variables)
+
+                for total, h, zi in zip(totals, _in_replica(hessian_times_z), z):
                     total += (zi * h).numpy() if h is not None else 0.0
                 count += 1
     if criterion == "hessian":
@@ -146,11 +177,14 @@ def channel_taylor(model, ctx, groups: dict, batches: int = BATCHES) -> tuple[di
     _require_labels(ctx)
     loss_fn, y, source = loss_source(model, ctx)
     flat = [v for parts in groups.values() for v, _ in parts]
+    model, plain = on_plain_copy(model, flat)
+    swap = {id(v): p for v, p in zip(flat, plain)}
+    groups = {key: [(swap[id(v)], axis) for v, axis in parts] for key, parts in groups.items()}
+    flat = plain
     scores: dict = {key: 0.0 for key in groups}
     for x, t in _batches(ctx, y, batches):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(t, model(tf.constant(x), training=False))
-        grads = dict(zip((id(v) for v in flat), tape.gradient(loss, flat)))
+        batch_loss = lambda x=x, t=t: loss_fn(t, model(tf.constant(x), training=False))  # noqa: E731
+        grads = dict(zip((id(v) for v in flat), _gradients(batch_loss, flat)))
         for key, parts in groups.items():
             per_batch = sum(_per_channel(grads[id(v)].numpy() * v.numpy(), axis) for v, axis in parts)
             scores[key] = scores[key] + np.abs(per_batch)
@@ -163,6 +197,20 @@ def channel_hessian(model, ctx, groups: dict, batches: int = BATCHES, estimator:
     per_weight, source = parameter_scores(model, ctx, flat, "hessian", batches, estimator=estimator)
     by_id = dict(zip((id(v) for v in flat), per_weight))
     return {key: sum(_per_channel(by_id[id(v)], axis) for v, axis in parts) for key, parts in groups.items()}, source
+
+
+def on_plain_copy(model, variables: list) -> tuple:
+    """``(model, variables)``, or for a model trained under a ``tf.distribute`` strategy (whose variables take
+    no gradient outside a replica) a copy with plain variables and its variables at the same places: the
+    scores are the same numbers, computed on the copy."""
+    tf = frameworks.tf()
+    if tf.distribute.has_strategy() or not any(isinstance(v, tf.distribute.DistributedValues) for v in variables):
+        return model, variables  # plain, or inside the strategy's scope (gradients are taken in a replica)
+    k = frameworks.tf_keras()
+    where = [next(i for i, w in enumerate(model.weights) if w is v) for v in variables]
+    copy = k.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy, [copy.weights[i] for i in where]
 
 
 def _require_labels(ctx) -> None:
