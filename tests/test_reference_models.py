@@ -68,3 +68,26 @@ def test_resnet8_tucker_at_half_rank_cuts_macs_by_40_percent_and_runs_in_tflite_
     data = (out / f"{report['model']['name']}.tflite").read_bytes()
     assert report["measurements"]["macs"] == read_tflite(data).macs <= 0.6 * stage["footprint"]["before"]["macs"]
     assert report["verification"]["micro_samples"] > 0 and report["verification"]["micro_vs_litert_max_lsb"] <= 1
+
+
+@pytest.mark.slow
+def test_resnet8_clustered_ships_lut_compressed_weights_bit_exact(tmp_path):
+    """ResNet-8 after cluster:clusters=16 (random inputs and labels: sizes only): the weights ship as 4-bit
+    tables, TFLite-Micro decodes them bit-exact, and the bytes and the arena are reported against int8."""
+    import numpy as np
+
+    src = shared_model("ic_resnet8.h5")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "random.npz"
+    np.savez(data, x=rng.normal(size=(128, 32, 32, 3)).astype(np.float32), y=rng.integers(0, 10, 128))
+    out = tmp_path / "out"
+    proc = run_cli("build", str(src), "--target", "cortex-m4", "--data", str(data), "--out", str(out), "--json",
+                   "--stage", "cluster:clusters=16,epochs=1", "--budget", "accuracy_drop=100%")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    lut = report["tflite"]["lut"]
+    assert lut["applied"] and lut["tflite_micro_bit_exact"]["bit_exact"]
+    assert sum(t["bits"] == 4 for t in lut["tensors"]) >= 6  # the 3x3 convs; small ones may not pay
+    rows = {r["name"]: r for r in report["stages"]}
+    assert rows["lut"]["tflite_bytes"] == lut["bytes_after"] < 0.7 * rows["int8"]["tflite_bytes"]
+    assert report["measurements"]["arena_bytes"] > 0
