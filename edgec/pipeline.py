@@ -197,12 +197,14 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     io = io_order(convert_from, tfl)
     # What ships: the int8 model, or its weights LUT-compressed (decoded by TFLite-Micro; LiteRT, the float
     # comparison and the generated C take the uncompressed model, whose outputs it reproduces bit for bit).
-    ship_bytes, ship, lut_section = tfl_bytes, tfl, None
+    ship_bytes, ship = tfl_bytes, tfl
+    lut_section: dict[str, Any] = {}
     if compress_lut.tflite:
         _log.info("compressing the weights into look-up tables")
         ship_bytes, lut_section = lut.compress_weights(tfl_bytes, tfl)
-        if lut_section["applied"]:
-            ship = read_tflite(ship_bytes, "LUT-compressed model", made_by=EDGEC_BUILT)
+    compressed = bool(lut_section.get("applied"))  # what ships is the LUT-compressed model (``ship``)
+    if compressed:
+        ship = read_tflite(ship_bytes, "LUT-compressed model", made_by=EDGEC_BUILT)
     clock.lap("convert")
 
     _log.info("measuring the TFLite-Micro arena")
@@ -238,7 +240,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             convert_from, calibration, x_val[:LAYER_ERROR_SAMPLES],
             per_tensor_fc=fc_quantization["chosen"] == "per-tensor", activations=cfg.activations)
     warnings += verification.pop("warnings")
-    if lut_section and lut_section["applied"]:
+    if compressed:
         lut_section["tflite_micro_bit_exact"] = lut.check_exact(
             tfl_bytes, ship_bytes, _quantized_inputs(x_val, tfl, io[0], cfg.micro_samples))
     clock.lap("verify")
@@ -253,14 +255,14 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
                                    _packed_samples(x_val, tfl, io[0], C_VERIFY_SAMPLES), lut=compress_lut.c)
         clock.lap("codegen")
     npu = compile_for_npu(ship_bytes, target)
-    measurements = measure(ship_bytes, ship, target, arena, npu=npu, codegen=codegen, host_latency=ship is tfl)
-    if ship is not tfl:  # LiteRT has no DECODE op: its host figure is the uncompressed model's
+    measurements = measure(ship_bytes, ship, target, arena, npu=npu, codegen=codegen, host_latency=not compressed)
+    if compressed:  # LiteRT has no DECODE op: its host figure is the uncompressed model's
         measurements.update(host_latency_section(litert.host_latency_ms(tfl_bytes)))
         measurements["host_latency"]["model"] = "the uncompressed int8 model (LiteRT has no DECODE op)"
     accuracy_drop = verification.get("accuracy_drop")
     if stage_rows:
         stage_rows.append(_int8_row(tfl_bytes, tfl, verification))
-        if ship is not tfl and lut_section:
+        if compressed:
             stage_rows.append(_lut_row(lut_section, verification))
         before = stage_rows[0].get("float_accuracy")
         if before is not None and verification.get("int8_accuracy") is not None:
@@ -274,7 +276,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
             row["layer"] = layer_of_op(keras_model, tfl, op) if op else row["tensor"]
         warnings += npu_warnings(measurements)
     warnings += latency_warnings(measurements)
-    if lut_section and lut_section["applied"]:
+    if compressed:
         warnings += _lut_warnings(lut_section, arena)
     if target.kind == "mcu" and (flag := sixteen_bit(tfl)):
         warnings.append(flag)
