@@ -237,3 +237,14 @@ def test_a_tflite_micro_without_decode_is_one_line_naming_its_version(lut_build,
                         lambda d, size: real(bytes(d).replace(b"TFLM_DECODE", b"TFLM_DECODX"), size))
     with pytest.raises(RuntimeCheckError, match=r"tflite-micro 0\.dev\d+\) has no DECODE op.*--lut off"):
         micro.load(data)
+
+
+def test_cluster_preserving_qat_keeps_the_weights_in_4_bit_tables(tmp_path):
+    """CQAT after clustering must keep each channel's value count: the LUT still takes 4 bits."""
+    proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
+                   "--stage", "cluster:clusters=16,epochs=1", "--stage", "qat:epochs=1",
+                   "--budget", "accuracy_drop=100%", "--out", tmp_path / "out", "--json")
+    assert proc.returncode == 0, proc.stderr
+    section = json.loads(proc.stdout)["tflite"]["lut"]
+    assert section["applied"] and section["tflite_micro_bit_exact"]["bit_exact"]
+    assert {t["tensor"].split("/")[1] for t in section["tensors"] if t["bits"] == 4} == {"quant_conv3", "quant_fc1"}
