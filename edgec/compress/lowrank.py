@@ -48,7 +48,7 @@ METHODS = ("svd", "tucker", "cp")
 class LowRank(StructuralStage):
     name = "lowrank"
     summary = ("low-rank factorization: truncated SVD of Dense and 1x1 Conv2D, Tucker-2 or CP of kxk Conv2D "
-               "(method=tucker|cp); ranks by ratio or energy kept")
+               "(method=tucker|cp); ranks by ratio, energy kept or a MAC budget (macs)")
 
     @dataclasses.dataclass(frozen=True)
     class Params:
