@@ -197,10 +197,11 @@ class EmitResult:
 
 
 def emit_c(tflite: str | Path, *, name: str | None = None, samples: int = 100, mcu: bool = True,
-           target: str = "cortex-m4", out: str | Path | None = None) -> EmitResult:
+           target: str = "cortex-m4", out: str | Path | None = None, lut: bool = False) -> EmitResult:
     """Interpreter-free C99 for an int8 ``.tflite``, proved bit-exact with TFLite-Micro on ``samples``
     probe inputs on the host and, with ``mcu`` and the ARM tools installed, under QEMU; written into
-    ``out`` if given (checked before any work).
+    ``out`` if given (checked before any work). ``lut``: conv and FC weights with at most 16 values per
+    output channel (a clustered model's) as indices and tables, where that takes less flash.
 
     Raises:
         UnsupportedOpError: an op the generator has no kernel for, named with its index.
@@ -213,7 +214,8 @@ def emit_c(tflite: str | Path, *, name: str | None = None, samples: int = 100, m
     data, tfl = read_tflite_file(str(tflite))
     try:
         gen, section = emit_and_verify(data, tfl, name or Path(tflite).stem, Path(tflite).name,
-                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off", target=profile)
+                                       probe_inputs(tfl, samples), mcu="auto" if mcu else "off", target=profile,
+                                       lut=lut)
     except UnsupportedOpError as exc:
         raise tfl.locate(exc) from None
     result = EmitResult({k: v.encode() for k, v in gen.files.items()}, section)

@@ -200,10 +200,14 @@ def check(model, target, budget, kernels, as_json, summary_md, quiet, verbose):
               help="Also build for a Cortex-M4 and run under QEMU (skipped, with a note, without the ARM tools).")
 @click.option("--target", "-t", default="cortex-m4", show_default=True,
               help="Target profile whose clock (and cycles_per_instruction) convert instructions to milliseconds.")
+@click.option("--lut", type=click.Choice(["on", "off"]), default="off", show_default=True,
+              help="Store conv and FC weights with at most 16 values per output channel (clustered, ternary, "
+                   "binary) as 1-4 bit indices and tables, where that takes less flash (the decode costs time).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was generated and measured as JSON on stdout.")
-def emit_c(model, out, name, samples, mcu, target, as_json):
+def emit_c(model, out, name, samples, mcu, target, lut, as_json):
     """Generate interpreter-free C99 for an int8 MODEL.tflite and prove it bit-exact with TFLite-Micro."""
-    section = api.emit_c(model, name=name, samples=samples, mcu=mcu, target=target, out=out).section
+    section = api.emit_c(model, name=name, samples=samples, mcu=mcu, target=target, out=out,
+                         lut=lut == "on").section
     if as_json:
         click.echo(json.dumps(section, indent=2))
     click.echo("\n".join([f"edgec emit-c: {section['name']}", *codegen_lines(section)]) + "\n", err=True, nl=False)

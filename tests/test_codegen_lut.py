@@ -104,3 +104,22 @@ def test_a_row_decoded_with_the_wrong_table_is_caught(clustered, tmp_path):
         good, "w = ec_lut_word(t0, x, 4 * bits, bits); (void)t1;")
     x = probe_inputs(tfl, 50)
     assert (toolchain.run_host(toolchain.build_host(gen, tmp_path), x, gen.output_bytes) != micro.run(data, x)).any()
+
+
+@needs_gcc
+def test_emit_c_packs_a_clustered_tflite_only_when_asked(clustered, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    data, _ = clustered
+    path = tmp_path / "clustered.tflite"
+    path.write_bytes(data)
+    plain = run_cli("emit-c", path, "--out", tmp_path / "plain", "--no-mcu", "--json")
+    packed = run_cli("emit-c", path, "--out", tmp_path / "packed", "--no-mcu", "--json", "--lut", "on")
+    assert plain.returncode == packed.returncode == 0, (plain.stderr, packed.stderr)
+    assert json.loads(plain.stdout)["lut_ops"] == []
+    section = json.loads(packed.stdout)
+    assert len(section["lut_ops"]) == 5 and section["host"]["bit_exact"]
+    assert "indices and a table per channel" in packed.stderr
+    assert "struct ec_lut" in (tmp_path / "packed" / "clustered_infer.c").read_text()
