@@ -31,6 +31,16 @@ def deployed_weights(model) -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
+def mac_kernel(layer, k):
+    """The multiply-accumulate weights (a variable) of a conv, transposed conv, depthwise or dense layer of
+    tf_keras ``k``, else None."""
+    if isinstance(layer, k.layers.DepthwiseConv2D):
+        return layer.depthwise_kernel
+    if isinstance(layer, (k.layers.Conv1D, k.layers.Conv2D, k.layers.Dense)):  # Conv2DTranspose is a Conv2D
+        return layer.kernel
+    return None
+
+
 def kernels(model) -> list[tuple[str, np.ndarray]]:
     """(layer, kernel values) for the multiply-accumulate weights (conv, depthwise, dense)."""
     return [(layer, v) for layer, short, v in deployed_weights(model) if short.endswith("kernel")]

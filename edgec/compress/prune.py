@@ -24,7 +24,7 @@ from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
 from edgec.compress.importance import ESTIMATORS
-from edgec.compress.metrics import kernels
+from edgec.compress.metrics import kernels, mac_kernel
 from edgec.compress.training import fit
 
 _log = logging.getLogger(__name__)
@@ -210,25 +210,18 @@ class Prune(Stage):
         epochs = self.epochs(ctx)
         sched = self.schedule_steps(ctx.steps_per_epoch, epochs)
         model = in_strategy(model, ctx)
-        layers = [layer for layer in model.layers if _kernel(layer, k) is not None
+        layers = [layer for layer in model.layers if mac_kernel(layer, k) is not None
                   and selects(layer.name, p.include, p.exclude)]
         if not layers:
             raise self.fail("no layer matches include/exclude; check the layer name patterns")
         with ctx.scope():
             compile_for_training(model, ctx, self.name)
-        masks = _loss_masks(k, self, model, ctx, [_kernel(layer, k) for layer in layers], sched)
+        masks = _loss_masks(k, self, model, ctx, [mac_kernel(layer, k) for layer in layers], sched)
         logs = fit(model, ctx, self.name, epochs, callbacks=[masks])
         self.extra = {"pruned_layers": [layer.name for layer in layers], "schedule_steps": sched,
                       "criterion": p.criterion, "ranked_on": masks.ranked_on, "mask_updates": masks.updates,
                       "train_logs": logs}
         return model
-
-
-def _kernel(layer, k):
-    if isinstance(layer, k.layers.DepthwiseConv2D):
-        return layer.depthwise_kernel
-    return getattr(layer, "kernel", None) if isinstance(layer, (k.layers.Conv1D, k.layers.Conv2D, k.layers.Dense)) \
-        else None
 
 
 def _loss_masks(k, stage: Prune, model, ctx, variables: list, sched: dict):

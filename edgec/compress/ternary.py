@@ -22,6 +22,7 @@ import numpy as np
 from edgec import frameworks
 from edgec.compress import register
 from edgec.compress.base import Stage, in_range, selects
+from edgec.compress.metrics import mac_kernel
 from edgec.compress.training import compile_for_training, fit, in_strategy
 
 
@@ -117,13 +118,9 @@ class _SignStage(Stage):
 
 
 def _kernel(layer, k):
-    """The multiply-accumulate weights of a conv, depthwise or dense layer, else None."""
-    if isinstance(layer, k.layers.DepthwiseConv2D):
-        return layer.depthwise_kernel
-    if isinstance(layer, (k.layers.Conv2D, k.layers.Conv1D, k.layers.Dense)) and not isinstance(
-            layer, k.layers.Conv2DTranspose):
-        return layer.kernel
-    return None
+    """The multiply-accumulate weights it constrains, else None: not a transposed convolution's, whose output
+    channels are not its kernel's last axis."""
+    return None if isinstance(layer, k.layers.Conv2DTranspose) else mac_kernel(layer, k)
 
 
 def _zeros(step: Any) -> float:
