@@ -86,9 +86,6 @@ def out_of_strategy(model, ctx: Context):
     in the same order) into a copy built outside the strategy."""
     if ctx.training.strategy != "multi_worker_mirrored":
         return model
-    from edgec import frameworks
+    from edgec.compress.training import copy_model
 
-    k = frameworks.tf_keras()
-    clone = k.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
+    return copy_model(model)

@@ -42,17 +42,14 @@ ESTIMATORS = ("fisher", "hutchinson")
 def loss_source(model, ctx) -> tuple:
     """``(loss object, targets, what they are)``: the labels' loss, or the loss against the model's own
     outputs (the unpruned model as teacher) where the data has no labels."""
-    from edgec.compress.training import infer_loss, loss_object, output_activation
+    from edgec.compress.training import loss_name, loss_object, teacher_loss
 
     if ctx.y_train is not None:
-        name = ctx.training.loss if ctx.training.loss != "auto" else infer_loss(model, ctx.y_train)
-        return _summed(loss_object(name)), ctx.y_train, "labels"
+        return _summed(loss_object(loss_name(model, ctx))), ctx.y_train, "labels"
     from edgec.check.verification import predict
 
-    act = output_activation(model)
-    name = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
     targets = predict(model, ctx.x_train).reshape((-1, *model.outputs[0].shape[1:]))
-    return _summed(loss_object(name)), targets, "the model's own outputs (no labels)"
+    return _summed(loss_object(teacher_loss(model))), targets, "the model's own outputs (no labels)"
 
 
 def _summed(loss):
@@ -206,10 +203,10 @@ def on_plain_copy(model, variables: list) -> tuple:
     tf = frameworks.tf()
     if tf.distribute.has_strategy() or not any(isinstance(v, tf.distribute.DistributedValues) for v in variables):
         return model, variables  # plain, or inside the strategy's scope (gradients are taken in a replica)
-    k = frameworks.tf_keras()
+    from edgec.compress.training import copy_model
+
     where = [next(i for i, w in enumerate(model.weights) if w is v) for v in variables]
-    copy = k.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model)
     return copy, [copy.weights[i] for i in where]
 
 

@@ -64,10 +64,14 @@ def in_strategy(model, ctx):
     """
     if ctx.training.strategy == "default":
         return model
-    k = frameworks.tf_keras()
     with ctx.scope():
-        clone = k.models.clone_model(model)
-        clone.set_weights(model.get_weights())
+        return copy_model(model)
+
+
+def copy_model(model):
+    """A copy of ``model`` with its weights, its variables made in whichever strategy scope is active."""
+    clone = frameworks.tf_keras().models.clone_model(model)
+    clone.set_weights(model.get_weights())
     return clone
 
 
@@ -127,6 +131,17 @@ def metrics_for(loss: str) -> list:
     return []
 
 
+def loss_name(model, ctx) -> str:
+    """The recipe's loss, or (``auto``) the one ``model``'s output and the labels call for."""
+    return ctx.training.loss if ctx.training.loss != "auto" else infer_loss(model, ctx.y_train)
+
+
+def teacher_loss(reference) -> str:
+    """The loss for training on ``reference``'s own outputs (no labels), by its output activation."""
+    act = output_activation(reference)
+    return {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
+
+
 def compile_for_training(model, ctx, stage: str, loss_from=None, learning_rate: float | None = None) -> str:
     """Compile ``model`` with the recipe's optimizer and (inferred) loss; return the loss name.
 
@@ -137,7 +152,7 @@ def compile_for_training(model, ctx, stage: str, loss_from=None, learning_rate: 
     if ctx.y_train is None:
         raise DataError(f"stage '{stage}' fine-tunes the model and needs labels, but the data has none; "
                         "give y (or y_train/y_val) in the data, or use only a distill stage with a teacher")
-    loss = ctx.training.loss if ctx.training.loss != "auto" else infer_loss(loss_from or model, ctx.y_train)
+    loss = loss_name(loss_from or model, ctx)
     training = ctx.training if learning_rate is None else dataclasses.replace(ctx.training, learning_rate=learning_rate)
     model.compile(optimizer=optimizer(training), loss=loss_object(loss), metrics=metrics_for(loss))
     return loss
@@ -204,8 +219,7 @@ def fine_tune(model, ctx, stage: str, epochs: int, reference=None, learning_rate
         return fit(model, ctx, stage, epochs)
     from edgec.check.verification import predict
 
-    act = output_activation(reference)
-    loss = {"softmax": "categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(act or "", "mse")
+    loss = teacher_loss(reference)
     training = ctx.training if learning_rate is None else dataclasses.replace(ctx.training, learning_rate=learning_rate)
     shape = (-1, *model.outputs[0].shape[1:])
     targets = predict(reference, ctx.x_train).reshape(shape)
