@@ -126,18 +126,19 @@ class LowRank(StructuralStage):
             min(size, math.ceil(math.ceil(self.params.ratio * size) / self.params.multiple_of)
                 * self.params.multiple_of)
 
-    def _plan(self, layer, kernel: np.ndarray) -> tuple[list[int], int, int]:
-        """A kernel's ranks and its MACs before and after factorizing (no decomposition computed)."""
+    def _plan(self, layer, kernel: np.ndarray, spectra: tuple) -> tuple[list[int], int, int]:
+        """A kernel's ranks and its MACs before and after factorizing (no decomposition computed), given its
+        ``spectra`` (:func:`_spectra`)."""
         out_px = _pixels(layer.output.shape)
-        if kernel.ndim == 2 or kernel.shape[:2] == (1, 1):
+        if _square(kernel):
             n_in, n_out = int(np.prod(kernel.shape[:-1])), kernel.shape[-1]
-            r = self.rank(np.linalg.svd(kernel.reshape(n_in, n_out).astype(np.float64), compute_uv=False))[0]
+            r = self.rank(spectra[0])[0]
             return [r], out_px * n_in * n_out, out_px * r * (n_in + n_out)
         kh, kw, n_in, n_out = kernel.shape
         sh, sw = layer.strides
         in_px = _pixels(layer.input.shape, out_px * sh * sw)
         before = out_px * kh * kw * n_in * n_out
-        s_in, s_out = channel_spectra(kernel)
+        s_in, s_out = spectra
         if self.params.method == "tucker":
             r1, r2 = self._ranks(s_in, n_in), self._ranks(s_out, n_out)
             return [r1, r2], before, in_px * n_in * r1 + out_px * kh * kw * r1 * r2 + out_px * r2 * n_out
@@ -148,7 +149,7 @@ class LowRank(StructuralStage):
     def _kxk(self, layer, kernel: np.ndarray) -> tuple[list, dict] | str:
         """A kxk kernel as Tucker-2 or CP factors: ([(role, kernel)], report row), or why not."""
         kh, kw, n_in, n_out = kernel.shape
-        ranks, before, after = self._plan(layer, kernel)
+        ranks, before, after = self._plan(layer, kernel, _spectra(kernel))
         if after >= before:
             return f"{self.params.method} ranks {ranks} take {after:,} MACs, not fewer than {before:,}"
         if self.params.method == "tucker":
@@ -179,13 +180,14 @@ class LowRank(StructuralStage):
     def _ratio_for_macs(self, layers: list) -> tuple[float, dict]:
         """The largest ratio whose factorization keeps at most ``macs`` of the MACs of ``layers`` (those it
         may factorize), by bisection on the MACs alone (ranks, not decompositions)."""
-        kernels = [(layer, layer.kernel.numpy()) for layer in layers]
+        values = [layer.kernel.numpy() for layer in layers]
+        kernels = [(layer, kernel, _spectra(kernel)) for layer, kernel in zip(layers, values)]  # once, not per step
 
         def kept(ratio: float) -> tuple[int, int]:
             stage = self._with_ratio(ratio)
             before = after = 0
-            for layer, kernel in kernels:
-                _, b, a = stage._plan(layer, kernel)
+            for layer, kernel, spectra in kernels:
+                _, b, a = stage._plan(layer, kernel, spectra)
                 before, after = before + b, after + min(a, b)  # a layer that would not shrink is left alone
             return after, before
 
@@ -229,8 +231,7 @@ class LowRank(StructuralStage):
             stage = self._with_ratio(ratio)
         for layer in candidates:
             kernel = layer.kernel.numpy()
-            square = kernel.ndim == 2 or kernel.shape[:2] == (1, 1)
-            found = stage._svd(layer, kernel) if square else stage._kxk(layer, kernel)
+            found = stage._svd(layer, kernel) if _square(kernel) else stage._kxk(layer, kernel)
             if isinstance(found, str):
                 skipped[layer.name] = found
                 continue
@@ -303,6 +304,19 @@ def _factor_entry(k, entry: dict, role: str, name: str, w: np.ndarray) -> dict:
         if role in ("tucker_in", "cp_in"):  # the input 1x1 runs at the input's resolution
             new["config"].update(strides=[1, 1], padding="valid", dilation_rate=[1, 1])
     return new
+
+
+def _square(kernel: np.ndarray) -> bool:
+    """A Dense or 1x1 kernel: one matrix, factorized by SVD."""
+    return kernel.ndim == 2 or kernel.shape[:2] == (1, 1)
+
+
+def _spectra(kernel: np.ndarray) -> tuple:
+    """What the ranks are read from: the singular values of a Dense or 1x1 kernel's matrix, or of a kxk
+    kernel's input- and output-channel unfoldings."""
+    if _square(kernel):
+        return (np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]).astype(np.float64), compute_uv=False),)
+    return channel_spectra(kernel)
 
 
 def _pixels(shape, otherwise: int = 1) -> int:
