@@ -137,15 +137,15 @@ def _io_macros(up: str, kind: str, tensors: list) -> list[str]:
     return lines
 
 
-def _lut_bits(tfl: TFLiteModel, data: bytes) -> dict[int, int]:
-    """op index -> index bits, for the products whose packed weights save more flash than the decoder
-    for their width adds."""
+def _lut_choices(tfl: TFLiteModel, data: bytes) -> dict[int, op_registry.LutChoice]:
+    """op index -> how its weights are packed, for the products whose packed weights save more flash than
+    the decoder for their width adds."""
     choices = {op.index: c for op in tfl.ops if (c := op_registry.lut_choice(tfl, data, op))}
     saved: dict[int, int] = {}
-    for bits, total in choices.values():
-        saved[bits] = saved.get(bits, 0) + total
+    for c in choices.values():
+        saved[c.bits] = saved.get(c.bits, 0) + c.saved
     kept = lut_widths(saved)
-    return {k: bits for k, (bits, _) in choices.items() if bits in kept}
+    return {k: c for k, c in choices.items() if c.bits in kept}
 
 
 def _lut_defines(lut_bits: dict[int, int]) -> str:
@@ -187,9 +187,10 @@ def generate(data: bytes, tfl: TFLiteModel, name: str, source: str = "model", lu
         except (op_registry.Unsupported, ValueError, KeyError):
             return otherwise
 
-    lut_bits = _lut_bits(tfl, data) if lut else {}
-    scratch = {op.index: ask(op, "scratch", 0) + (op_registry.lut_scratch(tfl, data, op) if op.index in lut_bits
-                                                   else 0) for op in tfl.ops}
+    packed = _lut_choices(tfl, data) if lut else {}
+    lut_bits = {k: c.bits for k, c in packed.items()}
+    scratch = {op.index: ask(op, "scratch", 0) + (packed[op.index].scratch if op.index in packed else 0)
+               for op in tfl.ops}
     layout = plan(tfl, aliases, scratch, lambda op: ask(op, "overlap", None))
     em = _Emitter(name, data, tfl, layout, lut_bits)
     calls, kernels = [], []

@@ -172,26 +172,28 @@ def _product_weights(tfl, data: bytes, op) -> tuple[np.ndarray, int, int] | None
     return w2d, _ceil4(w2d.shape[1]), w2d.shape[0] // groups
 
 
-def lut_choice(tfl, data: bytes, op) -> tuple[int, int] | None:
-    """(index bits, bytes saved) where a product's weights take fewer bytes as indices and tables
-    (:mod:`edgec.emit.codegen.lut`); None where plain int8 bytes are smaller or the op has none."""
+class LutChoice(NamedTuple):
+    """How a product's weights are stored as indices and tables (:mod:`edgec.emit.codegen.lut`)."""
+
+    bits: int     # index bits
+    saved: int    # flash bytes saved against plain int8
+    scratch: int  # bytes of decoded weights in its scratch buffer: a group's rows for a convolution (every
+    #               pixel reads them), a pair of rows for a fully connected layer (read once)
+
+
+def lut_choice(tfl, data: bytes, op) -> LutChoice | None:
+    """How a CONV_2D's or FULLY_CONNECTED's weights take fewer bytes as indices and tables; None where plain
+    int8 bytes are smaller or the op has no such weights."""
     found = _product_weights(tfl, data, op)
     if found is None:
         return None
-    w2d, k4, _ = found
+    w2d, k4, group_rows = found
     bits = lut.choose(w2d, k4)
+    if bits is None:
+        return None
     even = w2d.shape[0] + w2d.shape[0] % 2
-    return None if bits is None else (bits, even * k4 - lut.packed_bytes(even, k4, bits))
-
-
-def lut_scratch(tfl, data: bytes, op) -> int:
-    """The decoded weights' bytes in the scratch buffer: a group's rows for a convolution (every pixel reads
-    them), a pair of rows for a fully connected layer (read once)."""
-    found = _product_weights(tfl, data, op)
-    if found is None:
-        return 0
-    _, k4, group_rows = found
-    return 2 * k4 if op.name == "FULLY_CONNECTED" else (group_rows + group_rows % 2) * k4
+    scratch = 2 * k4 if op.name == "FULLY_CONNECTED" else (group_rows + group_rows % 2) * k4
+    return LutChoice(bits, even * k4 - lut.packed_bytes(even, k4, bits), scratch)
 
 
 def conv_2d(em, op) -> str:
