@@ -79,8 +79,8 @@ def build(cfg: BuildConfig, progress: bool = True) -> Report:
 
 DISTRIBUTED_NOTE = ("each worker trains on its shard of every batch and the gradients are summed across workers, "
                     "so the trained weights depend on the number of workers and the order of the all-reduce: a "
-                    "run with the same seed and worker count repeats, a single-process run gives a different "
-                    "model of the same structure")
+                    "single-process run gives a different model of the same structure; that a run with the same "
+                    "seed and worker count repeats its bytes is not guaranteed")
 
 
 @dataclasses.dataclass
