@@ -18,7 +18,6 @@ model's bit for bit; :func:`check_exact` proves it on the build's samples.
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import logging
 import math
 import tempfile
@@ -31,6 +30,7 @@ import numpy as np
 from edgec.errors import RuntimeCheckError
 from edgec.load.flatbuffer_check import DECODE_OP
 from edgec.load.tflite_file import TFLiteModel, constant_values, pack, schema
+from edgec.runtime import micro
 
 _log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def compress_weights(data: bytes, tfl: TFLiteModel, max_bits: int = MAX_BITS) ->
     chosen = [c for c in choices if c.bits is not None]
     section: dict[str, Any] = {"applied": False, "tensors": [c.to_dict() for c in choices],
                                "bytes_before": len(data), "bytes_after": len(data),
-                               "tflite_micro": tflite_micro_version()}
+                               "tflite_micro": micro.version()}
     if not chosen:
         section["why_not"] = "no weight tensor has few enough distinct values per channel to pay"
         return data, section
@@ -164,13 +164,6 @@ def _bits_per_weight(choices: list[Choice]) -> float:
     return round(8 * sum(c.bytes_after for c in choices) / n, 3) if n else 8.0
 
 
-def tflite_micro_version() -> str:
-    try:
-        return importlib.metadata.version("tflite-micro")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _compress(data: bytes, chosen: list[Choice]) -> bytes:
     """TFLite-Micro's compressor on ``chosen``; then the encoded tensors' stale quantization dropped (its
     model editor leaves the weights' per-channel scales on the packed bytes, which no kernel reads) and
@@ -180,9 +173,8 @@ def _compress(data: bytes, chosen: list[Choice]) -> bytes:
         from tflite_micro.tensorflow.lite.micro.compression.compress import compress
         from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper as align
     except ImportError as exc:
-        raise RuntimeCheckError(f"the installed tflite-micro ({tflite_micro_version()}) has no weight compression "
-                                f"({exc}); install tflite-micro>=0.dev20261023182759, or build with "
-                                "--weights-lut off") from None
+        raise RuntimeCheckError(f"the installed tflite-micro ({micro.version()}) has no weight compression "
+                                f"({exc}); install {micro.WITH_DECODE}, or build with --lut off") from None
     specs = [spec.Tensor(0, c.tensor, [spec.LookUpTableCompression(
         c.bits, spec.PerTensor() if c.axis is None else spec.PerChannel(c.axis))]) for c in chosen]
     with warnings.catch_warnings():
@@ -212,8 +204,6 @@ def check_exact(plain: bytes, compressed: bytes, inputs_q: list[np.ndarray]) -> 
     Raises:
         RuntimeError: an output differs (the decode is exact: a bug in edgec or TFLite-Micro).
     """
-    from edgec.runtime import micro
-
     a = micro.run_many(plain, inputs_q)
     b = micro.run_many(compressed, inputs_q)
     differ = np.zeros(len(a[0]), bool)

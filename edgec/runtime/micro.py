@@ -80,6 +80,20 @@ def arena_32bit(head: int, record: str) -> int | None:
     return head + tail + sum(kinds[k][0] for k in _KEPT_32BIT) + _UNITEMIZED_32BIT
 
 
+# The first tflite-micro wheel with both halves of LUT weight compression (the compressor and DECODE).
+WITH_DECODE = "tflite-micro>=0.dev20261023182759"
+
+
+def version() -> str:
+    """The installed tflite-micro's version."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tflite-micro")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def _has_decode(data: bytes) -> bool:
     """Whether the model holds TFLite-Micro's DECODE custom op (LUT-compressed weights)."""
     if not data:
@@ -119,12 +133,9 @@ def _refusal(log_text: str, data: bytes = b"") -> RuntimeCheckError:
     lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
     text = "\n".join(lines)
     if _MISSING_CUSTOM in text and _has_decode(data):
-        from importlib.metadata import version
-
-        return RuntimeCheckError(f"the installed TFLite-Micro (tflite-micro {version('tflite-micro')}) has no DECODE "
-                                 "op, which this model's LUT-compressed weights need; install the version edgec "
-                                 "depends on (pip install --upgrade 'tflite-micro>=0.dev20261023182759'), or build "
-                                 "with --lut off")
+        return RuntimeCheckError(f"the installed TFLite-Micro (tflite-micro {version()}) has no DECODE op, which "
+                                 "this model's LUT-compressed weights need; install the version edgec depends on "
+                                 f"(pip install --upgrade '{WITH_DECODE}'), or build with --lut off")
     if _MISSING_CUSTOM in text:
         return UnsupportedOpError("TFLite-Micro", "CUSTOM", None, "TFLite-Micro has no kernel registered for it")
     if m := _MISSING.search(text):
