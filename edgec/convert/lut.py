@@ -29,7 +29,7 @@ import numpy as np
 
 from edgec.errors import RuntimeCheckError
 from edgec.load.flatbuffer_check import DECODE_OP
-from edgec.load.tflite_file import TFLiteModel, constant_values, pack, schema
+from edgec.load.tflite_file import TFLiteModel, constant_values, pack, schema, weight_inputs
 from edgec.runtime import micro
 
 _log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def decode_bytes(name: str) -> int:
     return 192 + 2 * len(name.encode())
 
 _HEADER = 16  # TFLite-Micro's DECODE common metadata, before the value tables
-# The weights input of each op kind whose weights are compressed, and the axis of its output channels.
-WEIGHT_INPUT = {"CONV_2D": (1, 0), "DEPTHWISE_CONV_2D": (1, 3), "FULLY_CONNECTED": (1, 0), "TRANSPOSE_CONV": (1, 0)}
+# The axis of the output channels in the weights of each op kind whose weights are compressed.
+CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,19 +88,15 @@ def choose(data: bytes, tfl: TFLiteModel, max_bits: int = MAX_BITS) -> list[Choi
     transposed-conv op (a tensor several ops share is judged once)."""
     out: list[Choice] = []
     seen: set[int] = set()
-    for op in tfl.ops:
-        if op.name not in WEIGHT_INPUT or len(op.inputs) <= WEIGHT_INPUT[op.name][0]:
-            continue
-        slot, channel_axis = WEIGHT_INPUT[op.name]
-        index = op.inputs[slot]
+    for op, index in weight_inputs(tfl):
         t = tfl.tensors[index]
-        if index < 0 or index in seen or t.dtype != "int8" or not t.is_constant:
+        if index in seen or not t.is_constant:
             continue
         seen.add(index)
         values = constant_values(data, tfl, index)
         if values is None or values.size == 0:
             continue
-        out.append(_choose_one(t, op.name, values, channel_axis, max_bits))
+        out.append(_choose_one(t, op.name, values, CHANNEL_AXIS[op.name], max_bits))
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -560,15 +560,20 @@ def constant_values(data: bytes, tfl: TFLiteModel, index: int) -> np.ndarray | N
     return values.reshape(t.shape) if values.size == t.elements else values
 
 
-def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]:
-    """(op index, int8 weight values) of every conv/depthwise/fully-connected op with constant weights."""
-    out = []
+def weight_inputs(tfl: TFLiteModel) -> Iterator[tuple[Op, int]]:
+    """(op, weight tensor index) of every conv/depthwise/fully-connected/transposed-conv op with int8 weights."""
     for op in tfl.ops:
         if op.name not in _WEIGHT_OPS or len(op.inputs) < 2:
             continue
         w_index = op.inputs[1]  # TRANSPOSE_CONV's too: its inputs are output shape, weights, input
-        if tfl.tensors[w_index].dtype != "int8":
-            continue
+        if w_index >= 0 and tfl.tensors[w_index].dtype == "int8":
+            yield op, w_index
+
+
+def weight_arrays(data: bytes, tfl: TFLiteModel) -> list[tuple[int, np.ndarray]]:
+    """(op index, int8 weight values) of every conv/depthwise/fully-connected op with constant weights."""
+    out = []
+    for op, w_index in weight_inputs(tfl):
         values = constant_values(data, tfl, w_index)
         if values is not None:
             out.append((op.index, values.reshape(-1)))
