@@ -142,6 +142,17 @@ def run_timed(cmd: list[str]) -> float:
     return seconds
 
 
+def build_report(model: Path, data: str | Path, out: Path, stages=(), seed: int = 0, **settings) -> dict:
+    """One ``cortex-m4`` build by edgec's own pipeline in this process (``settings``: more BuildConfig
+    fields); its report.json as a dict."""
+    from edgec.config import BuildConfig, StageSpec
+    from edgec.pipeline import build as run_build
+
+    cfg = BuildConfig(model=str(model), data=str(data), target="cortex-m4", out=str(out), seed=seed,
+                      stages=tuple(StageSpec.parse(s) for s in stages), **settings)
+    return run_build(cfg, progress=False).to_dict()
+
+
 def edgec_build(model: Path, data: str | Path, out: Path, *extra: str) -> Path:
     """``edgec build`` through the CLI, as a user runs it; the int8 .tflite it wrote."""
     proc = subprocess.run(EDGEC + ["build", str(model), "--target", "cortex-m4", "--data", str(data),

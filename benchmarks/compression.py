@@ -12,7 +12,7 @@ import gzip
 import tempfile
 from pathlib import Path
 
-from common import SAMPLE, SHARED
+from common import SAMPLE, SHARED, build_report
 from edgec.report.markdown import md_table
 
 RECIPES = {
@@ -42,13 +42,8 @@ def make_student(path: Path) -> int:
 
 
 def build(out: Path, stages: list[str], seed: int = 0) -> dict:
-    from edgec.config import BuildConfig, StageSpec
-    from edgec.pipeline import build as run_build
-
-    cfg = BuildConfig(model=str(SAMPLE / "digits.keras"), data=str(SAMPLE / "digits.npz"), target="cortex-m4",
-                      out=str(out), seed=seed, stages=tuple(StageSpec.parse(s) for s in stages),
-                      budgets=(("accuracy_drop", 1.0),))
-    report = run_build(cfg, progress=False).to_dict()
+    report = build_report(SAMPLE / "digits.keras", SAMPLE / "digits.npz", out, stages, seed,
+                          budgets=(("accuracy_drop", 1.0),))
     tflite = (out / "digits.tflite").read_bytes()
     from edgec.load.tflite_file import read_tflite, weight_sparsity
 
@@ -65,12 +60,7 @@ def resnet8_channels(tmp: Path) -> dict | None:
     model = SHARED / "ic_resnet8.h5"
     if not model.exists():
         return None
-    from edgec.config import BuildConfig, StageSpec
-    from edgec.pipeline import build as run_build
-
-    cfg = BuildConfig(model=str(model), data="random", target="cortex-m4", out=str(tmp / "resnet8"),
-                      stages=(StageSpec.parse("channels:fraction=0.5,epochs=1"),))
-    report = run_build(cfg, progress=False).to_dict()
+    report = build_report(model, "random", tmp / "resnet8", ["channels:fraction=0.5,epochs=1"])
     return report["stages"][1]["footprint"]
 
 

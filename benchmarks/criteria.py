@@ -10,7 +10,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import SAMPLE, SHARED
+from common import SAMPLE, SHARED, build_report
 from edgec.report.markdown import md_table
 
 CHANNEL_CRITERIA = ("l1", "taylor", "hessian")
@@ -25,12 +25,7 @@ LOWRANK = {  # label -> recipe; macs: the fraction of the MACs of the layers eac
 
 
 def _build(model: Path, data: str, out: Path, stage: str, seed: int = 0) -> dict:
-    from edgec.config import BuildConfig, StageSpec
-    from edgec.pipeline import build as run_build
-
-    cfg = BuildConfig(model=str(model), data=data, target="cortex-m4", out=str(out), seed=seed,
-                      stages=(StageSpec.parse(stage),))
-    report = run_build(cfg, progress=False).to_dict()
+    report = build_report(model, data, out, [stage], seed)
     row = report["stages"][1]
     return {"stage": stage, "seed": seed, "int8_accuracy": report["verification"].get("int8_accuracy"),
             "float_accuracy_after": row.get("float_accuracy"), "footprint": row["footprint"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from common import SAMPLE, SHARED
+from common import SAMPLE, SHARED, build_report
 from edgec.report.markdown import md_table
 
 SAMPLE_RECIPES = {
@@ -28,12 +28,7 @@ SHARED_RUNS = (  # (label, model path under ../shared/models, recipe): random da
 
 
 def _build(model: Path, data: str, out: Path, stages: list[str], lut: str) -> dict:
-    from edgec.config import BuildConfig, StageSpec
-    from edgec.pipeline import build as run_build
-
-    cfg = BuildConfig(model=str(model), data=data, target="cortex-m4", out=str(out), seed=0, emit=("c",),
-                      lut=lut, stages=tuple(StageSpec.parse(s) for s in stages))
-    report = run_build(cfg, progress=False).to_dict()
+    report = build_report(model, data, out, stages, emit=("c",), lut=lut)
     c = report["measurements"]["c"]
     mcu = c.get("mcu", {})
     section = report["tflite"].get("lut") or {}
