@@ -158,9 +158,9 @@ def _common_options(f):
                    "ai-edge-quantizer): --precision conv3=int16, repeated for more layers; or auto: the layers with "
                    "the largest int8 error, until the output_snr_db or max_error_steps budget is met.")
 @click.option("--lut", type=click.Choice(api.LUT), default=None,
-              help="Store weights as 1-4 bit indices into per-channel tables, decoded by TFLite-Micro's DECODE op "
-                   "(less flash, more arena): auto (default: on an MCU target after cluster, ternary or binary), "
-                   "on, or off.")
+              help="Store weights as 1-4 bit indices into per-channel tables (less flash): in the .tflite, decoded "
+                   "by TFLite-Micro's DECODE op (more arena), and in generated C: auto (default: after cluster, "
+                   "ternary or binary), on, or off.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,
