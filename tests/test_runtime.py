@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +110,15 @@ def test_the_prestarted_interpreter_process_takes_the_memory_limit_asked_for(tin
     from edgec.runtime import litert, sandbox
 
     def child_limit() -> int:
-        environ = Path(f"/proc/{sandbox._child.proc.pid}/environ").read_bytes().split(b"\0")
-        return int(next(v for v in environ if v.startswith(b"EDGEC_CHILD_MEMORY_BYTES=")).split(b"=")[1])
+        # Popen returns once exec has begun; the kernel shows the new environment a moment later (until
+        # then /proc/PID/environ is empty), so it is read again until it appears
+        deadline = time.monotonic() + 30
+        while True:
+            environ = Path(f"/proc/{sandbox._child.proc.pid}/environ").read_bytes().split(b"\0")
+            found = [v for v in environ if v.startswith(b"EDGEC_CHILD_MEMORY_BYTES=")]
+            if found or time.monotonic() > deadline:
+                return int(found[0].split(b"=")[1])
+            time.sleep(0.01)
 
     try:
         sandbox.shutdown()  # an earlier test's process
