@@ -202,6 +202,9 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
     if compress_lut.tflite:
         _log.info("compressing the weights into look-up tables")
         ship_bytes, lut_section = lut.compress_weights(tfl_bytes, tfl)
+        if lut_section["applied"] and compress_lut.auto:
+            ship_bytes, lut_section = _lut_auto(tfl_bytes, tfl, ship_bytes, lut_section, target,
+                                                budgets.limits_of(target, dict(cfg.budgets)).get("ram"))
     compressed = bool(lut_section.get("applied"))  # what ships is the LUT-compressed model (``ship``)
     if compressed:
         ship = read_tflite(ship_bytes, "LUT-compressed model", made_by=EDGEC_BUILT)
@@ -277,7 +280,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         warnings += npu_warnings(measurements)
     warnings += latency_warnings(measurements)
     if compressed:
-        warnings += _lut_warnings(lut_section, arena)
+        warnings += _lut_warnings(lut_section, arena, target)
     if target.kind == "mcu" and (flag := sixteen_bit(tfl)):
         warnings.append(flag)
     if accuracy_drop is not None and "accuracy_drop" in limits_asked:
@@ -375,6 +378,7 @@ class _Lut(NamedTuple):
 
     tflite: bool  # in the .tflite, unpacked by TFLite-Micro's DECODE op
     c: bool       # in the generated C, unpacked by its own kernels
+    auto: bool = False  # the .tflite's only where it pays (pipeline._lut_auto)
 
 
 def _lut_wanted(cfg: BuildConfig, target, stages) -> _Lut:
@@ -388,13 +392,53 @@ def _lut_wanted(cfg: BuildConfig, target, stages) -> _Lut:
     if cfg.lut == "off" or cfg.activations != "int8":
         return _Lut(False, False)
     wanted = cfg.lut == "on" or any(stage.name in LUT_STAGES for stage in stages)
-    plan = _Lut(wanted and target.runs_on.decodes_lut, wanted and (target.judged_on_c or "c" in cfg.emit))
+    in_tflite = wanted and target.runs_on.decodes_lut
+    plan = _Lut(in_tflite, wanted and (target.judged_on_c or "c" in cfg.emit), in_tflite and cfg.lut == "auto")
     if cfg.lut == "on" and not (plan.tflite or plan.c):
         raise ConfigError(f"--lut on: target {target.name} runs {target.runtime}, which has no TFLite-Micro "
                           "DECODE op to unpack LUT-compressed weights (Vela compresses an Ethos-U's weights "
                           "itself; LiteRT has none); drop --lut on, add --emit c (the generated C unpacks them "
                           "itself), or pick a target that runs tflite-micro (cortex-m4)")
     return plan
+
+
+def _lut_auto(plain: bytes, tfl, packed: bytes, section: dict, target, ram_limit: float | None):
+    """What ``--lut auto`` ships on a TFLite-Micro target: the compressed model only where it makes the
+    firmware smaller and keeps a RAM budget the uncompressed model meets.
+
+    TFLite-Micro decodes each compressed tensor into the arena, so where the arena would outgrow the RAM
+    budget the largest decoded tensors are left uncompressed, one at a time, until it fits. Then the bytes
+    saved must exceed what the DECODE kernel adds to the firmware (the profile's ``decode_flash_bytes``).
+    Returns what ships and its section, which records both (``auto``)."""
+    def ram(data: bytes) -> int:
+        return micro.measure_arena(data).bytes + target.ram_reserved_bytes
+
+    try:
+        ram_plain, ram_packed = ram(plain), ram(packed)
+    except UnsupportedOpError:
+        return packed, section  # TFLite-Micro cannot run it: the build says so where it measures the arena
+    leave: dict[int, str] = {}
+    candidates = sorted((c for c in lut.choose(plain, tfl) if c.bits is not None),
+                        key=lambda c: math.prod(c.shape), reverse=True)
+    while ram_limit is not None and ram_plain <= ram_limit < ram_packed and section["applied"] and candidates:
+        largest = candidates.pop(0)
+        leave[largest.tensor] = (f"decoded into the arena ({math.prod(largest.shape):,} B), it would take RAM to "
+                                 f"{ram_packed:,} B, over the {ram_limit:,.0f} B budget the uncompressed "
+                                 "model meets")
+        packed, section = lut.compress_weights(plain, tfl, leave=leave)
+        ram_packed = ram(packed) if section["applied"] else ram_plain
+    kernel = target.decode_flash_bytes or 0
+    saved = len(plain) - len(packed)
+    auto = {"bytes_saved": saved, "decode_kernel_bytes": kernel,
+            "ram_bytes": {"compressed": ram_packed, "uncompressed": ram_plain},
+            **({"ram_limit_bytes": ram_limit} if ram_limit is not None else {})}
+    if section["applied"] and saved <= kernel:
+        section = {**section, "applied": False, "bytes_after": len(plain),
+                   "why_not": f"it would save {saved:,} B of the model, not more than TFLite-Micro's DECODE kernel "
+                              f"adds to the firmware on {target.name} ({kernel:,} B); --lut on compresses anyway "
+                              "(for a firmware that has DECODE already), and the generated C (--emit c, target "
+                              "cortex-m4-c) decodes such tables with a few hundred bytes of code"}
+    return (packed if section["applied"] else plain), {**section, "auto": auto}
 
 
 def _quantized_inputs(x, tfl, in_names, n: int) -> list[np.ndarray]:
@@ -404,12 +448,18 @@ def _quantized_inputs(x, tfl, in_names, n: int) -> list[np.ndarray]:
     return [quantize(xs[name][:n], tfl.tensors[t]) for name, t in zip(in_names, tfl.inputs)]
 
 
-def _lut_warnings(section: dict, arena) -> list[str]:
+def _lut_warnings(section: dict, arena, target) -> list[str]:
     """What LUT compression costs besides the flash it saves: the decoded weights live in the arena."""
     largest = max((math.prod(t["shape"]) for t in section["tensors"] if t["bits"]), default=0)
-    return [f"LUT-compressed weights are decoded into the arena before the op that reads them: the largest, "
-            f"{largest:,} B, is part of the {arena.bytes:,} B arena" if arena else
-            "LUT-compressed weights are decoded into the TFLite-Micro arena before the op that reads them"]
+    out = [f"LUT-compressed weights are decoded into the arena before the op that reads them: the largest, "
+           f"{largest:,} B, is part of the {arena.bytes:,} B arena" if arena else
+           "LUT-compressed weights are decoded into the TFLite-Micro arena before the op that reads them"]
+    saved, kernel = section["bytes_before"] - section["bytes_after"], target.decode_flash_bytes or 0
+    if saved <= kernel:
+        out.append(f"LUT compression saves {saved:,} B of the model, less than TFLite-Micro's DECODE kernel adds "
+                   f"to the firmware on {target.name} ({kernel:,} B): unless the firmware has DECODE already, "
+                   "--lut off (or auto) ships less")
+    return out
 
 
 def _lut_row(section: dict, verification: dict) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, assert_one_line_error, repacked_tflite, run_cli
+from edgec.report.text import render
 
 
 def _fake(shape, scales=(0.01,)) -> types.SimpleNamespace:
@@ -156,15 +157,16 @@ def test_lut_is_wanted_after_weight_sharing_on_tflite_micro_targets():
     cluster = compress.validate((StageSpec("cluster"),))
     prune = compress.validate((StageSpec("prune"),))
     m4, c, phone = (targets.get(n) for n in ("cortex-m4", "cortex-m4-c", "mobile"))
-    assert _lut_wanted(cfg(), m4, cluster) == (True, False)
-    assert _lut_wanted(cfg(emit=["c"]), m4, cluster) == (True, True)
-    assert _lut_wanted(cfg(), m4, prune) == _lut_wanted(cfg(), m4, ()) == (False, False)
-    assert _lut_wanted(cfg(lut="off"), m4, cluster) == (False, False)
-    assert _lut_wanted(cfg(lut="on"), m4, prune) == (True, False)
+    # (in the .tflite, in the C, the .tflite's only where it pays: pipeline._lut_auto)
+    assert _lut_wanted(cfg(), m4, cluster) == (True, False, True)
+    assert _lut_wanted(cfg(emit=["c"]), m4, cluster) == (True, True, True)
+    assert _lut_wanted(cfg(), m4, prune) == _lut_wanted(cfg(), m4, ()) == (False, False, False)
+    assert _lut_wanted(cfg(lut="off"), m4, cluster) == (False, False, False)
+    assert _lut_wanted(cfg(lut="on"), m4, prune) == (True, False, False)
     # the generated C unpacks its own tables; LiteRT on a phone has no way to
-    assert _lut_wanted(cfg(), c, cluster) == (False, True)
-    assert _lut_wanted(cfg(), phone, cluster) == (False, False)
-    assert _lut_wanted(cfg(lut="on", emit=["c"]), phone, ()) == (False, True)
+    assert _lut_wanted(cfg(), c, cluster) == (False, True, False)
+    assert _lut_wanted(cfg(), phone, cluster) == (False, False, False)
+    assert _lut_wanted(cfg(lut="on", emit=["c"]), phone, ()) == (False, True, False)
     with pytest.raises(ConfigError, match="no TFLite-Micro DECODE op"):
         _lut_wanted(cfg(lut="on"), phone, ())
 
@@ -173,7 +175,7 @@ def test_lut_is_wanted_after_weight_sharing_on_tflite_micro_targets():
 def lut_build(tmp_path_factory):
     out = tmp_path_factory.mktemp("lut") / "out"
     proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
-                   "--stage", "cluster:clusters=16,epochs=1", "--emit", "c", "--out", out, "--json")
+                   "--stage", "cluster:clusters=16,epochs=1", "--emit", "c", "--lut", "on", "--out", out, "--json")
     assert proc.returncode == 0, proc.stderr
     return out, json.loads(proc.stdout)
 
@@ -188,6 +190,56 @@ def test_the_generated_c_keeps_the_lut_saving(lut_build):
     assert not any("uncompressed" in w for w in report["warnings"])
 
 
+def test_auto_ships_the_compressed_model_only_where_it_pays(clustered_tflite):
+    """--lut auto on a TFLite-Micro target: the bytes saved must exceed the DECODE kernel's, and a RAM budget
+    the uncompressed model meets must stay met (the largest decoded tensor is left as it is)."""
+    import dataclasses
+
+    from edgec.check import targets
+    from edgec.convert import lut
+    from edgec.load.tflite_file import read_tflite
+    from edgec.pipeline import _lut_auto
+    from edgec.runtime import micro
+
+    data, _ = clustered_tflite
+    tfl = read_tflite(data)
+    packed, section = lut.compress_weights(data, tfl)
+    saved = len(data) - len(packed)
+    m4 = targets.get("cortex-m4")
+    assert 0 < saved < m4.decode_flash_bytes  # 9.8 KB of a 256x64 kernel in 3-bit tables, against 18.6 KB of code
+    ships, auto = _lut_auto(data, tfl, packed, section, m4, None)
+    assert ships == data and not auto["applied"] and "DECODE kernel" in auto["why_not"]
+    assert auto["auto"]["bytes_saved"] == saved
+
+    cheap = dataclasses.replace(m4, decode_flash_bytes=saved - 1)  # a kernel it pays for
+    ships, auto = _lut_auto(data, tfl, packed, section, cheap, None)
+    assert ships == packed and auto["applied"]
+    ram = {"compressed": micro.measure_arena(packed).bytes + m4.ram_reserved_bytes,
+           "uncompressed": micro.measure_arena(data).bytes + m4.ram_reserved_bytes}
+    assert auto["auto"]["ram_bytes"] == ram and ram["compressed"] > ram["uncompressed"] + 16384
+
+    limit = ram["uncompressed"] + 1024  # the plain model fits; the decoded 16 KiB kernel does not
+    ships, auto = _lut_auto(data, tfl, packed, section, cheap, limit)
+    assert ships == data and not auto["applied"]
+    body = next(t for t in auto["tensors"] if "body" in t["tensor"])
+    assert body["bits"] is None and "over the" in body["left_because"]
+    ships, auto = _lut_auto(data, tfl, packed, section, cheap, ram["compressed"])  # room enough
+    assert ships == packed and auto["applied"]
+
+
+def test_auto_after_cluster_on_the_sample_ships_plain_int8_and_says_why(tmp_path):
+    """The sample's tables save 9 KB, half of what DECODE's code takes: --lut auto (the default) leaves it."""
+    out = tmp_path / "out"
+    proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
+                   "--stage", "cluster:clusters=16,epochs=1", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    section = report["tflite"]["lut"]
+    assert not section["applied"] and "CUSTOM:TFLM_DECODE" not in report["tflite"]["ops"]
+    assert len((out / "digits.tflite").read_bytes()) == section["bytes_before"] == report["tflite"]["bytes"]
+    assert "lut       not applied: it would save" in proc.stderr and "DECODE kernel" in proc.stderr
+
+
 def test_build_after_cluster_ships_the_compressed_model(lut_build):
     out, report = lut_build
     section = report["tflite"]["lut"]
@@ -198,6 +250,9 @@ def test_build_after_cluster_ships_the_compressed_model(lut_build):
     rows = {r["name"]: r for r in report["stages"]}
     assert rows["lut"]["tflite_bytes"] == len(shipped) < 0.75 * rows["int8"]["tflite_bytes"]
     assert report["tflite"]["ops"]["CUSTOM:TFLM_DECODE"] == 2
+    assert "lut       2 weight tensor(s) in 4-bit look-up tables" in render(report)
+    # --lut on: shipped though the 9 KB saved are less than the DECODE kernel's code, which is said
+    assert any("less than TFLite-Micro's DECODE kernel" in w for w in report["warnings"])
     assert "AddDecode()" in (out / "digits_model_settings.h").read_text()
     assert f"{len(shipped)}" in (out / "digits_model_data.h").read_text()
     # the decoded weights live in the arena: the largest (fc1, 16 KiB) is measured in it, and said
@@ -243,7 +298,7 @@ def test_cluster_preserving_qat_keeps_the_weights_in_4_bit_tables(tmp_path):
     """CQAT after clustering must keep each channel's value count: the LUT still takes 4 bits."""
     proc = run_cli("build", SAMPLE / "digits.keras", "--target", "cortex-m4", "--data", SAMPLE / "digits.npz",
                    "--stage", "cluster:clusters=16,epochs=1", "--stage", "qat:epochs=1",
-                   "--budget", "accuracy_drop=100%", "--out", tmp_path / "out", "--json")
+                   "--budget", "accuracy_drop=100%", "--lut", "on", "--out", tmp_path / "out", "--json")
     assert proc.returncode == 0, proc.stderr
     section = json.loads(proc.stdout)["tflite"]["lut"]
     assert section["applied"] and section["tflite_micro_bit_exact"]["bit_exact"]

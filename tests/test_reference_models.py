@@ -87,6 +87,7 @@ def test_resnet8_clustered_ships_lut_compressed_weights_bit_exact(tmp_path):
     report = json.loads(proc.stdout)
     lut = report["tflite"]["lut"]
     assert lut["applied"] and lut["tflite_micro_bit_exact"]["bit_exact"]
+    assert lut["auto"]["bytes_saved"] > lut["auto"]["decode_kernel_bytes"]  # what --lut auto ships it for
     assert sum(t["bits"] == 4 for t in lut["tensors"]) >= 6  # the 3x3 convs; small ones may not pay
     rows = {r["name"]: r for r in report["stages"]}
     assert rows["lut"]["tflite_bytes"] == lut["bytes_after"] < 0.7 * rows["int8"]["tflite_bytes"]

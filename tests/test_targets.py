@@ -112,6 +112,12 @@ def test_runtime_flash_by_parts(tmp_path):
     largest = max(v for k, v in table.items() if k.isupper())
     assert t.runtime_flash_parts(["LSTM_LIKE"])["bytes"] == table["framework"] + largest
     assert t.runtime_flash_parts(["LSTM_LIKE"])["not_measured"] == ["LSTM_LIKE"]
+    # DECODE is not in the measured firmware: its size comes from the profile's decode_flash_bytes
+    decode = t.runtime_flash_parts(["CONV_2D", "CUSTOM:TFLM_DECODE"])
+    assert decode["kernels"]["CUSTOM:TFLM_DECODE"] == t.decode_flash_bytes != largest
+    assert decode["not_measured"] == [] and decode["measured_apart"] == ["CUSTOM:TFLM_DECODE"]
+    assert all(targets.get(n).decode_flash_bytes for n in targets.names()
+               if targets.get(n).runs_on.decodes_lut)  # every TFLite-Micro core has it
     cmsis = targets.get("cortex-m4").runtime_flash_parts(["CONV_2D"])  # the default library: CMSIS-NN
     assert cmsis["int8_registration_saving"][0] > 0
     assert targets.get("cortex-m0plus").runtime_flash_parts(["CONV_2D"]) is None  # not measured on that core

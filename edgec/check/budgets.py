@@ -40,6 +40,18 @@ def require_measurable(asked: dict[str, float], target: Target, accuracy_missing
         raise ConfigError(f"budget {asked_here[0]} cannot be checked: {float_missing}")
 
 
+def limits_of(target: Target, overrides: dict[str, float]) -> dict[str, float]:
+    """Each budget's limit: the target's flash and RAM, its profile's budgets, then ``overrides``."""
+    limits: dict[str, float] = {}
+    if target.flash_bytes:
+        limits["flash"] = float(target.flash_bytes)
+    if target.ram_bytes:
+        limits["ram"] = float(target.ram_bytes)
+    limits.update(target.budgets)  # already parsed by Target.from_dict
+    limits.update(overrides)
+    return limits
+
+
 def judge(measurements: dict[str, Any], target: Target, overrides: dict[str, float],
           accuracy_drop: float | None = None, verification: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Budgets as ``{name, limit, value, unit, ok}``: profile defaults, then ``overrides``.
@@ -48,13 +60,7 @@ def judge(measurements: dict[str, Any], target: Target, overrides: dict[str, flo
         ConfigError: an override with no measured value (``require_measurable`` refuses
             those before the work; this is its backstop).
     """
-    limits: dict[str, float] = {}
-    if target.flash_bytes:
-        limits["flash"] = float(target.flash_bytes)
-    if target.ram_bytes:
-        limits["ram"] = float(target.ram_bytes)
-    limits.update(target.budgets)  # already parsed by Target.from_dict
-    limits.update(overrides)
+    limits = limits_of(target, overrides)
     v = verification or {}
     values: dict[str, float | None] = {
         "flash": measurements.get("flash_bytes"), "ram": measurements.get("ram_bytes"),

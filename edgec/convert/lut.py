@@ -127,8 +127,12 @@ def _choose_one(t, op_name: str, values: np.ndarray, channel_axis: int, max_bits
     return Choice(t.index, t.name, op_name, t.shape, bits, tables, axis, before, after)
 
 
-def compress_weights(data: bytes, tfl: TFLiteModel, max_bits: int = MAX_BITS) -> tuple[bytes, dict[str, Any]]:
+def compress_weights(data: bytes, tfl: TFLiteModel, max_bits: int = MAX_BITS,
+                     leave: dict[int, str] | None = None) -> tuple[bytes, dict[str, Any]]:
     """``data`` with every weight tensor that pays LUT-compressed, and the report's section.
+
+    Args:
+        leave: tensors (by index) to leave uncompressed whether they pay or not, each with the reason.
 
     Returns:
         The compressed flatbuffer (``data`` itself when no tensor pays, or the whole file would not
@@ -137,7 +141,9 @@ def compress_weights(data: bytes, tfl: TFLiteModel, max_bits: int = MAX_BITS) ->
     Raises:
         RuntimeCheckError: the installed tflite-micro has no compressor (one line naming its version).
     """
-    choices = choose(data, tfl, max_bits)
+    choices = [dataclasses.replace(c, bits=None, tables=None, axis=None, bytes_after=c.bytes_before, reason=why)
+               if c.bits is not None and (why := (leave or {}).get(c.tensor)) else c
+               for c in choose(data, tfl, max_bits)]
     chosen = [c for c in choices if c.bits is not None]
     section: dict[str, Any] = {"applied": False, "tensors": [c.to_dict() for c in choices],
                                "bytes_before": len(data), "bytes_after": len(data),

@@ -19,6 +19,12 @@ def render(r: dict, color: bool = False) -> str:
     kind = "16x8" if t.get("input", {}).get("dtype") == "int16" else "int8"
     lines.append(f"  {kind:<9} {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
                  + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
+    if lut := t.get("lut"):
+        packed = [x for x in lut["tensors"] if x["bits"]]
+        lines.append(f"  lut       {len(packed)} weight tensor(s) in "
+                     f"{'/'.join(str(b) for b in sorted({x['bits'] for x in packed}))}-bit look-up tables: "
+                     f"{lut['bytes_before']:,} -> {lut['bytes_after']:,} bytes, decoded by TFLite-Micro's DECODE"
+                     if lut["applied"] else f"  lut       not applied: {lut.get('why_not', 'no tensor pays')}")
     if meas.get("arena"):
         a = meas["arena"]
         kept = a["head_bytes"] + a["tail_bytes"]
@@ -36,7 +42,9 @@ def render(r: dict, color: bool = False) -> str:
                 "on the measured firmware" if saving else "")
         lines.append(f"  runtime   {rf['bytes']:,} bytes of TFLite-Micro flash = framework {rf['framework']:,} + "
                      + " + ".join(f"{k} {v:,}" + (" (no size of its own: the largest kernel's)"
-                                                  if k in rf.get("not_measured", ()) else "")
+                                                  if k in rf.get("not_measured", ()) else
+                                                  " (measured apart from that firmware)"
+                                                  if k in rf.get("measured_apart", ()) else "")
                                   for k, v in rf["kernels"].items())
                      + f" (fitted on a real firmware, ±{rf['error']:.0%}){note}")
     if meas.get("c"):

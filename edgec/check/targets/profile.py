@@ -24,6 +24,7 @@ from edgec.errors import ConfigError, TargetError
 from edgec.load import limits
 from edgec.units import BUDGET_NAMES, parse_quantity
 
+DECODE_KIND = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 FLASH_KEYS = ("framework", "error", "int8_saving_min", "int8_saving_max")
 TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
@@ -52,6 +53,9 @@ class Target:
     # library -> {"framework": bytes, <op kind>: bytes, "error": relative, "int8_saving_min"/"_max": bytes}: the
     # TFLite-Micro runtime's flash by parts (written by scripts/fit_latency.py)
     runtime_flash: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # TFLite-Micro's DECODE kernel (LUT-compressed weights, edgec.convert.lut), which the firmware behind
+    # runtime_flash does not have: its code for this core, measured apart (see cortex-m4.toml)
+    decode_flash_bytes: int | None = None
     npu: dict[str, str] = dataclasses.field(default_factory=dict)  # Ethos-U: Vela's accelerator and system settings
     budgets: dict[str, float] = dataclasses.field(default_factory=dict)
     source: str = ""
@@ -129,7 +133,8 @@ class Target:
             if missing or npu["compiler"] != "vela":
                 raise TargetError(f"target profile {source} [npu] needs compiler = \"vela\", accelerator, "
                                   "system_config and memory_mode (as Vela's options name them)")
-        for key in ("flash_bytes", "ram_bytes", "clock_hz", "flash_reserved_bytes", "ram_reserved_bytes"):
+        for key in ("flash_bytes", "ram_bytes", "clock_hz", "flash_reserved_bytes", "ram_reserved_bytes",
+                    "decode_flash_bytes"):
             value = data.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62):
                 raise TargetError(f"target profile {source}: {key} must be a whole number of "
@@ -173,18 +178,21 @@ class Target:
 
     def runtime_flash_parts(self, kinds: list[str]) -> dict[str, Any] | None:
         """TFLite-Micro's flash for a model registering ``kinds`` with the profile's kernel library: the
-        framework plus each kernel, as the profile's fitted table has them (a kind without a size of its own
-        counts as the largest measured kernel, and is named); None without a table."""
+        framework plus each kernel, as the profile's fitted table has them (DECODE as measured apart; a kind
+        without a size of its own counts as the largest measured kernel, and is named); None without a table."""
         table = self.runtime_flash.get(self.kernels)
         if not table:
             return None
         sizes = {k: v for k, v in table.items() if k not in FLASH_KEYS}
+        apart = {DECODE_KIND: self.decode_flash_bytes} if self.decode_flash_bytes is not None else {}
         largest = max(sizes.values(), default=0.0)
-        kernels = {k: int(sizes.get(k, largest)) for k in sorted(set(kinds))}
+        kernels = {k: int(sizes.get(k, apart.get(k, largest))) for k in sorted(set(kinds))}
         parts: dict[str, Any] = {"bytes": int(table["framework"]) + sum(kernels.values()),
                                  "framework": int(table["framework"]), "kernels": kernels,
                                  "error": table.get("error", 0.0),
-                                 "not_measured": sorted(k for k in kernels if k not in sizes)}
+                                 "not_measured": sorted(k for k in kernels if k not in sizes and k not in apart)}
+        if any(k in apart and k not in sizes for k in kernels):
+            parts["measured_apart"] = sorted(k for k in kernels if k in apart and k not in sizes)
         if "int8_saving_min" in table:
             parts["int8_registration_saving"] = [int(table["int8_saving_min"]), int(table.get("int8_saving_max", 0))]
         return parts
