@@ -23,6 +23,13 @@ RECIPES = {
     "channels50": ["channels:fraction=0.5,epochs=5"],
     "lowrank": ["lowrank:epochs=3"],
 }
+# The int8 weights of these stored as LUT indices and tables (--lut on: auto leaves the sample's, which save
+# less than TFLite-Micro's DECODE kernel takes; benchmarks/lut.py has the rest of that story).
+LUT_RECIPES = {
+    "cluster16+lut": ["cluster:clusters=16,epochs=3"],
+    "ternary+lut": ["ternary"],
+    "binary+lut": ["binary"],
+}
 DISTILL = "distill:teacher={teacher},student={student},alpha={alpha},temperature=4,epochs=30,learning_rate=0.01"
 DISTILL_SEEDS = (0, 1, 2)
 
@@ -41,18 +48,22 @@ def make_student(path: Path) -> int:
     return model.count_params()
 
 
-def build(out: Path, stages: list[str], seed: int = 0) -> dict:
+def build(out: Path, stages: list[str], seed: int = 0, **settings) -> dict:
     report = build_report(SAMPLE / "digits.keras", SAMPLE / "digits.npz", out, stages, seed,
-                          budgets=(("accuracy_drop", 1.0),))
+                          budgets=(("accuracy_drop", 1.0),), **settings)
     tflite = (out / "digits.tflite").read_bytes()
     from edgec.load.tflite_file import read_tflite, weight_sparsity
 
-    return {"stages": stages, "seed": seed, "report_stages": report["stages"],
+    if (report["tflite"].get("lut") or {}).get("applied"):  # the packed weights are not int8: the int8 model's
+        sparsity = next(s for s in report["stages"] if s["name"] == "int8")["int8_weight_sparsity"]
+    else:
+        sparsity = weight_sparsity(tflite, read_tflite(tflite))
+    return {"lut": (report["tflite"].get("lut") or {}).get("applied", False), "stages": stages, "seed": seed, "report_stages": report["stages"],
             "float_accuracy": report["verification"].get("float_accuracy"),
             "int8_accuracy": report["verification"]["int8_accuracy"],
             "macs": report["measurements"]["macs"], "arena_bytes": report["measurements"]["arena_bytes"],
             "tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9, mtime=0)),
-            "int8_weight_sparsity": weight_sparsity(tflite, read_tflite(tflite))}
+            "int8_weight_sparsity": sparsity}
 
 
 def resnet8_channels(tmp: Path) -> dict | None:
@@ -70,6 +81,8 @@ def run_all() -> dict:
         tmp = Path(tmp)
         for name, stages in RECIPES.items():
             results[name] = build(tmp / name, stages)
+        for name, stages in LUT_RECIPES.items():
+            results[name] = build(tmp / name, stages, lut="on")
         student = tmp / "student.keras"
         results["student_parameters"] = make_student(student)
         for alpha, label in ((0.1, "distilled"), (1.0, "labels_only")):
@@ -120,6 +133,8 @@ def markdown(r: dict) -> list[str]:
 
     rows = [row(f"{name} ({' → '.join(r[name]['stages']) or 'post-training int8'})", r[name],
                 r[name]["int8_accuracy"]) for name in RECIPES]
+    rows += [row(f"{name} ({' → '.join(r[name]['stages'])}, --lut on{'' if r[name]['lut'] else ': NOT applied'})",
+                 r[name], r[name]["int8_accuracy"]) for name in LUT_RECIPES if name in r]
     accs = sorted(d["int8_accuracy"] for d in r["distilled"])
     rows.append(row(f"distill ({r['student_parameters']:,}-parameter student, median of {len(accs)} seeds)",
                     r["distilled"][0], accs[len(accs) // 2]))
