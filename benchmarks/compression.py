@@ -54,11 +54,12 @@ def build(out: Path, stages: list[str], seed: int = 0, **settings) -> dict:
     tflite = (out / "digits.tflite").read_bytes()
     from edgec.load.tflite_file import read_tflite, weight_sparsity
 
-    if (report["tflite"].get("lut") or {}).get("applied"):  # the packed weights are not int8: the int8 model's
+    packed = bool((report["tflite"].get("lut") or {}).get("applied"))
+    if packed:  # the packed weights are not int8: the int8 model's
         sparsity = next(s for s in report["stages"] if s["name"] == "int8")["int8_weight_sparsity"]
     else:
         sparsity = weight_sparsity(tflite, read_tflite(tflite))
-    return {"lut": (report["tflite"].get("lut") or {}).get("applied", False), "stages": stages, "seed": seed, "report_stages": report["stages"],
+    return {"lut": packed, "stages": stages, "seed": seed, "report_stages": report["stages"],
             "float_accuracy": report["verification"].get("float_accuracy"),
             "int8_accuracy": report["verification"]["int8_accuracy"],
             "macs": report["measurements"]["macs"], "arena_bytes": report["measurements"]["arena_bytes"],
