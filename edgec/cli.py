@@ -160,7 +160,8 @@ def _common_options(f):
 @click.option("--lut", type=click.Choice(api.LUT), default=None,
               help="Store weights as 1-4 bit indices into per-channel tables (less flash): in the .tflite, decoded "
                    "by TFLite-Micro's DECODE op (more arena), and in generated C: auto (default: after cluster, "
-                   "ternary or binary), on, or off.")
+                   "ternary or binary, where the firmware gets smaller with DECODE's code and the RAM budget "
+                   "holds), on, or off.")
 @_common_options
 def build(model, config_path, target, data, stages, strategy, out, name, calibration_samples, verify_samples,
           seed, fit, allow_custom_code, custom_objects, trust_recipe, emit, task, strict, fc_quantization,
