@@ -266,9 +266,64 @@ def test_check_reads_a_compressed_model(lut_build):
     assert proc.returncode == 0, proc.stderr
     checked = json.loads(proc.stdout)
     assert checked["measurements"]["arena_bytes"] == report["measurements"]["arena_bytes"]
-    assert "CUSTOM:TFLM_DECODE (as RESHAPE)" in checked["measurements"]["latency_not_measured"]
+    # DECODE is costed by its own table (measured apart), not as a stand-in
+    assert not any("DECODE" in k for k in checked["measurements"]["latency_not_measured"])
+    decodes = [r for r in checked["measurements"]["ops"] if r["op"] == "CUSTOM:TFLM_DECODE"]
+    assert [r["costed_as"] for r in decodes] == ["CUSTOM:TFLM_DECODE"] * 2
+    fc1 = next(r for r in checked["measurements"]["ops"] if r["op"] == "FULLY_CONNECTED")
+    assert max(r["instructions"] for r in decodes) > fc1["instructions"]  # decoding fc1 costs more than using it
     proc = run_cli("check", out / "digits.tflite", "--target", "mobile")
     assert_one_line_error(proc, 2, "LUT-compressed", "no DECODE op")
+
+
+def test_decode_values_on_and_off_tflite_micros_fast_path():
+    """TFLite-Micro's LUT decoder takes whole aligned groups of 16 values (32 at 3 bits) of an int8 tensor with
+    channels first and 2-4 bit indices on its fast path; the rest of each channel, and everything else, one
+    value at a time."""
+    from edgec.check.latency import decode_values
+
+    def d(bits, channels, per_channel, dtype="int8", last=False):
+        return {"bits": bits, "dtype": dtype, "elements": channels * per_channel, "channels": channels,
+                "channels_last": last}
+
+    assert decode_values([d(4, 32, 512)]) == (16384, 0)
+    # 100 values a channel: channels start at offsets 0, 100, 200, 300 (mod 16: 0, 4, 8, 12), so per four
+    # channels 96 + 80 + 80 + 96 values go in whole groups and 4 + 20 + 20 + 4 one by one
+    assert decode_values([d(4, 32, 100)]) == (8 * 352, 8 * 48)
+    assert decode_values([d(3, 32, 16)]) == (0, 512)  # shorter than one 32-value group
+    assert decode_values([d(1, 32, 512)]) == decode_values([d(4, 32, 512, last=True)]) == (0, 16384)
+    assert decode_values([d(4, 32, 512, dtype="int16"), d(2, 8, 64)]) == (512, 16384)
+
+
+def test_decode_is_costed_by_the_profiles_table_or_named_as_a_stand_in(lut_build):
+    """The built-in profiles cost DECODE by their measured-apart table; a profile without one costs it as a
+    copy of its output (RESHAPE) and says so."""
+    import dataclasses
+
+    from edgec.check import targets
+    from edgec.check.latency import decode_values, not_measured, op_table
+    from edgec.load.tflite_file import read_tflite
+
+    out, _ = lut_build
+    tfl = read_tflite((out / "digits.tflite").read_bytes())
+    m4 = targets.get("cortex-m4")
+    table = m4.instructions_apart["CUSTOM:TFLM_DECODE"]
+    # what the file says each DECODE decodes (the bits from its ancillary tensor's metadata)
+    assert [(d["bits"], d["dtype"], d["channels"], d["channels_last"]) for op in tfl.ops
+            if op.name == "CUSTOM:TFLM_DECODE" for d in op.options["lut"]] == [(4, "int8", 32, False)] * 2
+    for op, row in zip(tfl.ops, op_table(tfl, m4)):
+        if op.name == "CUSTOM:TFLM_DECODE":
+            fast, slow = decode_values(op.options["lut"])
+            assert fast + slow == sum(tfl.tensors[i].elements for i in op.outputs)
+            assert row["instructions"] == round(table["fixed"] + table["per_output"] * fast
+                                                + table["per_slow_output"] * slow)
+    assert not_measured(op_table(tfl, m4)) == []
+    decode = next(op for op in tfl.ops if op.name == "CUSTOM:TFLM_DECODE")
+    decode.options["lut"][0]["bits"] = 1  # as a binary model's: every value off the fast path
+    n = sum(tfl.tensors[i].elements for i in decode.outputs)
+    assert op_table(tfl, m4)[decode.index]["instructions"] == round(table["fixed"] + table["per_slow_output"] * n)
+    rows = op_table(tfl, dataclasses.replace(m4, instructions_apart={}))  # a profile of the user's own
+    assert "CUSTOM:TFLM_DECODE (as RESHAPE)" in not_measured(rows)
 
 
 def test_lut_on_for_a_phone_is_refused_before_any_work(tmp_path):

@@ -38,14 +38,18 @@ TERMS: dict[str, tuple[str, ...]] = {
     "AVERAGE_POOL_2D": ("fixed", "per_output", "per_input"),
     "MAX_POOL_2D": ("fixed", "per_output", "per_input"),
     "default": ("fixed", "per_output"),  # elementwise ops, softmax, reshape
+    # TFLite-Micro's LUT decoder: per value on its fast path (int8, channels first, 2-4 bit indices, whole
+    # groups of 16 or 32 values) and per value elsewhere (the rest of a channel, 1-bit indices, channels last)
+    "CUSTOM:TFLM_DECODE": ("fixed", "per_output", "per_slow_output"),
 }
+_DECODE = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 # Op kinds without measurements of their own, costed as the measured kind with the same inner loop.
 STAND_IN = {"CONV_2D_1X1": "CONV_2D", "TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
             "UNIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED",
             "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE",
-            # TFLite-Micro's weight decompression writes each decoded value once through a table: costed as a
-            # copy of its output (a lower bound; not measured)
-            "CUSTOM:TFLM_DECODE": "RESHAPE"}  # edgec.load.tflite_file.DECODE (not imported: no cycle)
+            # TFLite-Micro's weight decompression, where a profile has no table for it (the built-in ones do,
+            # measured apart): a copy of its output, a lower bound
+            "CUSTOM:TFLM_DECODE": "RESHAPE"}
 _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 
@@ -54,7 +58,25 @@ def op_terms(macs: float, outputs: float, inputs: float, taps: float, patch: flo
     """The values of every term for one op (``taps``: output values x kernel positions, a convolution's
     MACs over its input channels; ``patch``: its MACs over its output channels)."""
     return {"fixed": 1.0, "per_mac": float(macs), "per_output": float(outputs), "per_input": float(inputs),
-            "per_tap": float(taps), "per_patch": float(patch)}
+            "per_tap": float(taps), "per_patch": float(patch), "per_slow_output": 0.0}
+
+
+def decode_values(decoded: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(values on the fast path, values elsewhere) of TFLite-Micro's LUT decoder for a DECODE op's outputs
+    (``Op.options["lut"]``): the fast path takes an int8 tensor with channels first and 2-4 bit indices in
+    whole groups of 16 values (32 at 3 bits) aligned in the index stream; a channel's values before the first
+    aligned group and after the last go one by one, as does everything else."""
+    fast = slow = 0
+    for d in decoded:
+        if d["dtype"] != "int8" or d["channels_last"] or d["bits"] not in (2, 3, 4):
+            slow += d["elements"]
+            continue
+        group, per_channel, offset = (32 if d["bits"] == 3 else 16), d["elements"] // d["channels"], 0
+        for _ in range(d["channels"]):
+            before = min(-offset % group, per_channel)
+            whole = (per_channel - before) // group * group
+            fast, slow, offset = fast + whole, slow + per_channel - whole, offset + per_channel
+    return fast, slow
 
 
 def conv_kind(name: str, kernel: Sequence[int], stride: Sequence[int], in_c: int, padded: bool) -> str:
@@ -76,6 +98,9 @@ def kind_of(tfl: TFLiteModel, op: Op) -> str:
 
 def _terms_of(tfl: TFLiteModel, op: Op) -> dict[str, float]:
     outputs = sum(tfl.tensors[i].elements for i in op.outputs)
+    if op.name == _DECODE and "lut" in op.options:
+        fast, slow = decode_values(op.options["lut"])
+        return {**op_terms(0, fast, 0, 0), "per_slow_output": float(slow)}
     inputs = tfl.tensors[op.inputs[0]].elements if op.inputs and op.inputs[0] >= 0 else 0
     taps = patch = 0.0
     if op.name in _CONV_LIKE and len(op.inputs) > 1:

@@ -26,7 +26,7 @@ from edgec.units import BUDGET_NAMES, parse_quantity
 
 DECODE_KIND = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 FLASH_KEYS = ("framework", "error", "int8_saving_min", "int8_saving_max")
-TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "error")
+TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "per_slow_output", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
 
 
@@ -47,6 +47,9 @@ class Target:
     calibrated: tuple[str, ...] = ()  # libraries whose cycles per instruction are fitted to published latencies
     # library -> op kind -> {term: instructions per unit, "error": the fit's relative error} (edgec.check.latency)
     instructions: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
+    # op kind -> terms, for kernels the firmware behind [instructions.*] lacks, measured apart; every TFLite-Micro
+    # library runs them (DECODE: no CMSIS-NN version)
+    instructions_apart: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     phone_macs_per_second: float | None = None
     cycles_per_instruction: dict[str, float] = dataclasses.field(default_factory=dict)  # library -> cycles/instr.
     cycles_per_instruction_error: dict[str, float] = dataclasses.field(default_factory=dict)  # relative, by library
@@ -81,8 +84,8 @@ class Target:
             raise TargetError(f"target profile {source}: runtime '{runs_on.name}' needs kind = "
                               f"{' or '.join(repr(k) for k in runs_on.kinds)}")
         _library(data.get("kernels", LIBRARIES[0]), f"target profile {source}: kernels")
-        for key in ("budgets", "npu", "instructions", "cycles_per_instruction", "cycles_per_instruction_error",
-                    "runtime_flash"):
+        for key in ("budgets", "npu", "instructions", "instructions_apart", "cycles_per_instruction",
+                    "cycles_per_instruction_error", "runtime_flash"):
             if not isinstance(data.get(key, {}), dict):
                 raise TargetError(f"target profile {source}: {key} must be a table ([{key}]), got {data[key]!r}")
         for key in ("name", "description", "kind", "runtime", "kernels"):
@@ -94,10 +97,12 @@ class Target:
                 _library(lib, f"target profile {source}: {key}")
                 if not _finite(value) or value < 0 or (key == "cycles_per_instruction" and value == 0):
                     raise TargetError(f"target profile {source}: {key}.{lib} must be a number > 0, got {value!r}")
-        for lib, kinds in data.get("instructions", {}).items():
-            _library(lib, f"target profile {source}: [instructions.{lib}]")
-            for kind, table in (kinds.items() if isinstance(kinds, dict) else [(lib, kinds)]):
-                where = f"target profile {source} [instructions.{lib}] {kind}"
+        sections = [(f"instructions.{lib}", kinds) for lib, kinds in data.get("instructions", {}).items()]
+        for lib, _ in sections:
+            _library(lib.split(".", 1)[1], f"target profile {source}: [{lib}]")
+        for section, kinds in [*sections, ("instructions_apart", data.get("instructions_apart", {}))]:
+            for kind, table in (kinds.items() if isinstance(kinds, dict) else [(section, kinds)]):
+                where = f"target profile {source} [{section}] {kind}"
                 if not isinstance(table, dict):
                     raise TargetError(f"{where} must be a table of terms ({', '.join(TERM_KEYS)}), got {table!r}")
                 check_keys(table, TERM_KEYS, where, TargetError)
@@ -174,7 +179,9 @@ class Target:
         tables = self.instructions.get(self.kernels)
         if tables is None and self.kernels == "c":
             tables = self.instructions.get("tflm-reference")
-        return tables or {}
+        if not tables or self.kernels == "c":
+            return tables or {}
+        return {**self.instructions_apart, **tables}
 
     def runtime_flash_parts(self, kinds: list[str]) -> dict[str, Any] | None:
         """TFLite-Micro's flash for a model registering ``kinds`` with the profile's kernel library: the
