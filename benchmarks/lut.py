@@ -36,6 +36,7 @@ def _build(model: Path, data: str, out: Path, stages: list[str], lut: str) -> di
     return {"tflite_bytes": report["tflite"]["bytes"], "arena_bytes": report["measurements"]["arena_bytes"],
             # the TFLite-Micro firmware's flash estimate (model, runtime by parts, DECODE's code, reserve)
             "firmware_flash_bytes": report["measurements"]["flash_bytes"],
+            "tflm_latency_ms": report["measurements"]["latency_ms"],  # the latency model's, DECODE included
             "lut_applied": bool(section.get("applied")),
             "int8_accuracy": report["verification"].get("int8_accuracy"),
             "weight_bits": section.get("weight_bits"),
@@ -128,11 +129,13 @@ def markdown(r: dict) -> list[str]:
                      _n(off["c_flash_bytes"]), _n(on["c_flash_bytes"]),
                      _ratio(on["c_flash_bytes"], off["c_flash_bytes"]),
                      _ratio(on["c_instructions"], off["c_instructions"]), exact,
-                     _ratio(on["firmware_flash_bytes"], off["firmware_flash_bytes"]), auto])
+                     _ratio(on["firmware_flash_bytes"], off["firmware_flash_bytes"]),
+                     _ratio(on["tflm_latency_ms"], off["tflm_latency_ms"]), auto])
     lines += md_table(["recipe", "int8 accuracy", "int8 .tflite B", "LUT .tflite B", "LUT / int8",
                        "weights LUT / int8", "LUT / PTQ", "least possible / PTQ",
                        "bits per weight", "TFLM arena B", "C flash B", "LUT C flash B", "C flash ratio",
-                       "C instructions ratio", "bit-exact", "TFLM firmware flash ratio", "auto ships"], rows)
+                       "C instructions ratio", "bit-exact", "TFLM firmware flash ratio", "TFLM latency ratio",
+                       "auto ships"], rows)
     lines += ["", "weights LUT / int8: the conv, depthwise and FC weight tensors alone (the rest of the file, "
               "biases, scales, names, the graph, stays). least possible / PTQ: the int8 file with each "
               "compressed tensor cut to its index bits alone (no tables, no DECODE ops), against the PTQ file: "
@@ -143,7 +146,9 @@ def markdown(r: dict) -> list[str]:
               "each into the arena before its op runs; the generated C decodes a convolution's weights into its "
               "scratch once per op and a fully connected layer's two rows at a time. TFLM firmware flash ratio: "
               "the build's flash estimate for a TFLite-Micro firmware (the .tflite, the runtime by parts with "
-              "DECODE's code as the profile measured it apart, the reserve), on against off. auto ships: what the "
+              "DECODE's code as the profile measured it apart, the reserve), on against off. TFLM latency ratio: the "
+              "latency model's estimate for TFLite-Micro with CMSIS-NN, DECODE costed as measured apart, on against "
+              "off. auto ships: what the "
               "`--lut auto` build shipped (the tables only where the bytes saved exceed DECODE's code).", ""]
     return lines
 
