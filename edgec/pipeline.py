@@ -23,6 +23,7 @@ import numpy as np
 from edgec import compress, frameworks
 from edgec.check import budgets, quant_error, targets
 from edgec.check.gate import sixteen_bit, tflite_summary
+from edgec.check.latency import estimate, op_table
 from edgec.check.measure import compile_for_npu, host_latency_section, latency_warnings, measure, npu_warnings
 from edgec.check.verification import paired_drop_interval, samples_to_resolve, verify, verify_several
 from edgec.compress import search
@@ -204,7 +205,7 @@ def _build(cfg: BuildConfig, progress: bool, model: LoadedModel | None, data: Da
         ship_bytes, lut_section = lut.compress_weights(tfl_bytes, tfl)
         if lut_section["applied"] and compress_lut.auto:
             ship_bytes, lut_section = _lut_auto(tfl_bytes, tfl, ship_bytes, lut_section, target,
-                                                budgets.limits_of(target, dict(cfg.budgets)).get("ram"))
+                                                budgets.limits_of(target, dict(cfg.budgets)))
     compressed = bool(lut_section.get("applied"))  # what ships is the LUT-compressed model (``ship``)
     if compressed:
         ship = read_tflite(ship_bytes, "LUT-compressed model", made_by=EDGEC_BUILT)
@@ -402,36 +403,50 @@ def _lut_wanted(cfg: BuildConfig, target, stages) -> _Lut:
     return plan
 
 
-def _lut_auto(plain: bytes, tfl, packed: bytes, section: dict, target, ram_limit: float | None):
+def _lut_auto(plain: bytes, tfl, packed: bytes, section: dict, target, limits: dict[str, float]):
     """What ``--lut auto`` ships on a TFLite-Micro target: the compressed model only where it makes the
-    firmware smaller and keeps a RAM budget the uncompressed model meets.
+    firmware smaller and keeps the RAM and latency budgets the uncompressed model meets.
 
-    TFLite-Micro decodes each compressed tensor into the arena, so where the arena would outgrow the RAM
-    budget the largest decoded tensors are left uncompressed, one at a time, until it fits. Then the bytes
-    saved must exceed what the DECODE kernel adds to the firmware (the profile's ``decode_flash_bytes``).
-    Returns what ships and its section, which records both (``auto``)."""
-    def ram(data: bytes) -> int:
-        return micro.measure_arena(data).bytes + target.ram_reserved_bytes
+    TFLite-Micro decodes each compressed tensor into the arena on every inference, so where the arena or the
+    estimated latency would go over a budget that the uncompressed model meets, the largest compressed
+    tensors are left uncompressed, one at a time, until both fit. Then the bytes saved must exceed what the
+    DECODE kernel adds to the firmware (the profile's ``decode_flash_bytes``). Returns what ships and its
+    section, which records the figures on both sides (``auto``)."""
+    def figures(data: bytes) -> dict[str, float | None]:
+        model = read_tflite(data, "LUT-compressed model", made_by=EDGEC_BUILT)
+        ms = (estimate(op_table(model, target), target)["latency_ms"]
+              if target.clock_hz and target.instruction_tables() else None)
+        return {"ram": micro.measure_arena(data).bytes + target.ram_reserved_bytes, "latency": ms}
+
+    def over() -> list[str]:  # the budgets the uncompressed model meets and the compressed one breaks
+        broken: list[str] = []
+        for k in ("ram", "latency"):
+            was, now = before[k], after[k]
+            if k in limits and was is not None and now is not None and was <= limits[k] < now:
+                broken.append(k)
+        return broken
 
     try:
-        ram_plain, ram_packed = ram(plain), ram(packed)
+        before, after = figures(plain), figures(packed)
     except UnsupportedOpError:
         return packed, section  # TFLite-Micro cannot run it: the build says so where it measures the arena
     leave: dict[int, str] = {}
     candidates = sorted((c for c in lut.choose(plain, tfl) if c.bits is not None),
                         key=lambda c: math.prod(c.shape), reverse=True)
-    while ram_limit is not None and ram_plain <= ram_limit < ram_packed and section["applied"] and candidates:
+    while (broken := over()) and section["applied"] and candidates:
         largest = candidates.pop(0)
-        leave[largest.tensor] = (f"decoded into the arena ({math.prod(largest.shape):,} B), it would take RAM to "
-                                 f"{ram_packed:,} B, over the {ram_limit:,.0f} B budget the uncompressed "
-                                 "model meets")
+        leave[largest.tensor] = (f"decoded on every inference ({math.prod(largest.shape):,} values), it would take "
+                                 + " and ".join(f"{_UNITS[k][0]} to {_UNITS[k][1](after[k])}, over the "
+                                                f"{_UNITS[k][1](limits[k])} budget" for k in broken)
+                                 + " that the uncompressed model meets")
         packed, section = lut.compress_weights(plain, tfl, leave=leave)
-        ram_packed = ram(packed) if section["applied"] else ram_plain
+        after = figures(packed) if section["applied"] else before
     kernel = target.decode_flash_bytes or 0
     saved = len(plain) - len(packed)
     auto = {"bytes_saved": saved, "decode_kernel_bytes": kernel,
-            "ram_bytes": {"compressed": ram_packed, "uncompressed": ram_plain},
-            **({"ram_limit_bytes": ram_limit} if ram_limit is not None else {})}
+            "ram_bytes": {"compressed": after["ram"], "uncompressed": before["ram"]},
+            "latency_ms": {"compressed": after["latency"], "uncompressed": before["latency"]},
+            "limits": {k: limits[k] for k in ("ram", "latency") if k in limits}}
     if section["applied"] and saved <= kernel:
         section = {**section, "applied": False, "bytes_after": len(plain),
                    "why_not": f"it would save {saved:,} B of the model, not more than TFLite-Micro's DECODE kernel "
@@ -439,6 +454,9 @@ def _lut_auto(plain: bytes, tfl, packed: bytes, section: dict, target, ram_limit
                               "(for a firmware that has DECODE already), and the generated C (--emit c, target "
                               "cortex-m4-c) decodes such tables with a few hundred bytes of code"}
     return (packed if section["applied"] else plain), {**section, "auto": auto}
+
+
+_UNITS = {"ram": ("RAM", lambda v: f"{v:,.0f} B"), "latency": ("the estimated latency", lambda v: f"{v:.3g} ms")}
 
 
 def _quantized_inputs(x, tfl, in_names, n: int) -> list[np.ndarray]:

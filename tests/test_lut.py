@@ -191,15 +191,14 @@ def test_the_generated_c_keeps_the_lut_saving(lut_build):
 
 
 def test_auto_ships_the_compressed_model_only_where_it_pays(clustered_tflite):
-    """--lut auto on a TFLite-Micro target: the bytes saved must exceed the DECODE kernel's, and a RAM budget
-    the uncompressed model meets must stay met (the largest decoded tensor is left as it is)."""
+    """--lut auto on a TFLite-Micro target: the bytes saved must exceed the DECODE kernel's, and the RAM and
+    latency budgets the uncompressed model meets must stay met (the largest compressed tensor is left as it is)."""
     import dataclasses
 
     from edgec.check import targets
     from edgec.convert import lut
     from edgec.load.tflite_file import read_tflite
     from edgec.pipeline import _lut_auto
-    from edgec.runtime import micro
 
     data, _ = clustered_tflite
     tfl = read_tflite(data)
@@ -207,24 +206,25 @@ def test_auto_ships_the_compressed_model_only_where_it_pays(clustered_tflite):
     saved = len(data) - len(packed)
     m4 = targets.get("cortex-m4")
     assert 0 < saved < m4.decode_flash_bytes  # 9.8 KB of a 256x64 kernel in 3-bit tables, against 18.6 KB of code
-    ships, auto = _lut_auto(data, tfl, packed, section, m4, None)
+    ships, auto = _lut_auto(data, tfl, packed, section, m4, {})
     assert ships == data and not auto["applied"] and "DECODE kernel" in auto["why_not"]
     assert auto["auto"]["bytes_saved"] == saved
 
     cheap = dataclasses.replace(m4, decode_flash_bytes=saved - 1)  # a kernel it pays for
-    ships, auto = _lut_auto(data, tfl, packed, section, cheap, None)
+    ships, auto = _lut_auto(data, tfl, packed, section, cheap, {})
     assert ships == packed and auto["applied"]
-    ram = {"compressed": micro.measure_arena(packed).bytes + m4.ram_reserved_bytes,
-           "uncompressed": micro.measure_arena(data).bytes + m4.ram_reserved_bytes}
-    assert auto["auto"]["ram_bytes"] == ram and ram["compressed"] > ram["uncompressed"] + 16384
+    ram, ms = auto["auto"]["ram_bytes"], auto["auto"]["latency_ms"]
+    assert ram["compressed"] > ram["uncompressed"] + 16384  # the decoded kernel lives in the arena
+    assert ms["compressed"] > ms["uncompressed"]  # and is decoded on every inference
 
-    limit = ram["uncompressed"] + 1024  # the plain model fits; the decoded 16 KiB kernel does not
-    ships, auto = _lut_auto(data, tfl, packed, section, cheap, limit)
-    assert ships == data and not auto["applied"]
-    body = next(t for t in auto["tensors"] if "body" in t["tensor"])
-    assert body["bits"] is None and "over the" in body["left_because"]
-    ships, auto = _lut_auto(data, tfl, packed, section, cheap, ram["compressed"])  # room enough
-    assert ships == packed and auto["applied"]
+    for budget, tight, room in (("ram", ram["uncompressed"] + 1024, ram["compressed"]),
+                                ("latency", ms["uncompressed"] * 1.01, ms["compressed"])):
+        ships, auto = _lut_auto(data, tfl, packed, section, cheap, {budget: tight})  # only the plain model fits
+        assert ships == data and not auto["applied"], budget
+        body = next(t for t in auto["tensors"] if "body" in t["tensor"])
+        assert body["bits"] is None and "budget that the uncompressed model meets" in body["left_because"]
+        ships, auto = _lut_auto(data, tfl, packed, section, cheap, {budget: room})
+        assert ships == packed and auto["applied"], budget
 
 
 def test_auto_after_cluster_on_the_sample_ships_plain_int8_and_says_why(tmp_path):
