@@ -31,6 +31,7 @@ def main():
     model.save(base, save_format="tf")
     (SEEDS / "savedmodel_meta" / "seed.pb").write_bytes((base / "keras_metadata.pb").read_bytes())
     (SEEDS / "tflite" / "seed.tflite").write_bytes(convert_int8(model, x_data))
+    (SEEDS / "tflite" / "seed-lut.tflite").write_bytes(lut_seed())
     np.savez(SEEDS / "npz" / "seed_xy.npz", x=x_data, y=rng.integers(0, 3, 16))
     np.savez(SEEDS / "npz" / "seed_split.npz", x_train=x_data[:12], y_train=np.eye(3)[rng.integers(0, 3, 12)],
              x_val=x_data[12:], y_val=rng.integers(0, 3, 4))
@@ -68,6 +69,27 @@ flash = "512KiB"
 ram = "128KiB"
 latency = "20ms"
 ''')
+
+
+def lut_seed() -> bytes:
+    """A model whose 64x32 kernel holds 4 values per output channel, LUT-compressed (a DECODE op and its
+    ancillary tensor) as `edgec build --lut on` ships it."""
+    from edgec import frameworks
+    from edgec.convert import lut
+    from edgec.convert.int8 import convert_int8
+    from edgec.load.tflite_file import read_tflite
+
+    k = frameworks.tf_keras()
+    k.utils.set_random_seed(0)
+    inp = k.Input((64,))
+    model = k.Model(inp, k.layers.Dense(3, name="out")(k.layers.Dense(32, activation="relu", name="fc")(inp)))
+    rng = np.random.default_rng(0)
+    kernel, bias = model.get_layer("fc").get_weights()
+    model.get_layer("fc").set_weights([rng.choice(np.array([-0.3, -0.1, 0.1, 0.3], np.float32), kernel.shape), bias])
+    data = convert_int8(model, rng.normal(0, 1, (16, 64)).astype(np.float32))
+    packed, section = lut.compress_weights(data, read_tflite(data))
+    assert section["applied"], section
+    return packed
 
 
 if __name__ == "__main__":
