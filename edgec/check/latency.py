@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: the profile module imports this one throu
     from edgec.check.targets.profile import Target
     from edgec.load.tflite_file import Op, TFLiteModel
 
+DECODE_KIND = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 LIBRARIES = ("tflm-reference", "tflm-cmsis-nn", "c")  # TFLite-Micro's kernels, CMSIS-NN's, edgec's generated C
 RENAMED = {"reference": "tflm-reference", "optimized": "tflm-cmsis-nn"}  # the names before the libraries were named
 # The terms each op kind's instructions are fitted on and estimated from.
@@ -40,16 +41,15 @@ TERMS: dict[str, tuple[str, ...]] = {
     "default": ("fixed", "per_output"),  # elementwise ops, softmax, reshape
     # TFLite-Micro's LUT decoder: per value on its fast path (int8, channels first, 2-4 bit indices, whole
     # groups of 16 or 32 values) and per value elsewhere (the rest of a channel, 1-bit indices, channels last)
-    "CUSTOM:TFLM_DECODE": ("fixed", "per_output", "per_slow_output"),
+    DECODE_KIND: ("fixed", "per_output", "per_slow_output"),
 }
-_DECODE = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 # Op kinds without measurements of their own, costed as the measured kind with the same inner loop.
 STAND_IN = {"CONV_2D_1X1": "CONV_2D", "TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL": "FULLY_CONNECTED",
             "UNIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED", "BIDIRECTIONAL_SEQUENCE_LSTM": "FULLY_CONNECTED",
             "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE",
             # TFLite-Micro's weight decompression, where a profile has no table for it (the built-in ones do,
             # measured apart): a copy of its output, a lower bound
-            "CUSTOM:TFLM_DECODE": "RESHAPE"}
+            DECODE_KIND: "RESHAPE"}
 _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 
@@ -98,7 +98,7 @@ def kind_of(tfl: TFLiteModel, op: Op) -> str:
 
 def _terms_of(tfl: TFLiteModel, op: Op) -> dict[str, float]:
     outputs = sum(tfl.tensors[i].elements for i in op.outputs)
-    if op.name == _DECODE and "lut" in op.options:
+    if op.name == DECODE_KIND and "lut" in op.options:
         fast, slow = decode_values(op.options["lut"])
         return {**op_terms(0, fast, 0, 0), "per_slow_output": float(slow)}
     inputs = tfl.tensors[op.inputs[0]].elements if op.inputs and op.inputs[0] >= 0 else 0

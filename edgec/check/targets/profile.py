@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from edgec.check import runtimes
-from edgec.check.latency import LIBRARIES, RENAMED
+from edgec.check.latency import DECODE_KIND, LIBRARIES, RENAMED
 from edgec.config import check_keys
 from edgec.errors import ConfigError, TargetError
 from edgec.load import limits
 from edgec.units import BUDGET_NAMES, parse_quantity
 
-DECODE_KIND = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
 FLASH_KEYS = ("framework", "error", "int8_saving_min", "int8_saving_max")
 TERM_KEYS = ("fixed", "per_mac", "per_output", "per_input", "per_tap", "per_patch", "per_slow_output", "error")
 NPU_KEYS = ("compiler", "accelerator", "system_config", "memory_mode", "config_file")
