@@ -322,6 +322,15 @@ def test_decode_is_costed_by_the_profiles_table_or_named_as_a_stand_in(lut_build
     decode.options["lut"][0]["bits"] = 1  # as a binary model's: every value off the fast path
     n = sum(tfl.tensors[i].elements for i in decode.outputs)
     assert op_table(tfl, m4)[decode.index]["instructions"] == round(table["fixed"] + table["per_slow_output"] * n)
+    assert not_measured(op_table(tfl, m4)) == []
+    # TFLite-Micro's Huffman or pruning decoders (no index bits): costed as the LUT decoder's slow path, and named
+    decode.options["lut"][0]["bits"] = None
+    row = op_table(tfl, m4)[decode.index]
+    assert row["instructions"] == round(table["fixed"] + table["per_slow_output"] * n)
+    assert not_measured([row]) == ["CUSTOM:TFLM_DECODE:not-lut (as CUSTOM:TFLM_DECODE)"]
+    assert not_measured([op_table(tfl, dataclasses.replace(m4, instructions_apart={}))[decode.index]]) == [
+        "CUSTOM:TFLM_DECODE:not-lut (as RESHAPE)"]
+    decode.options["lut"][0]["bits"] = 4
     rows = op_table(tfl, dataclasses.replace(m4, instructions_apart={}))  # a profile of the user's own
     assert "CUSTOM:TFLM_DECODE (as RESHAPE)" in not_measured(rows)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # annotations only: the profile module imports this one throu
     from edgec.load.tflite_file import Op, TFLiteModel
 
 DECODE_KIND = "CUSTOM:TFLM_DECODE"  # edgec.load.tflite_file.DECODE (not imported: no cycle)
+DECODE_OTHER = DECODE_KIND + ":not-lut"  # a DECODE op with an output decompressed otherwise than by look-up table
 LIBRARIES = ("tflm-reference", "tflm-cmsis-nn", "c")  # TFLite-Micro's kernels, CMSIS-NN's, edgec's generated C
 RENAMED = {"reference": "tflm-reference", "optimized": "tflm-cmsis-nn"}  # the names before the libraries were named
 # The terms each op kind's instructions are fitted on and estimated from.
@@ -49,7 +50,9 @@ STAND_IN = {"CONV_2D_1X1": "CONV_2D", "TRANSPOSE_CONV": "CONV_2D", "BATCH_MATMUL
             "SVDF": "FULLY_CONNECTED", "SQUEEZE": "RESHAPE", "EXPAND_DIMS": "RESHAPE",
             # TFLite-Micro's weight decompression, where a profile has no table for it (the built-in ones do,
             # measured apart): a copy of its output, a lower bound
-            DECODE_KIND: "RESHAPE"}
+            DECODE_KIND: "RESHAPE",
+            # its Huffman and pruning decoders (not written by edgec): costed as its LUT decoder's slow path
+            DECODE_OTHER: DECODE_KIND}
 _ELEMENTWISE = "ADD"  # any other op: costed per output value as ADD (a requantizing elementwise op)
 _CONV_LIKE = ("CONV_2D", "TRANSPOSE_CONV")
 
@@ -87,7 +90,9 @@ def conv_kind(name: str, kernel: Sequence[int], stride: Sequence[int], in_c: int
 
 
 def kind_of(tfl: TFLiteModel, op: Op) -> str:
-    """The op kind whose table costs ``op``: its name, or a kernel path of it (``conv_kind``)."""
+    """The op kind whose table costs ``op``: its name, or a kernel path of it (``conv_kind``, DECODE_OTHER)."""
+    if op.name == DECODE_KIND and any(d["bits"] is None for d in op.options.get("lut", ())):
+        return DECODE_OTHER
     if op.name != "CONV_2D" or len(op.inputs) < 2:
         return op.name
     shape = tfl.tensors[op.inputs[1]].shape
@@ -116,7 +121,9 @@ def model_of(target: Target, op_name: str) -> tuple[str, dict[str, float]] | Non
     tables = target.instruction_tables()
     if not tables:
         return None
-    kind = op_name if op_name in tables else STAND_IN.get(op_name, _ELEMENTWISE)
+    kind = op_name if op_name in tables or op_name in STAND_IN else _ELEMENTWISE
+    while kind not in tables and kind in STAND_IN:  # a stand-in may have its own (DECODE_OTHER)
+        kind = STAND_IN[kind]
     return (kind, tables[kind]) if kind in tables else None
 
 
@@ -152,8 +159,9 @@ def not_measured(rows: list[dict[str, Any]]) -> list[str]:
     """The op kinds of ``rows`` costed by another kind's measurements (or not at all), as ``OP (as KIND)``."""
     seen: dict[str, str | None] = {}
     for r in rows:
-        if r["costed_as"] != r.get("kind", r["op"]):
-            seen.setdefault(r["op"], r["costed_as"])
+        kind = r.get("kind", r["op"])
+        if r["costed_as"] != kind:  # named by its kind where that refines the op's name (DECODE_OTHER)
+            seen.setdefault(kind if kind.startswith(r["op"] + ":") else r["op"], r["costed_as"])
     return [f"{op} (as {kind})" if kind else f"{op} (no cost)" for op, kind in seen.items()]
 
 
