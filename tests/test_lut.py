@@ -238,6 +238,7 @@ def test_auto_after_cluster_on_the_sample_ships_plain_int8_and_says_why(tmp_path
     assert not section["applied"] and "CUSTOM:TFLM_DECODE" not in report["tflite"]["ops"]
     assert len((out / "digits.tflite").read_bytes()) == section["bytes_before"] == report["tflite"]["bytes"]
     assert "lut       not applied: it would save" in proc.stderr and "DECODE kernel" in proc.stderr
+    assert "LUT weights" in (html := (out / "report.html").read_text()) and "not applied: it would save" in html
 
 
 def test_build_after_cluster_ships_the_compressed_model(lut_build):

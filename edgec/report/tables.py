@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgec.units import format_quantity, kib, pct
 
-__all__ = ["kib", "pct", "table", "budget_rows", "stage_rows", "worst_layers", "key_facts"]
+__all__ = ["kib", "pct", "table", "budget_rows", "stage_rows", "worst_layers", "key_facts", "lut_fact"]
 
 
 def table(header: list[str], rows: list[list[str]], indent: str = "  ", right=()) -> list[str]:
@@ -61,11 +61,26 @@ def worst_layers(verification: dict | None, n: int = 3) -> list[dict]:
     return sorted(layers, key=lambda r: -r["rmse_over_scale"])[:n]
 
 
+def lut_fact(t: dict) -> str | None:
+    """What became of LUT weight compression (``tflite.lut``), in one phrase; None where it was not tried."""
+    lut = t.get("lut")
+    if not lut:
+        return None
+    if not lut["applied"]:
+        return f"not applied: {lut.get('why_not', 'no tensor pays')}"
+    packed = [x for x in lut["tensors"] if x["bits"]]
+    bits = "/".join(str(b) for b in sorted({x["bits"] for x in packed}))
+    return (f"{len(packed)} weight tensor(s) in {bits}-bit look-up tables: {lut['bytes_before']:,} -> "
+            f"{lut['bytes_after']:,} bytes, decoded by TFLite-Micro's DECODE")
+
+
 def key_facts(r: dict, peak_live: bool = False) -> list[list[str]]:
     """The few figures a reader looks for first: model bytes, MACs, arena (and with ``peak_live`` the
     largest live activations at one op), latency, accuracy."""
     t, meas, v = r["tflite"], r["measurements"], r.get("verification") or {}
     facts = [["int8 model", f"{t['bytes']:,} B ({kib(t['bytes'])})"], ["MACs", f"{meas['macs']:,}"]]
+    if (lut := lut_fact(t)) is not None:
+        facts.append(["LUT weights", lut])
     if meas.get("arena_bytes") is not None:
         facts.append(["TFLite-Micro arena", f"{meas['arena_bytes']:,} B ({kib(meas['arena_bytes'])})"])
     if peak_live and meas.get("peak_live_bytes") is not None:

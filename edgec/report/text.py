@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from edgec.report.tables import BUDGET_HEADER, STAGE_HEADER, budget_rows, kib, pct, stage_rows, table, worst_layers
+from edgec.report.tables import (
+    BUDGET_HEADER,
+    STAGE_HEADER,
+    budget_rows,
+    kib,
+    lut_fact,
+    pct,
+    stage_rows,
+    table,
+    worst_layers,
+)
 
 _GREEN, _RED, _YELLOW, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[0m"
 
@@ -19,12 +29,8 @@ def render(r: dict, color: bool = False) -> str:
     kind = "16x8" if t.get("input", {}).get("dtype") == "int16" else "int8"
     lines.append(f"  {kind:<9} {t['bytes']:,} bytes ({kib(t['bytes'])}), ops: "
                  + ", ".join(f"{k} x{n}" for k, n in t["ops"].items()))
-    if lut := t.get("lut"):
-        packed = [x for x in lut["tensors"] if x["bits"]]
-        lines.append(f"  lut       {len(packed)} weight tensor(s) in "
-                     f"{'/'.join(str(b) for b in sorted({x['bits'] for x in packed}))}-bit look-up tables: "
-                     f"{lut['bytes_before']:,} -> {lut['bytes_after']:,} bytes, decoded by TFLite-Micro's DECODE"
-                     if lut["applied"] else f"  lut       not applied: {lut.get('why_not', 'no tensor pays')}")
+    if (lut := lut_fact(t)) is not None:
+        lines.append(f"  lut       {lut}")
     if meas.get("arena"):
         a = meas["arena"]
         kept = a["head_bytes"] + a["tail_bytes"]
