@@ -55,7 +55,7 @@ def _build(model: Path, data: str, out: Path, stages: list[str], lut: str) -> di
             "c_mcu_bit_exact": mcu.get("bit_exact")}
 
 
-def _pair(model: Path, data: str, tmp: Path, stages: list[str]) -> dict:
+def _builds(model: Path, data: str, tmp: Path, stages: list[str]) -> dict:
     return {lut: _build(model, data, tmp / lut, stages, lut) for lut in ("off", "on", "auto")}
 
 
@@ -78,11 +78,11 @@ def run(tmp: Path) -> dict:
     results: dict = {"sample": {}, "shared": {}}
     for name, stages in SAMPLE_RECIPES.items():
         results["sample"][name] = {"stages": stages,
-                                   **_pair(SAMPLE / "digits.keras", str(SAMPLE / "digits.npz"), tmp / name, stages)}
+                                   **_builds(SAMPLE / "digits.keras", str(SAMPLE / "digits.npz"), tmp / name, stages)}
     for label, file, stages in SHARED_RUNS:
         if (SHARED / file).exists():
             data = random_labelled(SHARED / file, tmp / f"{label}.npz")
-            results["shared"][label] = {"stages": stages, **_pair(SHARED / file, str(data), tmp / label, stages)}
+            results["shared"][label] = {"stages": stages, **_builds(SHARED / file, str(data), tmp / label, stages)}
     return results
 
 

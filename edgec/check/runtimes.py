@@ -71,23 +71,17 @@ def _tflm(m: Measured) -> dict[str, Any]:
     t = m.target
     assert m.arena is not None  # a TFLite-Micro target refuses a model TFLite-Micro cannot run
     est = estimate(m.ops, t)
-    flash, parts = tflm_flash(m.tfl, t)
+    parts = t.runtime_flash_parts(list(m.tfl.op_counts))
+    if parts and m.tfl.activation_types() - {"int8", "int32"}:
+        parts.pop("int8_registration_saving", None)  # the headers register generic kernels for a 16x8 model
+    runtime = parts["bytes"] if parts else 0
     extra = {"runtime_flash": parts} if parts else {}
-    return {"flash_bytes": flash, **extra,
+    return {"flash_bytes": m.tfl.nbytes + runtime + t.flash_reserved_bytes, **extra,
             "ram_bytes": m.arena.bytes + t.ram_reserved_bytes,
             **est, "latency_model": _model(t, "sum over ops of the instructions fitted for the op kind and kernel "
                                               "library (measured TFLite-Micro firmware under QEMU) x cycles per "
                                               "instruction / clock"),
             "latency_not_measured": not_measured(m.ops), "ops": m.ops}
-
-
-def tflm_flash(tfl: TFLiteModel, t: Target) -> tuple[int, dict[str, Any] | None]:
-    """The flash a TFLite-Micro firmware needs for ``tfl``: the flatbuffer, the runtime by parts (None
-    without the profile's fitted table) and the profile's reserve for the application; and those parts."""
-    parts = t.runtime_flash_parts(list(tfl.op_counts))
-    if parts and tfl.activation_types() - {"int8", "int32"}:
-        parts.pop("int8_registration_saving", None)  # the headers register generic kernels for a 16x8 model
-    return tfl.nbytes + (parts["bytes"] if parts else 0) + t.flash_reserved_bytes, parts
 
 
 def _model(t: Target, method: str) -> dict[str, Any]:

@@ -247,26 +247,22 @@ def _options(op, schema) -> dict:
     return {}
 
 
-def _decoded(model, graph, ins: tuple[int, ...], outs: tuple[int, ...]) -> list[dict]:
+def _decoded(model, graph, tensors: list[Tensor], ins: tuple[int, ...], outs: tuple[int, ...]) -> list[dict]:
     """What a DECODE op decodes, per output (its inputs are an (encoded, ancillary) pair per output): the LUT
     index bits from the ancillary tensor's metadata (None for another kind of decompression), the element
     type, and the output's channels and whether they are its last axis, which pick TFLite-Micro's decoder."""
     out = []
     for k, index in enumerate(outs):
-        t = graph.Tensors(index)
-        q = t.Quantization()
-        shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
-        channels = q.ScaleLength() if q is not None else 1
-        last = q is not None and channels > 1 and q.QuantizedDimension() == len(shape) - 1
+        t, q = tensors[index], graph.Tensors(index).Quantization()
+        last = len(t.scales) > 1 and q.QuantizedDimension() == len(t.shape) - 1
         bits = None
         if 2 * k + 1 < len(ins) and ins[2 * k + 1] >= 0:
             buf = model.Buffers(graph.Tensors(ins[2 * k + 1]).Buffer())
             dcm = buf.DataAsNumpy() if buf.DataLength() >= 16 else None
             if dcm is not None and dcm[0] == 0:  # decode type 0: LUT (byte 5: its index bits)
                 bits = int(dcm[5]) & 0x07
-        out.append({"bits": bits, "dtype": _TENSOR_TYPES.get(t.Type(), f"type{t.Type()}"),
-                    "elements": int(math.prod(shape)) if shape else 1, "channels": max(channels, 1),
-                    "channels_last": bool(last)})
+        out.append({"bits": bits, "dtype": t.dtype, "elements": t.elements, "channels": max(len(t.scales), 1),
+                    "channels_last": last})
     return out
 
 
@@ -401,7 +397,7 @@ def read_tflite(data: bytes, source: str = "<bytes>", made_by: str | None = None
             name = codes[o.OpcodeIndex()]
             ins = tuple(int(x) for x in o.InputsAsNumpy()) if o.InputsLength() else ()
             outs = tuple(int(x) for x in o.OutputsAsNumpy()) if o.OutputsLength() else ()
-            opts = _options(o, fb) if name != DECODE else {"lut": _decoded(model, graph, ins, outs)}
+            opts = _options(o, fb) if name != DECODE else {"lut": _decoded(model, graph, tensors, ins, outs)}
             macs, params = _work(name, [tensors[x] if x >= 0 else None for x in ins],
                                  [tensors[x] for x in outs], opts)
             ops.append(Op(i, name, ins, outs, macs, params, opts))
